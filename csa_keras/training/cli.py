@@ -1,0 +1,75 @@
+"""The command-line options both training commands share (SPEC §5), and how they fail.
+
+``python -m csa_keras.train`` and ``python -m voting_resnet.train`` take the
+same data, protocol, preset, output and strategy options; each adds its own.
+Bad arguments or unusable data end in one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Callable
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, presets, epilog_preset: str) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", help="dataset path (default: the built-in synthetic faces)")
+    data.add_argument("--format", default="auto",
+                      help="auto, folder, ckplus, fer2013-csv, rafdb, affectnet, jaffe")
+    data.add_argument("--protocol", choices=["holdout", "subject-kfold", "predefined"])
+    data.add_argument("--folds", type=int, help="folds of subject-kfold (default 10)")
+    data.add_argument("--test-size", type=float, help="test fraction of holdout (default 0.2)")
+    data.add_argument("--val-fraction", type=float,
+                      help="validation carved from each training split (default 0.1)")
+    data.add_argument("--dedupe", action="store_true", default=None,
+                      help="drop test images that duplicate a training image exactly")
+    data.add_argument("--detect", choices=["auto", "always", "never"],
+                      help="Viola-Jones face detection (default auto: full frames only)")
+    data.add_argument("--no-face", choices=["skip", "center", "error"],
+                      help="what to do with a frame where no face is found (default skip)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--preset", default="paper", choices=sorted(presets), help=epilog_preset)
+    train.add_argument("--batch-size", type=int, help="global batch size")
+    train.add_argument("--seed", type=int)
+    run = parser.add_argument_group("run")
+    run.add_argument("--output", help="run directory (default runs/<command>-<timestamp>)")
+    run.add_argument("--strategy", choices=["auto", "one-device", "mirrored", "multi-worker"])
+    run.add_argument("--mixed-precision", action="store_true", default=None,
+                     help="Keras mixed_float16 where a GPU is present")
+    run.add_argument("--no-gradcam", dest="gradcam", action="store_false", default=None)
+    run.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+
+
+def common_changes(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(
+        data=args.data, format=args.format, protocol=args.protocol, folds=args.folds,
+        test_size=args.test_size, val_fraction=args.val_fraction, dedupe=args.dedupe,
+        detect=args.detect, no_face=args.no_face, batch_size=args.batch_size, seed=args.seed,
+        strategy=args.strategy, mixed_precision=args.mixed_precision, gradcam=args.gradcam,
+    )
+
+
+def run_command(parser: argparse.ArgumentParser, argv, command: str,
+                make_config: Callable[[argparse.Namespace], Any],
+                run: Callable[..., dict], summary: Callable[[dict], str]) -> int:
+    """Parse, check, run; every user error ends in one line and exit status 2."""
+    args = parser.parse_args(argv)
+    try:
+        config = make_config(args).validate()
+        if args.data is not None and not os.path.exists(args.data):
+            raise ValueError(f"--data {args.data} does not exist")
+        from csa_keras.training.rundir import default_output, prepare
+
+        output = prepare(args.output or default_output(command))
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        metrics = run(config, output=output, verbose=0 if args.quiet else "auto",
+                      log=lambda line: print(line, file=sys.stderr))
+    except ValueError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{summary(metrics)}\nrun directory: {output}")
+    return 0

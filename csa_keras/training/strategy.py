@@ -1,0 +1,85 @@
+"""Choosing the ``tf.distribute`` strategy every training run is built under.
+
+Models are built and compiled inside ``strategy.scope()`` and datasets are
+batched at the global batch size (per-replica batch x replicas), so the same
+code trains on a CPU, one GPU, several GPUs of one machine
+(``MirroredStrategy``) or several machines (``MultiWorkerMirroredStrategy``,
+configured through ``TF_CONFIG``).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+
+
+def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """The strategy for ``--strategy NAME``.
+
+    - ``auto``: ``MirroredStrategy`` over every visible GPU when there are
+      several, ``OneDeviceStrategy`` on the single GPU or else the CPU.
+    - ``one-device``: the first GPU, or the CPU.
+    - ``mirrored``: every visible GPU; with none, every logical CPU device
+      (so a machine configured with several logical CPUs, as the tests do,
+      exercises the real all-reduce path).
+    - ``multi-worker``: ``MultiWorkerMirroredStrategy``, which reads the
+      cluster from ``TF_CONFIG``.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "multi-worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("--strategy multi-worker needs TF_CONFIG describing the cluster")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def describe(strategy: tf.distribute.Strategy) -> dict:
+    """What the run report and ``config.json`` record of the strategy."""
+    info = {
+        "strategy": type(strategy).__name__,
+        "replicas": int(strategy.num_replicas_in_sync),
+    }
+    extended = getattr(strategy, "extended", None)
+    devices = getattr(extended, "worker_devices", None)
+    if devices:
+        info["devices"] = list(devices)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        cluster = json.loads(os.environ.get("TF_CONFIG", "{}"))
+        info["task"] = cluster.get("task", {})
+    return info
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run directory (always, outside multi-worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0
+                                            and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def use_mixed_precision(enabled: bool) -> str:
+    """Turn on Keras ``mixed_float16`` when asked and a GPU is present.
+
+    Returns the policy in force. On a CPU the request is ignored (float16
+    math is slower there) and the report says so; output layers are built
+    with ``dtype="float32"`` so the softmax stays in float32 either way.
+    """
+    import keras
+
+    if enabled and tf.config.list_logical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+    return keras.mixed_precision.global_policy().name
