@@ -195,7 +195,7 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
         lambda epoch, _: config.lr * config.lr_decay ** epoch)
     monitor = "val_loss" if val_ds is not None else "loss"
     fit = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                    steps_per_epoch=steps, verbose=verbose,
+                    steps_per_epoch=steps, verbose=verbose, shuffle=False,
                     callbacks=[decay, *standard_callbacks(folder, "train", monitor)])
     restore_best(model, folder, "train")
     (folder / "history_train.csv").unlink(missing_ok=True)

@@ -107,7 +107,7 @@ def train_split(
             validation_data=None if val is None else data(val, "images"),
             epochs=config.pretrain_epochs,
             callbacks=standard_callbacks(folder, "pretrain", monitor),
-            verbose=verbose,
+            verbose=verbose, shuffle=False,
         )
         history["pretrain"] = fit.history
         restore_best(autoencoder, folder, "pretrain")

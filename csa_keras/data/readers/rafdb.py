@@ -1,0 +1,96 @@
+"""Reader for RAF-DB basic emotions (SPEC §2 format ``rafdb``; VRN paper §4.1).
+
+Layout: ``basic/EmoLabel/list_patition_label.txt`` (the release's spelling)
+lists ``train_00001.jpg 5`` per image, with codes 1 surprise, 2 fear,
+3 disgust, 4 happiness, 5 sadness, 6 anger, 7 neutral; the name's prefix
+gives the predefined split (12,271 train, 3,068 test). Images are
+``basic/Image/aligned/train_00001_aligned.jpg`` (100x100 aligned colour face
+crops, the default) or ``basic/Image/original/train_00001.jpg`` (full colour
+photographs, which need face detection), chosen by ``variant``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from csa_keras.data.dataset import Catalogue, Sample, SkipLog
+from csa_keras.data.readers.folder import checked, require_folder
+
+RAF_CODES = {
+    1: "surprise", 2: "fear", 3: "disgust", 4: "happiness",
+    5: "sadness", 6: "anger", 7: "neutral",
+}
+
+LABEL_FILES = ("list_patition_label.txt", "list_partition_label.txt")
+VARIANTS = ("aligned", "original")
+
+
+def find_rafdb_labels(root: str | Path) -> tuple[Path, Path] | None:
+    """``(basic folder, label list)`` for ``root`` being the folder holding ``basic/`` or ``basic/`` itself."""
+    root = Path(root)
+    for basic in (root / "basic", root):
+        for name in LABEL_FILES:
+            if (basic / "EmoLabel" / name).is_file():
+                return basic, basic / "EmoLabel" / name
+    return None
+
+
+def _image_name(name: str, variant: str) -> str:
+    if variant == "original":
+        return name
+    stem, ext = os.path.splitext(name)
+    return f"{stem}_aligned{ext}"
+
+
+def read_rafdb(root: str | Path, variant: str = "aligned") -> Catalogue:
+    """Read RAF-DB basic: one sample per line of the label list whose image exists.
+
+    Skips: ``bad_row`` (a line that is not ``NAME CODE``), ``unknown_label``
+    (code outside 1-7), ``unknown_split`` (a name not starting with
+    ``train_`` or ``test_``) and ``missing_image``. The aligned images are
+    face crops (no detection); the originals need detection.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    root_path = require_folder(root)
+    found = find_rafdb_labels(root_path)
+    if found is None:
+        raise ValueError(f"{root_path} has no basic/EmoLabel/{LABEL_FILES[0]} (format rafdb)")
+    basic, label_file = found
+    image_dir = basic / "Image" / variant
+    existing = set(os.listdir(image_dir)) if image_dir.is_dir() else set()
+    skipped = SkipLog()
+    samples: list[Sample] = []
+    try:
+        lines = label_file.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read {label_file}: {err}") from None
+    for number, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        where = f"{label_file}:{number}"
+        if len(parts) != 2:
+            skipped.add("bad_row", where)
+            continue
+        name, code = parts
+        try:
+            label = RAF_CODES.get(int(code))
+        except ValueError:
+            label = None
+        if label is None:
+            skipped.add("unknown_label", where)
+            continue
+        split = name.split("_", 1)[0].lower()
+        if split not in ("train", "test") or "_" not in name:
+            skipped.add("unknown_split", where)
+            continue
+        image_name = _image_name(name, variant)
+        if image_name not in existing:
+            skipped.add("missing_image", str(image_dir / image_name))
+            continue
+        samples.append(Sample(source=str(image_dir / image_name), label=label, split=split))
+    samples.sort(key=lambda s: s.source)
+    hint = "" if image_dir.is_dir() else f"{image_dir} does not exist (see the variant option)"
+    return checked(Catalogue(format="rafdb", root=str(root), samples=samples, skipped=skipped,
+                             needs_detection=variant == "original", colour=True), hint=hint)
