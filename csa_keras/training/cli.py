@@ -24,6 +24,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets, epilog_preset
                       help="validation carved from each training split (default 0.1)")
     data.add_argument("--dedupe", action="store_true", default=None,
                       help="drop test images that duplicate a training image exactly")
+    data.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
+                      help="a reader setting, repeatable: classes=8 (affectnet), "
+                           "last_frames=3 / first_as_neutral=true (ckplus), "
+                           "public_test_as=val (fer2013-csv), variant=original (rafdb)")
     data.add_argument("--detect", choices=["auto", "always", "never"],
                       help="Viola-Jones face detection (default auto: full frames only)")
     data.add_argument("--no-face", choices=["skip", "center", "error"],
@@ -41,8 +45,21 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets, epilog_preset
     run.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
 
+def _reader_options(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | None:
+    if not pairs:
+        return None
+    options = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--reader-option takes KEY=VALUE, got {pair!r}")
+        options.append((key.strip(), value.strip()))
+    return tuple(options)
+
+
 def common_changes(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
+        reader_options=_reader_options(args.reader_option),
         data=args.data, format=args.format, protocol=args.protocol, folds=args.folds,
         test_size=args.test_size, val_fraction=args.val_fraction, dedupe=args.dedupe,
         detect=args.detect, no_face=args.no_face, batch_size=args.batch_size, seed=args.seed,
@@ -66,7 +83,8 @@ def run_command(parser: argparse.ArgumentParser, argv, command: str,
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        metrics = run(config, output=output, verbose=0 if args.quiet else "auto",
+        verbose = 0 if args.quiet else ("auto" if sys.stdout.isatty() else 2)
+        metrics = run(config, output=output, verbose=verbose,
                       log=lambda line: print(line, file=sys.stderr))
     except ValueError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)

@@ -31,6 +31,7 @@ class RunConfig:
     test_size: float = 0.2
     val_fraction: float = 0.1
     dedupe: bool = False
+    reader_options: tuple[tuple[str, str], ...] = ()
     synthetic_subjects: int = 40
     synthetic_images_per_class: int = 3
     # run
@@ -43,6 +44,20 @@ class RunConfig:
     def replace(self, **changes: Any):
         """A copy with the given settings; ``None`` means "keep the preset's"."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def reader_kwargs(self) -> dict[str, Any]:
+        """``--reader-option KEY=VALUE`` pairs as keyword arguments, numbers and
+        booleans parsed (``classes=8``, ``first_as_neutral=true``)."""
+        parsed: dict[str, Any] = {}
+        for key, value in self.reader_options:
+            lowered = value.strip().lower()
+            if lowered in ("true", "false"):
+                parsed[key] = lowered == "true"
+            elif lowered.lstrip("-").isdigit():
+                parsed[key] = int(lowered)
+            else:
+                parsed[key] = value
+        return parsed
 
     def checks(self) -> list[tuple[bool, str]]:
         return [

@@ -66,7 +66,8 @@ def load_data(config, progress: bool = True, colour: bool = False) -> FaceDatase
     from csa_keras.data.loader import load_dataset
 
     settings = FaceSettings(colour=colour, detect=config.detect, no_face=config.no_face)
-    return load_dataset(config.data, format=config.format, settings=settings, progress=progress)
+    return load_dataset(config.data, format=config.format, settings=settings, progress=progress,
+                        **config.reader_kwargs())
 
 
 def train_split(

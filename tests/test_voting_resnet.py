@@ -1,0 +1,190 @@
+"""The Voting ResNet-18: parameters, shapes, voting, the crop loss, saving and one training step."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from voting_resnet.layers import Voting, hard_vote, soft_vote, vote
+from voting_resnet.losses import CropCrossEntropy
+from voting_resnet.models import build_voting_resnet, crop_size, feature_size
+
+_MODELS = {}
+
+
+def model_for(split_after):
+    """Each split's model is built once per test module (a ResNet-18 build takes seconds)."""
+    if split_after not in _MODELS:
+        _MODELS[split_after] = build_voting_resnet(split_after=split_after)
+    return _MODELS[split_after]
+
+
+def images(n, seed=0, size=48, channels=3):
+    return np.random.default_rng(seed).uniform(size=(n, size, size, channels)).astype("float32")
+
+
+def test_trainable_parameters_match_the_paper():
+    model = model_for(0)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 11_172_423
+    # BatchNormalization moving statistics: 2 x (64*5 + 128*5 + 256*5 + 512*5) = 9,600
+    assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 9_600
+
+
+def test_layer_names_and_structure():
+    model = model_for(1)
+    names = {layer.name for layer in model.layers}
+    for name in ["stem_conv", "stem_bn", "stem_relu", "stack1_block1_conv1", "stack1_block1_bn1",
+                 "stack1_block1_relu1", "stack1_block1_conv2", "stack1_block1_bn2", "stack1_block1_add",
+                 "stack1_block1_out", "stack2_block1_shortcut_conv", "stack2_block1_shortcut_bn",
+                 "stack4_block2_out", "crop_and_mirror", "avg_pool", "logits", "crop_logits", "vote"]:
+        assert name in names, name
+    assert "stack1_block1_shortcut_conv" not in names and "stack2_block2_shortcut_conv" not in names
+    assert all(not layer.use_bias for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert model.output_names == ["crop_logits", "vote"]
+    layer_order = [layer.name for layer in model.layers]
+    assert layer_order.index("stack1_block2_out") < layer_order.index("crop_and_mirror") \
+        < layer_order.index("stack2_block1_conv1")
+    assert model.get_layer("stack4_block2_out").output.shape[1:] == (5, 5, 512)
+
+
+def test_strided_convolution_pads_like_pytorch():
+    """Stride-2 3x3 convs pad one pixel on every side (PyTorch's padding=1), not TF's 'same'."""
+    model = model_for(0)
+    probe = keras.Model(model.input, [model.get_layer("stack1_block2_out").output,
+                                      model.get_layer("stack2_block1_conv1").output])
+    before, after = probe(images(2, seed=1))
+    kernel = model.get_layer("stack2_block1_conv1").kernel
+    expected = tf.nn.conv2d(before, kernel, strides=2, padding=[[0, 0], [1, 1], [1, 1], [0, 0]])
+    assert after.shape == (2, 24, 24, 128)
+    np.testing.assert_allclose(after.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("split_after, views", [(0, 1), (1, 10), (2, 10), (3, 10)])
+def test_output_shapes_for_every_split(split_after, views):
+    model = model_for(split_after)
+    out = model(images(2, seed=split_after), training=False)
+    assert set(out) == {"crop_logits", "vote"}
+    assert out["crop_logits"].shape == (2, views, 7)
+    assert out["vote"].shape == (2, 7)
+    logits = keras.ops.convert_to_numpy(out["crop_logits"])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out["vote"]), soft_vote(logits), rtol=1e-5, atol=1e-6)
+    if split_after:
+        assert model.get_layer("crop_and_mirror").output.shape[1] == crop_size(48, split_after)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 11_172_423
+
+
+def test_split_helpers_and_invalid_arguments():
+    assert [feature_size(48, k) for k in range(4)] == [48, 48, 24, 12]
+    assert [crop_size(48, k) for k in range(4)] == [48, 40, 20, 10]
+    with pytest.raises(ValueError, match="split_after"):
+        build_voting_resnet(split_after=4)
+    with pytest.raises(ValueError, match="voting mode"):
+        build_voting_resnet(voting="average")
+    with pytest.raises(ValueError, match="voting mode"):
+        Voting(mode="majority")
+
+
+def constructed_logits():
+    """Image 0: 3 views for class 0, 1 for class 1. Image 1: a 2-2 tie between classes 1 and 2
+    whose class-2 views are more confident, so the soft score breaks the tie towards 2."""
+    logits = np.full((2, 4, 3), -5.0)
+    for view, cls in enumerate([0, 0, 0, 1]):
+        logits[0, view, cls] = 2.0
+    logits[1, 0, 1], logits[1, 1, 1] = 1.0, 1.0
+    logits[1, 2, 2], logits[1, 3, 2] = 4.0, 4.0
+    return logits.astype("float32")
+
+
+def test_soft_and_hard_voting_on_constructed_logits():
+    logits = constructed_logits()
+    probs = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    soft = probs.mean(axis=1)
+    counts = np.array([[3, 1, 0], [0, 2, 2]], dtype=float)
+    hard = (counts + 0.5 * soft) / 4.5
+    np.testing.assert_allclose(soft_vote(logits), soft, rtol=1e-6)
+    np.testing.assert_allclose(hard_vote(logits), hard, rtol=1e-6)
+    np.testing.assert_allclose(vote(logits, "hard"), hard, rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(Voting("soft")(logits)), soft, rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(Voting("hard")(logits)), hard, rtol=1e-5)
+    np.testing.assert_allclose(hard.sum(axis=1), 1.0)
+    assert hard.argmax(axis=1).tolist() == [0, 2]
+
+
+def test_hard_vote_follows_the_majority_against_the_soft_score():
+    """Two confident views for class 0 lose to three lukewarm views for class 1."""
+    logits = np.zeros((1, 5, 2), dtype="float32")
+    logits[0, :2, 0] = 9.0
+    logits[0, 2:, 1] = 0.2
+    assert soft_vote(logits).argmax() == 0
+    assert hard_vote(logits).argmax() == 1
+    assert keras.ops.convert_to_numpy(Voting("hard")(logits)).argmax() == 1
+
+
+def test_voting_checks_the_number_of_views():
+    with pytest.raises(ValueError, match="expects 10 views"):
+        Voting(num_views=10)(keras.Input((5, 7)))
+
+
+@pytest.mark.parametrize("label_shape", [(3,), (3, 1)])
+def test_crop_cross_entropy_matches_numpy(label_shape):
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(3, 10, 7)).astype("float32")
+    labels = np.array([4, 0, 6]).reshape(label_shape)
+    log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    expected = -log_probs[np.arange(3), :, labels.ravel()].mean()
+    loss = float(CropCrossEntropy()(labels, logits))
+    assert loss == pytest.approx(expected, rel=1e-5)
+    probs = np.exp(log_probs)
+    assert float(CropCrossEntropy(from_logits=False)(labels, probs)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_crop_cross_entropy_with_one_view_is_the_plain_cross_entropy():
+    logits = np.random.default_rng(8).normal(size=(4, 1, 5)).astype("float32")
+    labels = np.array([0, 1, 2, 4])
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits[:, 0])
+    assert float(CropCrossEntropy()(labels, logits)) == pytest.approx(float(plain), rel=1e-6)
+    restored = CropCrossEntropy.from_config(CropCrossEntropy(from_logits=False).get_config())
+    assert restored.from_logits is False
+    with pytest.raises(ValueError, match="crop logits"):
+        CropCrossEntropy()(labels, logits[:, 0])
+
+
+def test_keras_round_trip_keeps_hard_voting(tmp_path):
+    model = build_voting_resnet(split_after=3, voting="hard", num_classes=5)
+    x = images(2, seed=9)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.get_layer("vote").get_config()["mode"] == "hard"
+    assert loaded.get_layer("crop_and_mirror").get_config()["crop_fraction"] == pytest.approx(5 / 6)
+    before, after = model(x, training=False), loaded(x, training=False)
+    for key in ("crop_logits", "vote"):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(before[key]),
+                                   keras.ops.convert_to_numpy(after[key]), rtol=1e-5, atol=1e-6)
+    hard = keras.ops.convert_to_numpy(after["vote"])
+    np.testing.assert_allclose(hard, hard_vote(keras.ops.convert_to_numpy(after["crop_logits"])), rtol=1e-5)
+
+
+def test_mixed_precision_keeps_logits_and_vote_in_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_voting_resnet(split_after=3, input_shape=(48, 48, 1))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("stack1_block1_conv1").compute_dtype == "float16"
+    assert model.get_layer("logits").compute_dtype == "float32"
+    assert [t.dtype for t in model.outputs] == ["float32", "float32"]
+
+
+def test_one_training_step_with_the_crop_loss():
+    model = build_voting_resnet(split_after=3, num_classes=4)
+    model.compile(optimizer=keras.optimizers.Adam(2e-4),
+                  loss={"crop_logits": CropCrossEntropy(), "vote": None},
+                  metrics={"vote": ["sparse_categorical_accuracy"]})
+    x, y = images(4, seed=10), np.array([0, 1, 2, 3])
+    kernel = model.get_layer("stem_conv").kernel
+    start = kernel.numpy().copy()
+    history = model.fit(x, {"crop_logits": y, "vote": y}, batch_size=4, epochs=1, verbose=0)
+    loss = history.history["loss"][0]
+    assert np.isfinite(loss) and 0.5 < loss < 10.0  # ln 4 = 1.39 at chance
+    assert 0.0 <= history.history["vote_sparse_categorical_accuracy"][0] <= 1.0
+    assert not np.allclose(kernel.numpy(), start)
