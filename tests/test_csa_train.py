@@ -10,6 +10,7 @@ import pytest
 RUN_FILES = [
     "config.json", "autoencoder.keras", "classifier.keras", "metrics.json", "report.md",
     "history.csv", "confusion_matrix.png", "curves.png", "reconstructions.png", "gradcam.png",
+    "splits.json",
 ]
 METRIC_KEYS = [
     "task", "dataset", "protocol", "class_names", "n_train", "n_test", "accuracy",
@@ -142,3 +143,25 @@ def test_fit_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
     assert 0.0 <= report["accuracy"] <= 1.0
+
+
+def test_saved_autoencoder_is_the_one_the_psnr_was_measured_on(smoke_run):
+    """``autoencoder.keras`` is saved after pretraining, before fine-tuning moves the encoder."""
+    import keras
+    import numpy as np
+
+    from csa_keras.data.synthetic import make_synthetic_dataset
+    from csa_keras.evaluation.metrics import reconstruction_metrics
+    from csa_keras.training.config import preset
+
+    out, _ = smoke_run
+    config = preset("smoke")
+    data = make_synthetic_dataset(seed=config.seed, n_subjects=config.synthetic_subjects,
+                                  images_per_class=config.synthetic_images_per_class)
+    test = json.loads((out / "splits.json").read_text())["holdout"]["test"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(test) == metrics["n_test"]
+    x = data.subset(test).scaled()
+    autoencoder = keras.models.load_model(out / "autoencoder.keras")
+    measured = reconstruction_metrics(x, autoencoder.predict(x, verbose=0))
+    np.testing.assert_allclose(measured["psnr_db"], metrics["psnr_db"], rtol=1e-4)

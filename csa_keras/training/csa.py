@@ -29,7 +29,7 @@ from csa_keras.data.dataset import FaceDataset
 from csa_keras.training import rundir
 from csa_keras.training.callbacks import restore_best, standard_callbacks
 from csa_keras.training.config import CSAConfig, config_json
-from csa_keras.training.pipeline import make_dataset
+from csa_keras.training.pipeline import make_dataset, replica_batching
 from csa_keras.training.strategy import describe, get_strategy, is_chief, use_mixed_precision
 
 
@@ -91,8 +91,9 @@ def train_split(
     seed = config.seed
 
     def data(index, target, shuffle=False):
-        return make_dataset(images[index], labels[index], batch_size=batch, shuffle=shuffle,
-                            seed=seed, target=target, num_classes=k)
+        return make_dataset(images[index], labels[index], seed=seed, target=target,
+                            num_classes=k, shuffle=shuffle,
+                            **replica_batching(len(index), batch, strategy, training=shuffle))
 
     monitor = "val_loss" if val is not None else "loss"
     history: dict[str, dict[str, list[float]]] = {}
@@ -116,6 +117,8 @@ def train_split(
     x_test = dataset.subset(test).scaled()
     reconstructions = autoencoder.predict(data(test, "none"), verbose=0)
     recon = reconstruction_metrics(x_test, reconstructions)
+    # Saved now: the classifier shares the encoder's weights, and fine-tuning changes them.
+    rundir.save_model(autoencoder, folder / "autoencoder.keras")
 
     with strategy.scope():
         classifier = build_classifier(autoencoder.get_layer("encoder"), k,
@@ -142,7 +145,6 @@ def train_split(
     metrics.update(n_train=int(len(train)), n_val=int(0 if val is None else len(val)),
                    n_test=int(len(test)))
 
-    rundir.save_model(autoencoder, folder / "autoencoder.keras")
     rundir.save_model(classifier, folder / "classifier.keras")
     rundir.write_history(folder / "history.csv", history.items())
     for phase in history:
@@ -182,10 +184,14 @@ def run_csa(
 
     results: list[SplitResult] = []
     duplicates_removed = 0
+    split_record = {}
     for i, split in enumerate(splits):
         if config.dedupe:
             split, removed = dedupe(split, dataset.images)
             duplicates_removed += removed
+        split_record[split.name] = split_indices(split)
+        if chief:
+            rundir.write_json(out / "splits.json", split_record)
         folder = out if len(splits) == 1 else out / f"fold{i + 1:02d}"
         if len(splits) > 1:
             log(f"[{split.name}] {i + 1}/{len(splits)}: train {len(split.train)}, "
@@ -205,6 +211,12 @@ def run_csa(
         write_csa_report(out, config, dataset, results, metrics)
         rundir.write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def split_indices(split) -> dict[str, list[int]]:
+    """A split as JSON lists, for ``splits.json`` (which images trained, validated, tested)."""
+    parts = {"train": split.train, "val": split.val, "test": split.test}
+    return {k: [int(i) for i in v] for k, v in parts.items() if v is not None}
 
 
 def summarise(config: CSAConfig, dataset: FaceDataset, results: list[SplitResult],

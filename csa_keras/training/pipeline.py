@@ -64,3 +64,21 @@ def make_dataset(
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
+
+
+def replica_batching(n: int, batch_size: int, strategy: tf.distribute.Strategy,
+                     training: bool) -> dict:
+    """Batch settings that every replica of ``strategy`` can split evenly.
+
+    With one replica this is just ``batch_size``. With several, training drops
+    a short last batch, and evaluation makes its first batch a multiple of
+    the replica count: Keras 3.15's ``evaluate`` under a ``tf.distribute``
+    strategy averages the first batch across replicas to build its metrics,
+    which fails when the replicas hold different numbers of images.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return {"batch_size": batch_size}
+    if training:
+        return {"batch_size": batch_size, "drop_remainder": n >= batch_size}
+    return {"batch_size": max(replicas, min(batch_size, n - n % replicas))}

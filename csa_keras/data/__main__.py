@@ -1,0 +1,150 @@
+"""``python -m csa_keras.data summary PATH``: what a reader and the face preprocessing found (SPEC §5).
+
+Prints counts per class and split, subjects, faces detected, and every
+skipped file grouped by reason with examples; ``--json`` prints one JSON
+object instead (format, n_images, class_counts, split_counts, n_subjects,
+skipped, ...). The progress bar goes to stderr, so ``--json`` output stays
+parseable. Bad input ends with one ``error: ...`` line on stderr and exit
+status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+BUILTIN = "builtin"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error:`` line and exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse hook
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _formats() -> str:
+    try:
+        from csa_keras.data.readers import FORMATS
+    except ImportError:
+        return "auto"
+    return ", ".join(("auto", *FORMATS))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m csa_keras.data", description="Inspect datasets as the loader sees them.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    summary = commands.add_parser(
+        "summary",
+        help="counts per class and split, subjects, faces detected, skipped files and why",
+        description="Read a dataset, decode and crop its faces (cached), and summarise what was found.",
+    )
+    summary.add_argument(
+        "path", nargs="?", default=None, metavar="PATH",
+        help=f"dataset folder or file; omit it or give '{BUILTIN}' for the built-in synthetic data "
+             f"(a path named '{BUILTIN}' that exists is read as a dataset)",
+    )
+    summary.add_argument("--format", default="auto", help=f"dataset format: {_formats()} (default: auto)")
+    summary.add_argument("--detect", default="auto", choices=("auto", "always", "never"),
+                         help="Viola-Jones face detection: auto (frames only), always, never (default: auto)")
+    summary.add_argument("--no-face", default="skip", choices=("skip", "center", "error"),
+                         help="a frame with no face: skip it, take the centre square, or stop (default: skip)")
+    summary.add_argument("--colour", "--color", action="store_true", help="keep colour (3 channels) instead of grey")
+    summary.add_argument("--size", type=_positive_int, default=48, help="face size in pixels (default: 48)")
+    summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    summary.add_argument("--workers", type=_positive_int, default=None,
+                         help="processes decoding and detecting (default: all cores)")
+    summary.add_argument("--no-cache", action="store_true", help="neither read nor write the face cache")
+    summary.add_argument("--cache-dir", default=None,
+                         help="face cache folder (default: $CSA_KERAS_CACHE or ~/.cache/csa_keras)")
+    summary.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return parser
+
+
+def _table(summary: dict, dataset) -> list[str]:
+    classes = summary["class_names"]
+    splits = list(summary["split_counts"])
+    shape = "x".join(str(v) for v in summary["image_shape"])
+    lines = [
+        f"dataset   {summary['name']} (format {summary['format']})"
+        + (f" at {summary['root']}" if summary.get("root") else ""),
+        f"images    {summary['n_images']} faces of {shape}",
+        "",
+    ]
+    width = max([len("class"), *map(len, classes)])
+    header = f"  {'class':<{width}}  {'total':>7}" + "".join(f"  {s:>7}" for s in splits)
+    lines.append(header)
+    for name in classes:
+        row = f"  {name:<{width}}  {summary['class_counts'][name]:>7}"
+        row += "".join(f"  {summary['split_counts'][s][name]:>7}" for s in splits)
+        lines.append(row)
+    total = f"  {'all':<{width}}  {summary['n_images']:>7}"
+    total += "".join(f"  {sum(summary['split_counts'][s].values()):>7}" for s in splits)
+    lines += [total, ""]
+    n_subjects = summary["n_subjects"]
+    lines.append(f"subjects  {n_subjects if n_subjects is not None else 'none recorded'}")
+    if dataset.info.get("dropped_classes"):
+        lines.append(f"dropped   classes with no usable image: {', '.join(dataset.info['dropped_classes'])}")
+    detection = (f"faces     detected {summary.get('faces_detected', 0)}, no face {summary.get('no_face', 0)}"
+                 f" (detection {'needed' if summary.get('needs_detection') else 'not needed'} by the format)")
+    if summary.get("from_cache"):
+        detection += ", read from the cache"
+    lines.append(detection)
+    lines.append(f"skipped   {dataset.skipped.total}")
+    lines += [f"  {line}" for line in dataset.skipped.describe()]
+    return lines
+
+
+def summary_command(args: argparse.Namespace) -> int:
+    from csa_keras.data.faces import FaceSettings
+    from csa_keras.data.loader import load_dataset
+
+    path = args.path
+    if path == BUILTIN and not Path(path).exists():
+        path = None
+    settings = FaceSettings(size=args.size, colour=args.colour, detect=args.detect, no_face=args.no_face)
+    cache_dir = False if args.no_cache else args.cache_dir
+    dataset = load_dataset(
+        path, format=args.format, settings=settings, cache_dir=cache_dir,
+        workers=args.workers, progress=not args.no_progress,
+    )
+    summary = dataset.summary()
+    if args.json:
+        summary["skipped_examples"] = {k: v for k, v in dataset.skipped.examples.items() if v}
+        for key in ("dropped_classes", "status_counts"):
+            if key in dataset.info:
+                summary[key] = dataset.info[key]
+        print(json.dumps(summary, indent=2))
+    else:
+        print("\n".join(_table(summary, dataset)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from csa_keras.data.faces import FaceDetectorError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return summary_command(args)
+    except (ValueError, OSError, FaceDetectorError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
