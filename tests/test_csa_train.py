@@ -104,6 +104,7 @@ def test_subject_kfold_runs_every_fold(tmp_path):
     (["--folds", "1"], "--folds"),
     (["--batch-size", "0"], "--batch-size"),
     (["--data", "/no/such/folder"], "does not exist"),
+    (["--reader-option", "classes"], "KEY=VALUE"),
 ])
 def test_bad_arguments_exit_with_one_line(args, message):
     result = run_cli(*args, timeout=120)
