@@ -6,12 +6,11 @@ training curves, and Grad-CAM of the voter shown on the whole image.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from csa_keras.evaluation.report import _pct, skipped_section
+from csa_keras.evaluation.report import _mean_std, _pct, skipped_section
 from csa_keras.training import rundir
 
 PAPER_TABLE3 = {  # split_after: (AffectNet soft, hard, RAF-DB soft, hard), validation accuracy
@@ -22,15 +21,18 @@ PAPER_TABLE3 = {  # split_after: (AffectNet soft, hard, RAF-DB soft, hard), vali
 
 
 def comparison_markdown(rows: list[dict]) -> str:
-    """Table 3 of the paper, measured: soft and hard accuracy per split point."""
+    """Table 3 of the paper, measured: soft and hard accuracy per split point (and fold)."""
     has_val = any("val_accuracy_soft" in r for r in rows)
-    head = "| split after | " + ("val soft | val hard | " if has_val else "") + \
+    has_fold = any("fold" in r for r in rows)
+    head = "| " + ("fold | " if has_fold else "") + "split after | " + \
+        ("val soft | val hard | " if has_val else "") + \
         "test soft | test hard | s/epoch | paper RAF-DB val soft / hard |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         s = r["split_after"]
         paper = PAPER_TABLE3.get(s)
-        cells = [("baseline" if s == 0 else f"module {s}")]
+        cells = [str(r.get("fold", ""))] if has_fold else []
+        cells.append("baseline" if s == 0 else f"module {s}")
         if has_val:
             cells += [_pct(r.get("val_accuracy_soft")), _pct(r.get("val_accuracy_hard"))]
         cells += [_pct(r.get("test_accuracy_soft")), _pct(r.get("test_accuracy_hard")),
@@ -41,20 +43,25 @@ def comparison_markdown(rows: list[dict]) -> str:
 
 
 def write_vrn_report(out: Path, config, dataset, model, test_index: np.ndarray,
-                     logits: np.ndarray, metrics: dict) -> Path:
+                     logits: np.ndarray, metrics: dict,
+                     curves: dict[str, dict[str, list[float]]]) -> Path:
+    """Write ``confusion_matrix.png``, ``curves.png``, ``gradcam.png`` and ``report.md``.
+
+    ``model``, ``test_index`` and ``logits`` are the reported model's (fold
+    1's under k-fold): Grad-CAM explains its vote on one test face per class.
+    ``curves`` maps phase names to Keras histories: the chosen split point's
+    training with validation and, when it was retrained, the retraining.
+    """
     from csa_keras.evaluation.figures import plot_confusion_matrix, plot_curves, plot_gradcam
+    from voting_resnet.layers.voting import vote
 
     out = Path(out)
     names = list(dataset.class_names)
+    kfold = "folds" in metrics
     plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), names,
-                          out / "confusion_matrix.png", title=f"{metrics['voting']} voting")
-    history: dict[str, list[float]] = {}
-    with (out / "history.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            for key, value in row.items():
-                if key not in ("phase", "epoch") and value not in ("", None):
-                    history.setdefault(key, []).append(float(value))
-    plot_curves({"training": history}, out / "curves.png")
+                          out / "confusion_matrix.png",
+                          title=f"{metrics['voting']} voting" + (", pooled over folds" if kfold else ""))
+    plot_curves(curves, out / "curves.png")
     figures = ["confusion_matrix.png", "curves.png"]
     if config.gradcam:
         from csa_keras.evaluation.gradcam import one_per_class
@@ -62,14 +69,16 @@ def write_vrn_report(out: Path, config, dataset, model, test_index: np.ndarray,
 
         labels = dataset.labels[test_index]
         pick = one_per_class(labels, len(names), seed=config.seed)
-        faces = dataset.subset(test_index[pick]).scaled()
-        predicted = logits[pick].mean(axis=1).argmax(axis=1)
-        maps = voter_gradcam(model, faces, predicted)
-        titles = [f"true {names[labels[i]]}\npred {names[p]}" for i, p in zip(pick, predicted)]
-        plot_gradcam(faces, maps, titles, out / "gradcam.png")
-        figures.append("gradcam.png")
+        if len(pick):
+            faces = dataset.subset(test_index[pick]).scaled()
+            predicted = vote(logits[pick], metrics["voting"]).argmax(axis=1)
+            maps = voter_gradcam(model, faces, predicted)
+            titles = [f"true {names[labels[i]]}\npred {names[p]}" for i, p in zip(pick, predicted)]
+            plot_gradcam(faces, maps, titles, out / "gradcam.png")
+            figures.append("gradcam.png")
 
     split = metrics["split_after"]
+    n_folds = len(metrics.get("folds", []))
     lines = [
         "# Voting ResNet run report",
         "",
@@ -79,27 +88,42 @@ def write_vrn_report(out: Path, config, dataset, model, test_index: np.ndarray,
         "",
         f"- data: `{dataset.name}` (format `{dataset.format}`), {len(dataset)} images, "
         f"{dataset.num_classes} classes: {', '.join(names)}",
-        f"- protocol: `{metrics['protocol']}`; train {metrics['n_train']}, "
-        f"validation {metrics['n_val']}, test {metrics['n_test']}",
-        f"- model: split after {'none (baseline)' if split == 0 else f'module {split}'}, "
-        f"{metrics['voting']} voting; split points tried: {list(config.split_after)}"
-        + (", best retrained on train + validation" if metrics["retrained_on_train_val"] else ""),
+        f"- protocol: `{metrics['protocol']}`" + (f", {n_folds} folds" if kfold else "")
+        + f"; train {metrics['n_train']}, validation {metrics['n_val']}"
+        + (" per fold (mean)" if kfold else "")
+        + f", test {metrics['n_test']}" + (" in all" if kfold else ""),
+        f"- model{' (fold 1)' if kfold else ''}: "
+        f"split after {'none (baseline)' if split == 0 else f'module {split}'}"
+        f", {metrics['voting']} voting; split points tried: {list(config.split_after)}"
+        + (", best on validation retrained on train + validation"
+           if metrics["retrained_on_train_val"] else ""),
         f"- preset `{config.preset}`: {config.epochs} epochs, batch {config.batch_size}, Adam "
         f"{config.lr:g} x {config.lr_decay:g} per epoch, augmentation "
         f"{'on' if config.augment else 'off'}, balancing {'on' if config.balance else 'off'}, "
         f"seed {config.seed}",
-        f"- wall time: {metrics['seconds']:.0f} s",
+    ]
+    if "init_from" in metrics:
+        init = metrics["init_from"]
+        lines.append(f"- initialised from `{init['path']}`: {init['layers_copied']} layers copied, "
+                     f"{init['layers_skipped']} left as initialised")
+    lines.append(f"- wall time: {metrics['seconds']:.0f} s")
+    if metrics["protocol"] == "holdout" and dataset.subjects is not None:
+        from csa_keras.data.protocols import LEAK_NOTE
+
+        lines += ["", f"> {LEAK_NOTE}"]
+    lines += [
         "",
-        "## Test results",
+        "## Test results" + (" (mean ± std over folds)" if kfold else ""),
         "",
         "| metric | value |",
         "|---|---|",
-        f"| accuracy, soft voting | {_pct(metrics['accuracy_soft'])} |",
-        f"| accuracy, hard voting | {_pct(metrics['accuracy_hard'])} |",
-        f"| balanced accuracy ({metrics['voting']}) | {_pct(metrics['balanced_accuracy'])} |",
-        f"| F1 macro ({metrics['voting']}) | {_pct(metrics['f1_macro'])} |",
+        f"| accuracy, soft voting | {_mean_std(metrics, 'accuracy_soft')} |",
+        f"| accuracy, hard voting | {_mean_std(metrics, 'accuracy_hard')} |",
+        f"| balanced accuracy ({metrics['voting']}) | {_mean_std(metrics, 'balanced_accuracy')} |",
+        f"| F1 macro ({metrics['voting']}) | {_mean_std(metrics, 'f1_macro')} |",
         "",
-        "Per-class accuracy (the diagonal of the row-normalised confusion matrix):",
+        "Per-class accuracy (the diagonal of the row-normalised confusion matrix"
+        + (", pooled over folds" if kfold else "") + "):",
         "",
         "| class | accuracy |",
         "|---|---|",
@@ -120,6 +144,9 @@ def write_vrn_report(out: Path, config, dataset, model, test_index: np.ndarray,
                   "Each crop's Grad-CAM map is put back where its crop came from (mirrored "
                   "crops flipped back) and the maps are averaged over the views.", "",
                   "![gradcam](gradcam.png)"]
+    if kfold:
+        lines += ["", "The top-level `model.keras` is fold 1's; every fold's model is in its "
+                      "`foldNN/` folder."]
     lines += ["", "## Skipped inputs", "",
               skipped_section(dataset.skipped.as_dict(), dataset.skipped.describe())]
     return rundir.write_text(out / "report.md", "\n".join(lines) + "\n")

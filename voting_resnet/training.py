@@ -8,6 +8,10 @@ validation set (soft and hard voting, the paper's Table 3), the best on
 validation is retrained on train + validation, and that model is evaluated
 on the test set and saved as ``model.keras``.
 
+Importing this module registers every class a run's ``model.keras`` holds
+(the layers and :class:`~voting_resnet.losses.CropCrossEntropy` of its
+compile config), so ``keras.models.load_model`` needs no ``custom_objects``.
+
 Augmentation runs in the ``tf.data`` pipeline on training batches only, as a
 ``keras.Sequential`` of preprocessing layers; the saved model holds none of
 it, so prediction and export never see a random layer.
@@ -15,7 +19,9 @@ it, so prediction and export never see a random layer.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,13 +31,17 @@ import numpy as np
 import tensorflow as tf
 
 from csa_keras.data.dataset import FaceDataset
+from csa_keras.evaluation.metrics import aggregate_folds, classification_metrics
 from csa_keras.training import rundir
 from csa_keras.training.callbacks import restore_best, standard_callbacks
 from csa_keras.training.config import config_json
 from csa_keras.training.csa import load_data
-from csa_keras.training.pipeline import make_dataset
+from csa_keras.training.pipeline import make_dataset, replica_batching
 from csa_keras.training.strategy import describe, get_strategy, is_chief, use_mixed_precision
 from voting_resnet.config import VRNConfig
+from voting_resnet.layers.voting import hard_vote, soft_vote
+from voting_resnet.losses import CropCrossEntropy
+from voting_resnet.models.resnet18 import build_voting_resnet
 
 
 def build_augmentation(channels: int = 3, seed: int = 0) -> keras.Sequential:
@@ -50,7 +60,7 @@ def build_augmentation(channels: int = 3, seed: int = 0) -> keras.Sequential:
                                        **jitter),
         keras.layers.RandomTranslation(0.1, 0.1, seed=seed + 2, name="translation"),
         keras.layers.RandomRotation(10 / 360, seed=seed + 3, name="rotation"),
-        keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.2), value_range=(0, 1),
+        keras.layers.RandomErasing(factor=(0.5, 0.5), scale=(0.02, 0.2), value_range=(0, 1),
                                    seed=seed + 4, name="erasing"),
     ], name="augmentation")
 
@@ -61,9 +71,10 @@ def balanced_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, se
 
     Each class is an endlessly repeated, shuffled stream and batches draw from
     the streams with equal weights (``tf.data.Dataset.sample_from_datasets``),
-    so every epoch sees the same number of images as the data has, equally
-    many of each class, and over epochs every image of a large class is used.
-    Returns the dataset and its steps per epoch.
+    so an epoch of ``ceil(N / batch_size)`` full batches sees about as many
+    images as the data has, equally many of each class in expectation, and
+    over epochs every image of a large class is used. ``map_fn`` runs on each
+    batch (augmentation). Returns the endless dataset and its steps per epoch.
     """
     streams = []
     for k in np.unique(labels):
@@ -75,7 +86,7 @@ def balanced_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, se
     mixed = mixed.batch(batch_size, drop_remainder=True)
     if map_fn is not None:
         mixed = mixed.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE)
-    steps = max(1, len(labels) // batch_size)
+    steps = max(1, math.ceil(len(labels) / batch_size))
     return mixed.prefetch(tf.data.AUTOTUNE), steps
 
 
@@ -127,15 +138,14 @@ def _as_channels(images: np.ndarray, channels: int) -> np.ndarray:
 
 def crop_logits(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
     """The model's ``(N, V, K)`` crop logits on uint8 or [0, 1] images."""
-    ds = make_dataset(images, batch_size=batch_size, target="none")
-    return model.predict(ds, verbose=0)["crop_logits"]
+    index, batching = replica_batching(np.arange(len(images)), batch_size,
+                                       model.distribute_strategy, "predict")
+    ds = make_dataset(images[index], target="none", **batching)
+    return model.predict(ds, verbose=0)["crop_logits"][: len(images)]
 
 
 def vote_metrics(logits: np.ndarray, labels: np.ndarray, class_names, voting: str) -> dict:
     """Classification metrics of the chosen vote, plus soft and hard accuracy."""
-    from csa_keras.evaluation.metrics import classification_metrics
-    from voting_resnet.layers.voting import hard_vote, soft_vote
-
     soft = soft_vote(logits).argmax(axis=1)
     hard = hard_vote(logits).argmax(axis=1)
     metrics = classification_metrics(labels, soft if voting == "soft" else hard, class_names)
@@ -147,27 +157,37 @@ def vote_metrics(logits: np.ndarray, labels: np.ndarray, class_names, voting: st
 
 @dataclasses.dataclass
 class FitResult:
+    """One trained model: its split point, weights, Keras history, wall time and init."""
+
     split_after: int
     model: keras.Model
     history: dict[str, list[float]]
     seconds: float
+    init: dict[str, int] | None = None
 
 
 def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: np.ndarray,
               num_classes: int, folder: Path, strategy: tf.distribute.Strategy,
               val: tuple[np.ndarray, np.ndarray] | None = None,
               verbose: int | str = "auto") -> FitResult:
-    """Build, optionally initialise, and train one Voting ResNet."""
-    from voting_resnet.losses import CropCrossEntropy
-    from voting_resnet.models.resnet18 import build_voting_resnet
+    """Build, optionally initialise (``--init-from``), and train one Voting ResNet.
 
+    The model trains on the crop logits (:class:`~voting_resnet.losses.CropCrossEntropy`);
+    the ``vote`` output has no loss and is scored by accuracy (history keys
+    ``loss``, ``vote_accuracy``, their ``val_`` twins, ``learning_rate`` and
+    ``epoch_seconds``). The learning rate is ``lr * lr_decay ** epoch``
+    (once per epoch, :mod:`voting_resnet.config`). The weights of the best
+    epoch on ``val_loss`` (``loss`` without validation) are restored, and
+    ``folder`` is left as it was found.
+    """
     start = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
+    init = None
     with strategy.scope():
         model = build_voting_resnet(num_classes=num_classes, input_shape=images.shape[1:],
                                     split_after=split_after, voting=config.voting)
         if config.init_from:
-            transfer_weights(model, config.init_from)
+            init = transfer_weights(model, config.init_from)
         model.compile(
             optimizer=keras.optimizers.Adam(config.lr),
             loss={"crop_logits": CropCrossEntropy(), "vote": None},
@@ -184,13 +204,18 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
         train_ds, steps = balanced_dataset(images, labels, config.batch_size, config.seed,
                                            map_fn=with_targets)
     else:
-        train_ds = make_dataset(images, labels, batch_size=config.batch_size, shuffle=True,
-                                seed=config.seed, target="labels", map_fn=with_targets)
+        index, batching = replica_batching(np.arange(len(labels)), config.batch_size,
+                                           strategy, "train")
+        train_ds = make_dataset(images[index], labels[index], shuffle=True, seed=config.seed,
+                                target="labels", map_fn=with_targets, **batching)
         steps = None
     val_ds = None
     if val is not None and len(val[1]):
-        val_ds = make_dataset(val[0], val[1], batch_size=config.batch_size, target="labels",
-                              map_fn=lambda x, y: (x, {"crop_logits": y, "vote": y}))
+        index, batching = replica_batching(np.arange(len(val[1])), config.batch_size,
+                                           strategy, "validate")
+        val_ds = make_dataset(val[0][index], val[1][index], target="labels",
+                              map_fn=lambda x, y: (x, {"crop_logits": y, "vote": y}),
+                              **batching)
     decay = keras.callbacks.LearningRateScheduler(
         lambda epoch, _: config.lr * config.lr_decay ** epoch)
     monitor = "val_loss" if val_ds is not None else "loss"
@@ -199,13 +224,105 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
                     callbacks=[decay, *standard_callbacks(folder, "train", monitor)])
     restore_best(model, folder, "train")
     (folder / "history_train.csv").unlink(missing_ok=True)
-    return FitResult(split_after, model, fit.history, time.perf_counter() - start)
+    return FitResult(split_after, model, fit.history, time.perf_counter() - start, init)
+
+
+@dataclasses.dataclass
+class SplitOutcome:
+    """What one train/test split leaves: its metrics, the reported model, and for the report."""
+
+    metrics: dict[str, Any]
+    model: keras.Model | None
+    test_index: np.ndarray
+    logits: np.ndarray
+    histories: list[tuple[str, dict[str, list[float]]]]
+    curves: dict[str, dict[str, list[float]]]
+
+
+def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
+                   class_names, split, folder: Path, strategy: tf.distribute.Strategy,
+                   verbose: int | str = "auto", log: Callable[[str], None] = print,
+                   chief: bool = True) -> SplitOutcome:
+    """The paper's protocol on one split (§4): compare split points, retrain the best, test.
+
+    Every split point of ``config.split_after`` is trained on ``split.train``
+    and scored with soft and hard voting on validation and test (a row of
+    :func:`~voting_resnet.report.comparison_markdown`, the paper's Table 3).
+    With several, the best on validation (by the configured vote) is chosen
+    and, unless ``retrain_on_train_val`` is off, trained again from scratch
+    on train + validation; each candidate's model and history go to
+    ``folder/split<k>/``. The chosen model is evaluated on ``split.test``
+    and saved as ``folder/model.keras``.
+    """
+    k = len(class_names)
+    train, test = np.asarray(split.train), np.asarray(split.test)
+    val = np.asarray(split.val) if split.val is not None and len(split.val) else None
+    several = len(config.split_after) > 1
+    key = f"val_accuracy_{config.voting}"
+    best, best_row, comparison, histories = None, None, [], []
+    for s in config.split_after:
+        sub = folder / f"split{s}" if several else folder
+        log(f"split_after={s}: training on {len(train)} images")
+        result = fit_model(config, s, images[train], labels[train], k, sub, strategy,
+                           val=None if val is None else (images[val], labels[val]),
+                           verbose=verbose)
+        histories.append((f"split{s}", result.history))
+        row = {"split_after": s, "seconds": round(result.seconds, 2),
+               "seconds_per_epoch": float(np.median(result.history["epoch_seconds"]))}
+        for part, index in (("val", val), ("test", test)):
+            if index is not None and len(index):
+                m = vote_metrics(crop_logits(result.model, images[index], config.batch_size),
+                                 labels[index], class_names, config.voting)
+                row[f"{part}_accuracy_soft"] = m["accuracy_soft"]
+                row[f"{part}_accuracy_hard"] = m["accuracy_hard"]
+        comparison.append(row)
+        if several and chief:
+            rundir.save_model(result.model, sub / "model.keras")
+            rundir.write_history(sub / "history.csv", [(f"split{s}", result.history)])
+        if best is None or row[key] > best_row[key]:
+            best, best_row = result, row
+    final, curves = best, {f"split{best.split_after}": best.history}
+    retrained = several and config.retrain_on_train_val
+    if retrained:
+        both = np.sort(np.concatenate([train, val]))
+        log(f"retraining split_after={best.split_after} on train + val ({len(both)} images)")
+        final = fit_model(config, best.split_after, images[both], labels[both], k, folder,
+                          strategy, val=None, verbose=verbose)
+        histories.append((f"retrain_split{final.split_after}", final.history))
+        curves[f"retrain_split{final.split_after}"] = final.history
+
+    logits = crop_logits(final.model, images[test], config.batch_size)
+    metrics = vote_metrics(logits, labels[test], class_names, config.voting)
+    metrics.update(
+        n_train=int(len(train) + (len(val) if retrained else 0)),
+        n_val=0 if val is None else int(len(val)),
+        n_test=int(len(test)),
+        split_after=final.split_after,
+        selected_on=f"val_{config.voting}_vote" if several else None,
+        retrained_on_train_val=bool(retrained),
+        comparison=comparison,
+    )
+    if final.init is not None:
+        metrics["init_from"] = {"path": str(config.init_from), **final.init}
+    if chief:
+        rundir.save_model(final.model, folder / "model.keras")
+        rundir.write_history(folder / "history.csv", histories)
+    curves = {phase: {k: v for k, v in h.items() if k != "epoch_seconds"}
+              for phase, h in curves.items()}
+    return SplitOutcome(metrics, final.model, test, logits, histories, curves)
 
 
 def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
             dataset: FaceDataset | None = None, verbose: int | str = "auto",
             log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The whole Voting ResNet story of one command; returns the ``metrics.json`` dict."""
+    """The whole Voting ResNet story of one command; returns the ``metrics.json`` dict.
+
+    One :func:`evaluate_split` per split of the protocol: one for ``holdout``
+    and ``predefined``, ``folds`` for ``subject-kfold`` (each in
+    ``foldNN/``, aggregated as mean ± std with a pooled confusion matrix by
+    :func:`~csa_keras.evaluation.metrics.aggregate_folds`; the top-level
+    ``model.keras`` is fold 1's, as for the CSA).
+    """
     from csa_keras.data.protocols import dedupe, make_splits
 
     config.validate()
@@ -213,77 +330,73 @@ def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
     keras.utils.set_random_seed(config.seed)
     strategy = get_strategy(config.strategy)
     policy = use_mixed_precision(config.mixed_precision)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch-size {config.batch_size} is not divisible by the "
+                         f"{strategy.num_replicas_in_sync} replicas")
     chief = is_chief(strategy)
     started = time.perf_counter()
     if dataset is None:
         dataset = load_data(config, progress=verbose != 0, colour=config.channels == 3)
-    images = _as_channels(dataset.images, config.channels)
-    dataset = dataclasses.replace(dataset, images=images)
+    dataset = dataclasses.replace(dataset, images=_as_channels(dataset.images, config.channels))
     protocol = config.protocol
     if protocol == "predefined" and dataset.splits is None:
         log(f"{dataset.name} has no predefined split: using holdout")
         protocol = "holdout"
-    split = make_splits(dataset, protocol, folds=config.folds, seed=config.seed,
-                        val_fraction=config.val_fraction, val_per_class=config.val_per_class,
-                        test_size=config.test_size)[0]
-    duplicates_removed = 0
-    if config.dedupe:
-        split, duplicates_removed = dedupe(split, dataset.images)
+    splits = make_splits(dataset, protocol, folds=config.folds, seed=config.seed,
+                         val_fraction=config.val_fraction, val_per_class=config.val_per_class,
+                         test_size=config.test_size)
+    if len(config.split_after) > 1 and any(s.n_val == 0 for s in splits):
+        raise ValueError(f"choosing among --split-after {' '.join(map(str, config.split_after))} "
+                         "needs a validation set: set --val-fraction above 0")
     run_info = {"strategy": describe(strategy), "precision_policy": policy,
                 "protocol_used": protocol, "dataset": dataset.summary()}
     if chief:
         rundir.write_text(out / "config.json", config_json(config, run=run_info))
 
-    labels, names, k = dataset.labels, dataset.class_names, dataset.num_classes
-    train, val, test = split.train, split.val, split.test
-    has_val = val is not None and len(val) > 0
-    candidates, comparison = [], []
-    for s in config.split_after:
-        folder = out if len(config.split_after) == 1 else out / f"split{s}"
-        log(f"split_after={s}: training on {len(train)} images")
-        result = fit_model(config, s, images[train], labels[train], k, folder, strategy,
-                           val=(images[val], labels[val]) if has_val else None, verbose=verbose)
-        row = {"split_after": s, "seconds": round(result.seconds, 2),
-               "seconds_per_epoch": float(np.median(result.history.get("epoch_seconds", [0])))}
-        for part, index in (("val", val), ("test", test)):
-            if index is not None and len(index):
-                m = vote_metrics(crop_logits(result.model, images[index], config.batch_size),
-                                 labels[index], names, config.voting)
-                row[f"{part}_accuracy_soft"] = m["accuracy_soft"]
-                row[f"{part}_accuracy_hard"] = m["accuracy_hard"]
-        comparison.append(row)
-        candidates.append(result)
-        if len(config.split_after) > 1 and chief:
-            rundir.save_model(result.model, folder / "model.keras")
+    images, labels, names = dataset.images, dataset.labels, dataset.class_names
+    outcomes: list[SplitOutcome] = []
+    duplicates_removed = 0
+    for i, split in enumerate(splits):
+        if config.dedupe:
+            split, removed = dedupe(split, images)
+            duplicates_removed += removed
+        folder = out if len(splits) == 1 else out / f"fold{i + 1:02d}"
+        if len(splits) > 1:
+            log(f"[{split.name}] {i + 1}/{len(splits)}: train {len(split.train)}, "
+                f"test {len(split.test)}")
+        outcome = evaluate_split(config, images, labels, names, split, folder, strategy,
+                                 verbose, log, chief)
+        outcome.metrics["fold"] = split.name
+        outcomes.append(outcome if i == 0 else dataclasses.replace(outcome, model=None))
 
-    key = "val_accuracy_soft" if has_val else "test_accuracy_soft"
-    if config.voting == "hard":
-        key = key.replace("soft", "hard")
-    best = max(range(len(candidates)), key=lambda i: comparison[i].get(key, 0.0))
-    final = candidates[best]
-    retrained = False
-    if len(candidates) > 1 and config.retrain_on_train_val and has_val:
-        both = np.concatenate([train, val])
-        log(f"retraining split_after={final.split_after} on train + val ({len(both)} images)")
-        final = fit_model(config, final.split_after, images[both], labels[both], k,
-                          out / "retrain", strategy, val=None, verbose=verbose)
-        retrained = True
-
-    logits = crop_logits(final.model, images[test], config.batch_size)
-    metrics = vote_metrics(logits, labels[test], names, config.voting)
+    first = outcomes[0]
+    if len(outcomes) == 1:
+        metrics = dict(first.metrics)
+        metrics.pop("fold")
+    else:
+        metrics = aggregate_folds([o.metrics for o in outcomes])
+        for key in ("n_train", "n_val"):
+            metrics[key] = int(round(np.mean([o.metrics[key] for o in outcomes])))
+        for key in ("split_after", "split_after_std", "n_train_std", "n_val_std"):
+            metrics.pop(key, None)
+        metrics.update(
+            voting=config.voting, split_after=first.metrics["split_after"],
+            selected_on=first.metrics["selected_on"],
+            retrained_on_train_val=first.metrics["retrained_on_train_val"],
+            comparison=[dict(row, fold=o.metrics["fold"])
+                        for o in outcomes for row in o.metrics["comparison"]])
+        if chief:
+            tmp = out / ".model.partial.keras"
+            shutil.copyfile(out / "fold01" / "model.keras", tmp)
+            os.replace(tmp, out / "model.keras")
+            rundir.write_history(out / "history.csv", [
+                (f"{o.metrics['fold']}/{phase}", h) for o in outcomes for phase, h in o.histories])
     metrics = {
         "task": "voting_resnet",
         "dataset": dataset.name,
         "protocol": protocol,
         "class_names": list(names),
-        "n_train": int(len(train) + (len(val) if retrained else 0)),
-        "n_val": int(len(val)) if has_val else 0,
-        "n_test": int(len(test)),
         **metrics,
-        "split_after": final.split_after,
-        "selected_on": key.split("_accuracy")[0] if len(candidates) > 1 else None,
-        "retrained_on_train_val": retrained,
-        "comparison": comparison,
         "duplicates_removed": duplicates_removed,
         "skipped": dataset.skipped.as_dict(),
         "seconds": round(time.perf_counter() - started, 2),
@@ -291,8 +404,7 @@ def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
     if chief:
         from voting_resnet.report import write_vrn_report
 
-        rundir.save_model(final.model, out / "model.keras")
-        rundir.write_history(out / "history.csv", [(f"split{final.split_after}", final.history)])
-        write_vrn_report(out, config, dataset, final.model, test, logits, metrics)
+        write_vrn_report(out, config, dataset, first.model, first.test_index, first.logits,
+                         metrics, first.curves)
         rundir.write_json(out / "metrics.json", metrics)
     return metrics

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--format", default="auto", help=f"dataset format: {_formats()} (default: auto)")
     summary.add_argument("--detect", default="auto", choices=("auto", "always", "never"),
-                         help="Viola-Jones face detection: auto (frames only), always, never (default: auto)")
+                         help="Viola-Jones face detection: auto (formats of full frames, and images over 4x the "
+                              "face size), always, never (default: auto)")
     summary.add_argument("--no-face", default="skip", choices=("skip", "center", "error"),
                          help="a frame with no face: skip it, take the centre square, or stop (default: skip)")
     summary.add_argument("--colour", "--color", action="store_true", help="keep colour (3 channels) instead of grey")
@@ -137,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return summary_command(args)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, OSError, FaceDetectorError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"error: {message}", file=sys.stderr)

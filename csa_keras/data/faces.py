@@ -11,7 +11,7 @@ details this module implements:
   truncated files, where OpenCV silently fills them with grey); OpenCV is the
   fallback for formats Pillow does not know. Very large images are reduced
   while decoding (JPEG DCT scaling through ``Image.draft``) and at once after,
-  so no more than ``FaceSettings.max_side`` pixels a side are ever kept.
+  so what is kept has at most ``FaceSettings.max_side`` pixels a side.
 * :class:`FaceDetector` wraps OpenCV's ``haarcascade_frontalface_default.xml``.
 * :func:`preprocess_image` crops one image by a given box (AffectNet), by the
   largest detected face, or takes it whole (face crops such as CK+48), then
@@ -42,7 +42,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -201,6 +201,11 @@ def _reduce(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
     return cv2.resize(rgb, new_size, interpolation=cv2.INTER_AREA)
 
 
+def _os_error_reason(error: OSError) -> str:
+    """Pillow reports a file cut short as an ``OSError`` saying "truncated"; any other is corruption."""
+    return "truncated_image" if "truncated" in str(error).lower() else "corrupt_image"
+
+
 def read_image(
     source: str | os.PathLike | bytes, max_side: int | None = None
 ) -> tuple[np.ndarray, tuple[int, int]]:
@@ -237,6 +242,8 @@ def read_image(
         return _read_with_opencv(source, max_side)
     except PermissionError as error:
         raise ImageDecodeError("unreadable_file", source, error.strerror or "") from None
+    except OSError as error:
+        raise ImageDecodeError(_os_error_reason(error), source) from None
     except Exception as error:  # noqa: BLE001 - any decoder failure on untrusted bytes is a bad file
         raise ImageDecodeError("corrupt_image", source, type(error).__name__) from None
 
@@ -255,8 +262,7 @@ def read_image(
         except Image.DecompressionBombError as error:
             raise ImageDecodeError("image_too_large", source, str(error).split(".")[0]) from None
         except OSError as error:
-            reason = "truncated_image" if "truncated" in str(error).lower() else "corrupt_image"
-            raise ImageDecodeError(reason, source) from None
+            raise ImageDecodeError(_os_error_reason(error), source) from None
         except Exception as error:  # noqa: BLE001 - any decoder failure on untrusted bytes is a bad file
             raise ImageDecodeError("corrupt_image", source, type(error).__name__) from None
     return np.ascontiguousarray(_reduce(rgb, max_side)), (height, width)
@@ -696,9 +702,15 @@ class _Bar(tqdm):
 _WORKER_STATE: dict = {}
 
 
-def _init_worker(settings: FaceSettings, needs_detection: bool) -> None:
-    """Per worker process: one OpenCV thread (the pool supplies the parallelism), one lazy cascade."""
-    cv2.setNumThreads(1)
+def _init_worker(settings: FaceSettings, needs_detection: bool, forked: bool) -> None:
+    """Per worker process: one OpenCV thread (the pool supplies the parallelism), one lazy cascade.
+
+    A forked worker already inherits one OpenCV thread from the parent (see
+    :func:`_run`); calling ``cv2.setNumThreads`` there would tear down a
+    thread pool copied mid-state and can deadlock.
+    """
+    if not forked:
+        cv2.setNumThreads(1)
     _WORKER_STATE.update(settings=settings, needs_detection=needs_detection, detector=_LazyDetector(settings))
 
 
@@ -735,9 +747,13 @@ def _run(
     """The outcome of :func:`_process` for every sample, files spread over ``workers`` processes.
 
     Inline-pixel samples are cheap and stay in this process (while the
-    pool works on the files). Should the pool break (a spawned worker that
-    cannot import the calling script), the remaining files are processed
-    here after a warning.
+    pool works on the files). Forked workers are all started by the first
+    ``map`` submission; around it OpenCV is set to one thread, so no
+    OpenCV thread pool is copied into a child in the middle of its work.
+    Spawned workers (once TensorFlow is loaded) import the caller's main
+    module, as ``multiprocessing`` does; should the pool break (a script
+    without an ``if __name__ == "__main__"`` guard), the remaining files
+    are processed here after a warning.
     """
     outcomes: list = [None] * len(samples)
     file_items = [(i, s.source, s.box) for i, s in enumerate(samples) if s.pixels is None]
@@ -745,13 +761,22 @@ def _run(
     executor = results = None
     if workers > 1:
         chunksize = max(1, min(256, -(-len(file_items) // (workers * 16))))
-        executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=_pool_context(),
-            initializer=_init_worker,
-            initargs=(settings, needs_detection),
-        )
-        results = executor.map(_work, [(source, box) for _, source, box in file_items], chunksize=chunksize)
+        context = _pool_context()
+        forked = context.get_start_method() == "fork"
+        threads = cv2.getNumThreads()
+        if forked:
+            cv2.setNumThreads(1)
+        try:
+            executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(settings, needs_detection, forked),
+            )
+            results = executor.map(_work, [(source, box) for _, source, box in file_items], chunksize=chunksize)
+        finally:
+            if forked:
+                cv2.setNumThreads(threads)
     try:
         with _Bar(total=len(samples), desc="faces", unit="img", disable=not progress, leave=False) as bar:
             for i, sample in enumerate(samples):
@@ -798,8 +823,12 @@ def preprocess_samples(
     ``skipped`` by reason (``no_face`` for the latter); ``no_face="error"``
     raises :class:`NoFaceError`.
 
-    ``workers`` processes (default ``os.cpu_count()``) each load the cascade
-    once and run OpenCV single-threaded; ``workers=1`` runs in this process.
+    ``workers`` processes (default ``os.cpu_count()``, at most one per
+    file) each load the cascade once and run OpenCV single-threaded;
+    ``workers=1`` runs in this process (OpenCV keeps its own threading).
+    Workers are forked where that is safe and spawned otherwise (see
+    :func:`_pool_context`); the progress bar (tqdm, on stderr) shows with
+    ``progress=True``.
     ``cache_dir``: a folder, ``None`` for :func:`default_cache_dir`, or
     ``False`` for no cache. The entry is one ``.npz`` per
     :func:`cache_key`, written atomically (temporary file, then

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import keras
 import numpy as np
 
 from csa_keras.training import rundir
@@ -52,7 +53,7 @@ def gradcam_figure(classifier, images: np.ndarray, labels: np.ndarray, class_nam
         return None
     faces = images[index]
     if predict is None:
-        predicted = classifier.predict(faces, verbose=0).argmax(axis=1)
+        predicted = keras.ops.convert_to_numpy(classifier(faces, training=False)).argmax(axis=1)
     else:
         predicted = predict(faces)
     maps = gradcam(classifier, faces, predicted, layer_name)

@@ -90,10 +90,13 @@ def train_split(
     batch = config.batch_size
     seed = config.seed
 
-    def data(index, target, shuffle=False):
+    def data(index, target, purpose):
+        index, batching = replica_batching(index, batch, strategy, purpose)
         return make_dataset(images[index], labels[index], seed=seed, target=target,
-                            num_classes=k, shuffle=shuffle,
-                            **replica_batching(len(index), batch, strategy, training=shuffle))
+                            num_classes=k, shuffle=purpose == "train", **batching)
+
+    def predict(model, index):
+        return model.predict(data(index, "none", "predict"), verbose=0)[: len(index)]
 
     monitor = "val_loss" if val is not None else "loss"
     history: dict[str, dict[str, list[float]]] = {}
@@ -105,8 +108,8 @@ def train_split(
         autoencoder.compile(optimizer=keras.optimizers.Adam(config.pretrain_lr), loss="mse")
     if config.pretrain_epochs > 0:
         fit = autoencoder.fit(
-            data(train, "images", shuffle=True),
-            validation_data=None if val is None else data(val, "images"),
+            data(train, "images", "train"),
+            validation_data=None if val is None else data(val, "images", "validate"),
             epochs=config.pretrain_epochs,
             callbacks=standard_callbacks(folder, "pretrain", monitor),
             verbose=verbose, shuffle=False,
@@ -115,7 +118,7 @@ def train_split(
         restore_best(autoencoder, folder, "pretrain")
 
     x_test = dataset.subset(test).scaled()
-    reconstructions = autoencoder.predict(data(test, "none"), verbose=0)
+    reconstructions = predict(autoencoder, test)
     recon = reconstruction_metrics(x_test, reconstructions)
     # Saved now: the classifier shares the encoder's weights, and fine-tuning changes them.
     rundir.save_model(autoencoder, folder / "autoencoder.keras")
@@ -129,16 +132,16 @@ def train_split(
             metrics=["accuracy"],
         )
     fit = classifier.fit(
-        data(train, "onehot", shuffle=True),
-        validation_data=None if val is None else data(val, "onehot"),
+        data(train, "onehot", "train"),
+        validation_data=None if val is None else data(val, "onehot", "validate"),
         epochs=config.finetune_epochs,
         callbacks=standard_callbacks(folder, "finetune", monitor),
-        verbose=verbose,
+        verbose=verbose, shuffle=False,
     )
     history["finetune"] = fit.history
     restore_best(classifier, folder, "finetune")
 
-    probabilities = classifier.predict(data(test, "none"), verbose=0)
+    probabilities = predict(classifier, test)
     y_pred = probabilities.argmax(axis=1)
     metrics = classification_metrics(labels[test], y_pred, dataset.class_names)
     metrics.update(recon)

@@ -66,19 +66,33 @@ def make_dataset(
 
 
 
-def replica_batching(n: int, batch_size: int, strategy: tf.distribute.Strategy,
-                     training: bool) -> dict:
-    """Batch settings that every replica of ``strategy`` can split evenly.
+def replica_batching(index: np.ndarray, batch_size: int, strategy: tf.distribute.Strategy,
+                     purpose: str) -> tuple[np.ndarray, dict]:
+    """Indices and batch settings that every replica of ``strategy`` can split.
 
-    With one replica this is just ``batch_size``. With several, training drops
-    a short last batch, and evaluation makes its first batch a multiple of
-    the replica count: Keras 3.15's ``evaluate`` under a ``tf.distribute``
-    strategy averages the first batch across replicas to build its metrics,
-    which fails when the replicas hold different numbers of images.
+    With one replica nothing changes. With several, Keras 3.15 under a
+    ``tf.distribute`` strategy fails on a batch that leaves a replica empty
+    (``predict`` and ``evaluate``) or splits it unevenly (``evaluate``), so:
+
+    - ``"train"`` drops a short last batch (the shuffle moves it each epoch);
+    - ``"validate"`` leaves out the last ``len(index) % replicas`` images
+      (fewer than the replica count, from the validation loss only) and
+      batches at a multiple of the replica count;
+    - ``"predict"`` pads with copies of the first image up to a multiple of
+      the replica count; the caller keeps the first ``len(index)`` outputs.
     """
+    index = np.asarray(index)
     replicas = strategy.num_replicas_in_sync
-    if replicas == 1:
-        return {"batch_size": batch_size}
-    if training:
-        return {"batch_size": batch_size, "drop_remainder": n >= batch_size}
-    return {"batch_size": max(replicas, min(batch_size, n - n % replicas))}
+    if replicas == 1 or len(index) == 0:
+        return index, {"batch_size": batch_size}
+    even_batch = max(replicas, batch_size - batch_size % replicas)
+    if purpose == "train":
+        return index, {"batch_size": batch_size, "drop_remainder": len(index) >= batch_size}
+    if purpose == "validate":
+        keep = max(replicas, len(index) - len(index) % replicas)
+        return np.resize(index, keep), {"batch_size": even_batch}
+    if purpose == "predict":
+        padded = -(-len(index) // replicas) * replicas
+        extra = np.full(padded - len(index), index[0], dtype=index.dtype)
+        return np.concatenate([index, extra]), {"batch_size": even_batch}
+    raise ValueError(f"unknown purpose {purpose!r}")
