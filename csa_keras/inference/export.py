@@ -97,7 +97,8 @@ def load_model(path: str | os.PathLike):
     The Voting ResNet's layers are registered with Keras when their module is
     imported. The modules are the ones the file itself names, restricted to
     this project's packages, so this package needs no import of
-    :mod:`voting_resnet` (which builds on it, SPEC §1).
+    :mod:`voting_resnet` (which builds on it, SPEC §1). Keras's ``safe_mode``
+    stays on: a file cannot run code of its own when it is loaded.
     """
     import keras
 
@@ -105,7 +106,7 @@ def load_model(path: str | os.PathLike):
     for module in sorted(_custom_modules(path)):
         importlib.import_module(module)
     try:
-        return keras.models.load_model(path, compile=False)
+        return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any unreadable model is a user error here
         raise ExportError(f"cannot load {path}: {error.__class__.__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else ''}") from None
