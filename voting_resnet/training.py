@@ -15,6 +15,12 @@ compile config), so ``keras.models.load_model`` needs no ``custom_objects``.
 Augmentation runs in the ``tf.data`` pipeline on training batches only, as a
 ``keras.Sequential`` of preprocessing layers; the saved model holds none of
 it, so prediction and export never see a random layer.
+
+Every training of a split point is a resumable
+:class:`~csa_keras.training.callbacks.TrainingPhase` under ``.backup/``
+(issue 6): ``resume=True`` (``--resume``) reloads the split points, retrainings
+and folds a killed run finished and continues the one it was in from its
+last completed epoch.
 """
 from __future__ import annotations
 
@@ -32,12 +38,13 @@ import tensorflow as tf
 
 from csa_keras.data.dataset import FaceDataset
 from csa_keras.evaluation.metrics import aggregate_folds, classification_metrics
-from csa_keras.training import rundir
-from csa_keras.training.callbacks import restore_best, standard_callbacks
+from csa_keras.training import loop, rundir
+from csa_keras.training.callbacks import TrainingPhase
 from csa_keras.training.config import config_json
-from csa_keras.training.csa import load_data
-from csa_keras.training.pipeline import make_dataset, replica_batching
-from csa_keras.training.strategy import describe, get_strategy, is_chief, use_mixed_precision
+from csa_keras.training.csa import check_dataset, load_data
+from csa_keras.training.pipeline import as_channels, check_images, make_dataset, replica_batching
+from csa_keras.training.strategy import (describe, get_strategy, is_chief, seed_everything,
+                                         task_id, use_mixed_precision)
 from voting_resnet.config import VRNConfig
 from voting_resnet.layers.voting import hard_vote, soft_vote
 from voting_resnet.losses import CropCrossEntropy
@@ -97,6 +104,9 @@ def transfer_weights(model: keras.Model, source: str | os.PathLike) -> dict[str,
     Every split point has the same weights (the crop layer has none), so any
     of them initialises any other; a head for another number of classes is
     left as initialised (RAF-DB starting from AffectNet's 8-class model).
+    The file is loaded with Keras ``safe_mode`` (no code in it runs), and a
+    file of another task (a CSA model), a truncated or a non-model file ends
+    in one ``ValueError`` line naming it.
     """
     path = Path(source)
     if path.is_dir():
@@ -104,7 +114,7 @@ def transfer_weights(model: keras.Model, source: str | os.PathLike) -> dict[str,
     if not path.is_file():
         raise ValueError(f"--init-from {source}: no model.keras there")
     try:
-        donor = keras.models.load_model(path, compile=False)
+        donor = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
         raise ValueError(f"--init-from {source}: not a Keras model ({error.__class__.__name__})") from None
     copied = skipped = 0
@@ -127,21 +137,17 @@ def transfer_weights(model: keras.Model, source: str | os.PathLike) -> dict[str,
     return {"layers_copied": copied, "layers_skipped": skipped}
 
 
-def _as_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    if images.shape[-1] == channels:
-        return images
-    if channels == 3:
-        return np.repeat(images, 3, axis=-1)
-    grey = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.clip(np.rint(grey), 0, 255).astype(images.dtype)[..., None]
-
-
 def crop_logits(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """The model's ``(N, V, K)`` crop logits on uint8 or [0, 1] images."""
+    """The model's ``(N, V, K)`` crop logits on uint8 or [0, 1] images.
+
+    Images of another shape than the model's input, or holding NaN, are
+    refused in one line (:func:`~csa_keras.training.pipeline.check_images`).
+    """
+    check_images(images, shape=model.input_shape[1:])
     index, batching = replica_batching(np.arange(len(images)), batch_size,
                                        model.distribute_strategy, "predict")
     ds = make_dataset(images[index], target="none", **batching)
-    return model.predict(ds, verbose=0)["crop_logits"][: len(images)]
+    return loop.predict(model, ds)["crop_logits"][: len(images)]
 
 
 def vote_metrics(logits: np.ndarray, labels: np.ndarray, class_names, voting: str) -> dict:
@@ -169,7 +175,8 @@ class FitResult:
 def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: np.ndarray,
               num_classes: int, folder: Path, strategy: tf.distribute.Strategy,
               val: tuple[np.ndarray, np.ndarray] | None = None,
-              verbose: int | str = "auto") -> FitResult:
+              verbose: int | str = "auto", state: Path | None = None,
+              resume: bool = False) -> FitResult:
     """Build, optionally initialise (``--init-from``), and train one Voting ResNet.
 
     The model trains on the crop logits (:class:`~voting_resnet.losses.CropCrossEntropy`);
@@ -177,7 +184,9 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
     ``loss``, ``vote_accuracy``, their ``val_`` twins, ``learning_rate`` and
     ``epoch_seconds``). The learning rate is ``lr * lr_decay ** epoch``
     (once per epoch, :mod:`voting_resnet.config`). The weights of the best
-    epoch on ``val_loss`` (``loss`` without validation) are restored, and
+    epoch on ``val_loss`` (``loss`` without validation) are restored.
+    ``state`` keeps the resumable phase (:class:`~csa_keras.training.callbacks.TrainingPhase`);
+    without one, a temporary ``folder/.backup`` is used and removed, so
     ``folder`` is left as it was found.
     """
     start = time.perf_counter()
@@ -219,12 +228,15 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
     decay = keras.callbacks.LearningRateScheduler(
         lambda epoch, _: config.lr * config.lr_decay ** epoch)
     monitor = "val_loss" if val_ds is not None else "loss"
-    fit = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                    steps_per_epoch=steps, verbose=verbose, shuffle=False,
-                    callbacks=[decay, *standard_callbacks(folder, "train", monitor)])
-    restore_best(model, folder, "train")
-    (folder / "history_train.csv").unlink(missing_ok=True)
-    return FitResult(split_after, model, fit.history, time.perf_counter() - start, init)
+    scratch = state is None
+    phase = TrainingPhase(folder / rundir.BACKUP / "train" if scratch else state, monitor,
+                          resume and not scratch, backup=not scratch)
+    history = loop.train_phase(model, phase, train_ds, validation_data=val_ds,
+                               epochs=config.epochs, steps_per_epoch=steps, callbacks=[decay],
+                               strategy=strategy, verbose=verbose)
+    if scratch:
+        shutil.rmtree(folder / rundir.BACKUP, ignore_errors=True)
+    return FitResult(split_after, model, history, time.perf_counter() - start, init)
 
 
 @dataclasses.dataclass
@@ -242,7 +254,8 @@ class SplitOutcome:
 def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
                    class_names, split, folder: Path, strategy: tf.distribute.Strategy,
                    verbose: int | str = "auto", log: Callable[[str], None] = print,
-                   chief: bool = True) -> SplitOutcome:
+                   chief: bool = True, state: Path | None = None,
+                   resume: bool = False) -> SplitOutcome:
     """The paper's protocol on one split (§4): compare split points, retrain the best, test.
 
     Every split point of ``config.split_after`` is trained on ``split.train``
@@ -252,9 +265,11 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
     and, unless ``retrain_on_train_val`` is off, trained again from scratch
     on train + validation; each candidate's model and history go to
     ``folder/split<k>/``. The chosen model is evaluated on ``split.test``
-    and saved as ``folder/model.keras``.
+    and saved as ``folder/model.keras``. ``state`` holds every training's
+    resumable phase (default ``folder/.backup``).
     """
     k = len(class_names)
+    state = Path(state) if state is not None else folder / rundir.BACKUP
     train, test = np.asarray(split.train), np.asarray(split.test)
     val = np.asarray(split.val) if split.val is not None and len(split.val) else None
     several = len(config.split_after) > 1
@@ -265,7 +280,7 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
         log(f"split_after={s}: training on {len(train)} images")
         result = fit_model(config, s, images[train], labels[train], k, sub, strategy,
                            val=None if val is None else (images[val], labels[val]),
-                           verbose=verbose)
+                           verbose=verbose, state=state / f"split{s}", resume=resume)
         histories.append((f"split{s}", result.history))
         row = {"split_after": s, "seconds": round(result.seconds, 2),
                "seconds_per_epoch": float(np.median(result.history["epoch_seconds"]))}
@@ -287,7 +302,8 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
         both = np.sort(np.concatenate([train, val]))
         log(f"retraining split_after={best.split_after} on train + val ({len(both)} images)")
         final = fit_model(config, best.split_after, images[both], labels[both], k, folder,
-                          strategy, val=None, verbose=verbose)
+                          strategy, val=None, verbose=verbose, state=state / "retrain",
+                          resume=resume)
         histories.append((f"retrain_split{final.split_after}", final.history))
         curves[f"retrain_split{final.split_after}"] = final.history
 
@@ -314,30 +330,54 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
 
 def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
             dataset: FaceDataset | None = None, verbose: int | str = "auto",
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
     """The whole Voting ResNet story of one command; returns the ``metrics.json`` dict.
 
     One :func:`evaluate_split` per split of the protocol: one for ``holdout``
     and ``predefined``, ``folds`` for ``subject-kfold`` (each in
     ``foldNN/``, aggregated as mean ± std with a pooled confusion matrix by
     :func:`~csa_keras.evaluation.metrics.aggregate_folds`; the top-level
-    ``model.keras`` is fold 1's, as for the CSA).
+    ``model.keras`` is fold 1's, as for the CSA). ``resume`` continues the
+    run a killed process left in ``output``, as for
+    :func:`~csa_keras.training.csa.run_csa`; a ``dataset`` no run can use
+    (NaN, wrong shape, one class) is refused in one line.
     """
-    from csa_keras.data.protocols import dedupe, make_splits
-
     config.validate()
-    out = rundir.prepare(output or rundir.default_output("voting_resnet"))
-    keras.utils.set_random_seed(config.seed)
     strategy = get_strategy(config.strategy)
+    deterministic = seed_everything(config.seed, config.deterministic)
     policy = use_mixed_precision(config.mixed_precision)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch-size {config.batch_size} is not divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")
     chief = is_chief(strategy)
+    out = rundir.open_run(output or rundir.default_output("voting_resnet"), config.to_dict(),
+                          chief, resume, task_id(strategy))
+    if resume and chief and (done := rundir.finished_metrics(out)) is not None:
+        log(f"{out} is a finished run: nothing to resume")
+        return done
+    try:
+        metrics = _run(config, out, dataset, strategy, chief, resume, verbose, log,
+                       {"strategy": describe(strategy), "precision_policy": policy,
+                        "op_determinism": deterministic})
+    finally:
+        if not chief:
+            rundir.close_run(out, chief=False)
+    if chief:
+        rundir.close_run(out)
+    return metrics
+
+
+def _run(config: VRNConfig, out: Path, dataset: FaceDataset | None,
+         strategy: tf.distribute.Strategy, chief: bool, resume: bool, verbose, log,
+         run_info: dict[str, Any]) -> dict[str, Any]:
+    from csa_keras.data.protocols import dedupe, make_splits
+
     started = time.perf_counter()
     if dataset is None:
         dataset = load_data(config, progress=verbose != 0, colour=config.channels == 3)
-    dataset = dataclasses.replace(dataset, images=_as_channels(dataset.images, config.channels))
+    check_images(dataset.images, f"{dataset.name} images")
+    dataset = dataclasses.replace(dataset, images=as_channels(dataset.images, config.channels))
+    check_dataset(dataset)
     protocol = config.protocol
     if protocol == "predefined" and dataset.splits is None:
         log(f"{dataset.name} has no predefined split: using holdout")
@@ -348,8 +388,7 @@ def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
     if len(config.split_after) > 1 and any(s.n_val == 0 for s in splits):
         raise ValueError(f"choosing among --split-after {' '.join(map(str, config.split_after))} "
                          "needs a validation set: set --val-fraction above 0")
-    run_info = {"strategy": describe(strategy), "precision_policy": policy,
-                "protocol_used": protocol, "dataset": dataset.summary()}
+    run_info = {**run_info, "protocol_used": protocol, "dataset": dataset.summary()}
     if chief:
         rundir.write_text(out / "config.json", config_json(config, run=run_info))
 
@@ -360,12 +399,13 @@ def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
         if config.dedupe:
             split, removed = dedupe(split, images)
             duplicates_removed += removed
-        folder = out if len(splits) == 1 else out / f"fold{i + 1:02d}"
+        name = "" if len(splits) == 1 else f"fold{i + 1:02d}"
         if len(splits) > 1:
             log(f"[{split.name}] {i + 1}/{len(splits)}: train {len(split.train)}, "
                 f"test {len(split.test)}")
-        outcome = evaluate_split(config, images, labels, names, split, folder, strategy,
-                                 verbose, log, chief)
+        outcome = evaluate_split(config, images, labels, names, split, out / name, strategy,
+                                 verbose, log, chief,
+                                 state=out / rundir.BACKUP / (name or "split"), resume=resume)
         outcome.metrics["fold"] = split.name
         outcomes.append(outcome if i == 0 else dataclasses.replace(outcome, model=None))
 

@@ -1,6 +1,37 @@
-"""Keras callbacks every training phase uses: best checkpoint, CSV log, NaN stop, timing."""
+"""Keras callbacks every training phase uses, and the state that lets a killed phase resume.
+
+Every ``fit`` of both papers' training is a :class:`TrainingPhase`: a folder
+of state (under the run directory's ``.backup/``) and the callbacks that keep
+it, so that ``--resume`` continues a run killed at any moment from its last
+completed epoch (issue 6, "kill and resume"):
+
+- ``backup/``: :class:`keras.callbacks.BackupAndRestore` (weights, optimizer
+  state and epoch after every epoch, with the previous epoch's copy kept in
+  case the kill tore the latest);
+- ``best.weights.h5``: the best epoch on the monitored loss
+  (:class:`AtomicModelCheckpoint`, written to a temporary name and renamed);
+- ``history.csv``: :class:`keras.callbacks.CSVLogger`, one row per completed
+  epoch, appended to on resume so the history covers every epoch;
+- ``last_epoch.json``: the logs of the latest epoch, written just before
+  the backup (:class:`LastEpochLogs`);
+- ``done.weights.h5``: the phase's result (the best epoch's weights and
+  optimizer state) once ``fit`` has returned, so a resumed run reloads a
+  finished phase instead of training it again.
+
+At the end of an epoch the callbacks run in the order best checkpoint, last
+logs, backup, CSV log, so an epoch counts as completed once its backup is
+written and only then appears in the log. A kill before the backup loses the
+epoch in progress (it is trained again); a kill between the backup and the
+log loses nothing, because :meth:`TrainingPhase.callbacks` writes the
+missing row from ``last_epoch.json`` before the phase goes on.
+"""
 from __future__ import annotations
 
+import csv
+import json
+import math
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -18,30 +49,194 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
-def standard_callbacks(folder: Path, phase: str, monitor: str) -> list[keras.callbacks.Callback]:
-    """Best-weights checkpoint on ``monitor``, ``history_<phase>.csv``, NaN stop, timing."""
-    return [
-        EpochTimer(),
-        keras.callbacks.ModelCheckpoint(
-            str(best_weights_path(folder, phase)),
-            monitor=monitor,
-            save_best_only=True,
-            save_weights_only=True,
-        ),
-        keras.callbacks.CSVLogger(str(Path(folder) / f"history_{phase}.csv")),
-        keras.callbacks.TerminateOnNaN(),
-    ]
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` (best weights only) that never leaves a torn file behind.
+
+    Keras writes the weights to a temporary ``.partial.weights.h5`` name and
+    this callback renames it over ``filepath`` at once, so a kill during the
+    write leaves the previous best checkpoint whole.
+    """
+
+    def __init__(self, filepath: str | os.PathLike, **kwargs) -> None:
+        self.final_path = Path(filepath)
+        name = self.final_path.name.removesuffix(".weights.h5")
+        self.partial_path = self.final_path.with_name(f".{name}.partial.weights.h5")
+        super().__init__(str(self.partial_path), save_best_only=True, save_weights_only=True,
+                         **kwargs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.partial_path.exists():
+            os.replace(self.partial_path, self.final_path)
 
 
-def best_weights_path(folder: Path, phase: str) -> Path:
-    return Path(folder) / f".{phase}.best.weights.h5"
+class LastEpochLogs(keras.callbacks.Callback):
+    """Keeps the latest epoch's logs in ``path`` (temporary name, then renamed)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        tmp = self.path.with_name(f".{self.path.stem}.partial.json")
+        body = {"epoch": int(epoch), "logs": {k: float(v) for k, v in (logs or {}).items()}}
+        tmp.write_text(json.dumps(body), encoding="utf-8")
+        os.replace(tmp, self.path)
 
 
-def restore_best(model: keras.Model, folder: Path, phase: str) -> bool:
-    """Load the best checkpoint of ``phase`` into ``model`` and remove the file."""
-    best = best_weights_path(folder, phase)
-    if not best.exists():
-        return False
-    model.load_weights(str(best))
-    best.unlink()
-    return True
+def read_csv_history(path: str | os.PathLike) -> dict[str, list[float]]:
+    """A ``CSVLogger`` file as a Keras history dict (``epoch`` column left out)."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
+    return {k: [_number(row.get(k)) for row in rows] for k in keys}
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class TrainingPhase:
+    """The resumable state of one ``fit`` in ``state`` (see the module docstring).
+
+    ``monitor`` is the quantity whose best epoch is kept (``val_loss``, or
+    ``loss`` without validation). Without ``resume`` any state left in
+    ``state`` by an earlier run is removed first, so a fresh run never
+    restores a stranger's weights. ``backup=False`` leaves out the per-epoch
+    backup, for a phase that will never be resumed.
+    """
+
+    def __init__(self, state: str | os.PathLike, monitor: str, resume: bool = False,
+                 backup: bool = True) -> None:
+        self.state = Path(state)
+        self.monitor = monitor
+        self.resume = resume
+        self.backup = backup
+        if not resume:
+            shutil.rmtree(self.state, ignore_errors=True)
+        self.state.mkdir(parents=True, exist_ok=True)
+
+    backup_dir = property(lambda self: self.state / "backup")
+    best_path = property(lambda self: self.state / "best.weights.h5")
+    log_path = property(lambda self: self.state / "history.csv")
+    last_path = property(lambda self: self.state / "last_epoch.json")
+    done_path = property(lambda self: self.state / "done.weights.h5")
+
+    @property
+    def done(self) -> bool:
+        """Whether an earlier run finished this phase (its result is kept)."""
+        return self.done_path.exists()
+
+    def completed_epochs(self) -> int:
+        """Epochs the backup holds: the epoch a resumed ``fit`` starts from.
+
+        A metadata file torn by a kill is replaced by its previous copy
+        (``BackupAndRestore(double_checkpoint=True)`` keeps one), which makes
+        the resumed run redo one epoch rather than fail.
+        """
+        meta = self.backup_dir / "training_metadata.json"
+        for candidate in (meta, meta.with_name(meta.name + ".bkp")):
+            try:
+                epoch = int(json.loads(candidate.read_text())["epoch"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if candidate != meta:
+                shutil.copyfile(candidate, meta)
+            return epoch
+        return 0
+
+    def _repair_log(self, epochs: int) -> list[dict[str, str]]:
+        """The log cut or completed to exactly the ``epochs`` the backup holds."""
+        rows, fields = [], []
+        if self.log_path.exists():
+            with self.log_path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                fields = list(reader.fieldnames or [])
+                rows = [row for row in reader if _number(row.get("epoch")) < epochs]
+        try:
+            last = json.loads(self.last_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            last = None
+        if last and len(rows) == epochs - 1 and last.get("epoch") == epochs - 1:
+            fields = fields or ["epoch", *sorted(last["logs"])]
+            rows.append({"epoch": str(epochs - 1),
+                         **{k: repr(v) for k, v in last["logs"].items() if k in fields}})
+        tmp = self.log_path.with_name(".history.partial.csv")
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            if rows:
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
+        os.replace(tmp, self.log_path)
+        return rows
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        """Timing, best checkpoint, last logs, NaN stop, backup and CSV log, in that order.
+
+        On resume the log is made to match the epochs the backup holds, and
+        the best checkpoint starts from the best monitored value among them,
+        so an epoch after the restart only replaces the checkpoint when it
+        beats every epoch before the kill.
+        """
+        threshold = None
+        if self.resume:
+            rows = self._repair_log(self.completed_epochs())
+            values = [_number(row.get(self.monitor)) for row in rows]
+            values = [v for v in values if math.isfinite(v)]
+            if values and self.best_path.exists():
+                threshold = min(values)
+        else:
+            self.log_path.unlink(missing_ok=True)
+        backup = [keras.callbacks.BackupAndRestore(str(self.backup_dir), double_checkpoint=True,
+                                                   delete_checkpoint=False)] if self.backup else []
+        return [
+            EpochTimer(),
+            AtomicModelCheckpoint(self.best_path, monitor=self.monitor, mode="min",
+                                  initial_value_threshold=threshold),
+            LastEpochLogs(self.last_path),
+            keras.callbacks.TerminateOnNaN(),
+            *backup,
+            keras.callbacks.CSVLogger(str(self.log_path), append=True),
+        ]
+
+    def history(self) -> dict[str, list[float]]:
+        """Every completed epoch of the phase, across restarts, as a Keras history."""
+        return read_csv_history(self.log_path)
+
+    def finish(self, model: keras.Model) -> None:
+        """After ``fit``: restore the best epoch, keep it as the phase's result, drop the backup.
+
+        The best checkpoint itself becomes the result (a rename, not a second
+        save of the weights and optimizer state).
+        """
+        if self.best_path.exists():
+            load_weights(model, self.best_path)
+            os.replace(self.best_path, self.done_path)
+        else:
+            tmp = self.done_path.with_name(".done.partial.weights.h5")
+            model.save_weights(str(tmp))
+            os.replace(tmp, self.done_path)
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    def load(self, model: keras.Model) -> None:
+        """Give ``model`` the result of the finished phase."""
+        load_weights(model, self.done_path)
+
+
+def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
+    """``model.load_weights`` of a file that also holds optimizer state.
+
+    The optimizer is built first (as ``BackupAndRestore`` does), so its
+    saved moments and step count are restored rather than skipped.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        with model.distribute_strategy.scope():
+            optimizer.build(model.trainable_variables)
+    model.load_weights(str(path))

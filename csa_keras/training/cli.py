@@ -41,6 +41,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets, epilog_preset
     run.add_argument("--strategy", choices=["auto", "one-device", "mirrored", "multi-worker"])
     run.add_argument("--mixed-precision", action="store_true", default=None,
                      help="Keras mixed_float16 where a GPU is present")
+    run.add_argument("--deterministic", action="store_true", default=None,
+                     help="TensorFlow op determinism on GPUs too (always on without a GPU)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run killed in --output (same options) from its last "
+                          "completed epoch")
     run.add_argument("--no-gradcam", dest="gradcam", action="store_false", default=None)
     run.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
@@ -64,6 +69,7 @@ def common_changes(args: argparse.Namespace) -> dict[str, Any]:
         test_size=args.test_size, val_fraction=args.val_fraction, dedupe=args.dedupe,
         detect=args.detect, no_face=args.no_face, batch_size=args.batch_size, seed=args.seed,
         strategy=args.strategy, mixed_precision=args.mixed_precision, gradcam=args.gradcam,
+        deterministic=args.deterministic,
     )
 
 
@@ -76,6 +82,8 @@ def run_command(parser: argparse.ArgumentParser, argv, command: str,
         config = make_config(args).validate()
         if args.data is not None and not os.path.exists(args.data):
             raise ValueError(f"--data {args.data} does not exist")
+        if args.resume and not args.output:
+            raise ValueError("--resume needs the --output of the run to continue")
         from csa_keras.training.rundir import default_output, prepare
 
         output = prepare(args.output or default_output(command))
@@ -84,7 +92,7 @@ def run_command(parser: argparse.ArgumentParser, argv, command: str,
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         verbose = 0 if args.quiet else ("auto" if sys.stdout.isatty() else 2)
-        metrics = run(config, output=output, verbose=verbose,
+        metrics = run(config, output=output, verbose=verbose, resume=args.resume,
                       log=lambda line: print(line, file=sys.stderr))
     except ValueError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)

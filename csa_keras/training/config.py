@@ -39,6 +39,7 @@ class RunConfig:
     seed: int = 0
     strategy: str = "auto"
     mixed_precision: bool = False
+    deterministic: bool = False
     gradcam: bool = True
 
     def replace(self, **changes: Any):

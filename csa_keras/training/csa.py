@@ -11,6 +11,12 @@ A validation set is carved from each training split (``val_fraction``,
 stratified) for the best-checkpoint callbacks, so the test images decide
 nothing during training. The paper's hold-out protocol has no such set; ours
 keeps its 80/20 test split intact and takes validation out of the 80.
+
+Each training phase (pretraining, fine-tuning) of each split is a
+:class:`~csa_keras.training.callbacks.TrainingPhase` kept under
+``.backup/`` (issue 6): ``resume=True`` (``--resume``) replays a killed run,
+reloading the phases and folds it finished and continuing the one it was in
+from its last completed epoch.
 """
 from __future__ import annotations
 
@@ -26,11 +32,12 @@ import numpy as np
 import tensorflow as tf
 
 from csa_keras.data.dataset import FaceDataset
-from csa_keras.training import rundir
-from csa_keras.training.callbacks import restore_best, standard_callbacks
+from csa_keras.training import loop, rundir
+from csa_keras.training.callbacks import TrainingPhase
 from csa_keras.training.config import CSAConfig, config_json
-from csa_keras.training.pipeline import make_dataset, replica_batching
-from csa_keras.training.strategy import describe, get_strategy, is_chief, use_mixed_precision
+from csa_keras.training.pipeline import as_channels, check_images, make_dataset, replica_batching
+from csa_keras.training.strategy import (describe, get_strategy, is_chief, seed_everything,
+                                         task_id, use_mixed_precision)
 
 
 @dataclasses.dataclass
@@ -77,13 +84,21 @@ def train_split(
     folder: Path,
     strategy: tf.distribute.Strategy,
     verbose: int | str = "auto",
+    state: Path | None = None,
+    resume: bool = False,
 ) -> SplitResult:
-    """Pretrain, fine-tune and evaluate on one split; save its two models."""
+    """Pretrain, fine-tune and evaluate on one split; save its two models.
+
+    ``state`` (default ``folder/.backup``) holds the split's resumable
+    phases; with ``resume`` a phase finished earlier is reloaded and an
+    unfinished one continues from its last epoch.
+    """
     from csa_keras.evaluation.metrics import classification_metrics, reconstruction_metrics
     from csa_keras.models.csa import build_autoencoder, build_classifier
 
     start = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
+    state = Path(state) if state is not None else folder / rundir.BACKUP
     images, labels, k = dataset.images, dataset.labels, dataset.num_classes
     train, test = np.asarray(split.train), np.asarray(split.test)
     val = np.asarray(split.val) if split.val is not None and len(split.val) else None
@@ -96,7 +111,7 @@ def train_split(
                             num_classes=k, shuffle=purpose == "train", **batching)
 
     def predict(model, index):
-        return model.predict(data(index, "none", "predict"), verbose=0)[: len(index)]
+        return loop.predict(model, data(index, "none", "predict"))[: len(index)]
 
     monitor = "val_loss" if val is not None else "loss"
     history: dict[str, dict[str, list[float]]] = {}
@@ -107,15 +122,11 @@ def train_split(
             sparsity=config.sparsity, closure=config.closure)
         autoencoder.compile(optimizer=keras.optimizers.Adam(config.pretrain_lr), loss="mse")
     if config.pretrain_epochs > 0:
-        fit = autoencoder.fit(
+        history["pretrain"] = loop.train_phase(
+            autoencoder, TrainingPhase(state / "pretrain", monitor, resume),
             data(train, "images", "train"),
             validation_data=None if val is None else data(val, "images", "validate"),
-            epochs=config.pretrain_epochs,
-            callbacks=standard_callbacks(folder, "pretrain", monitor),
-            verbose=verbose, shuffle=False,
-        )
-        history["pretrain"] = fit.history
-        restore_best(autoencoder, folder, "pretrain")
+            epochs=config.pretrain_epochs, strategy=strategy, verbose=verbose)
 
     x_test = dataset.subset(test).scaled()
     reconstructions = predict(autoencoder, test)
@@ -131,15 +142,11 @@ def train_split(
             loss="categorical_crossentropy",
             metrics=["accuracy"],
         )
-    fit = classifier.fit(
+    history["finetune"] = loop.train_phase(
+        classifier, TrainingPhase(state / "finetune", monitor, resume),
         data(train, "onehot", "train"),
         validation_data=None if val is None else data(val, "onehot", "validate"),
-        epochs=config.finetune_epochs,
-        callbacks=standard_callbacks(folder, "finetune", monitor),
-        verbose=verbose, shuffle=False,
-    )
-    history["finetune"] = fit.history
-    restore_best(classifier, folder, "finetune")
+        epochs=config.finetune_epochs, strategy=strategy, verbose=verbose)
 
     probabilities = predict(classifier, test)
     y_pred = probabilities.argmax(axis=1)
@@ -150,10 +157,27 @@ def train_split(
 
     rundir.save_model(classifier, folder / "classifier.keras")
     rundir.write_history(folder / "history.csv", history.items())
-    for phase in history:
-        (folder / f"history_{phase}.csv").unlink(missing_ok=True)
     return SplitResult(split.name, metrics, history, test, y_pred, reconstructions,
                        autoencoder, classifier, time.perf_counter() - start)
+
+
+def check_dataset(dataset: FaceDataset, multiple: int = 1) -> None:
+    """Refuse, in one line, a dataset no training run can use (issue 6, the bad-input matrix).
+
+    Images must pass :func:`~csa_keras.training.pipeline.check_images`, be
+    square with a side divisible by ``multiple`` (the CSA's poolings and
+    upsamplings must return to the input size), and hold at least two
+    classes (a classifier of one class has nothing to learn).
+    """
+    check_images(dataset.images, f"{dataset.name} images")
+    height, width = dataset.images.shape[1:3]
+    if height != width or height % multiple:
+        raise ValueError(f"{dataset.name} images are {height}x{width}: square faces with a side "
+                         f"divisible by {multiple} expected (48x48 by default)")
+    present = sorted({dataset.class_names[i] for i in np.unique(dataset.labels)})
+    if len(present) < 2:
+        raise ValueError(f"{dataset.name} has one class ({', '.join(present) or 'none'}): "
+                         "expression recognition needs at least two")
 
 
 def run_csa(
@@ -162,26 +186,58 @@ def run_csa(
     dataset: FaceDataset | None = None,
     verbose: int | str = "auto",
     log: Callable[[str], None] = print,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """The whole CSA story of one command; returns the ``metrics.json`` dict."""
-    from csa_keras.data.protocols import dedupe, make_splits
+    """The whole CSA story of one command; returns the ``metrics.json`` dict.
 
+    ``resume`` continues the run left in ``output`` by a killed process
+    (same settings): finished phases and folds are reloaded from
+    ``.backup/``, the interrupted phase goes on from its last completed
+    epoch, and ``.backup/`` is removed once the run directory is complete.
+    A ``dataset`` given in colour is made grey; one that no run can use
+    (NaN, wrong shape, one class) is refused in one line
+    (:func:`check_dataset`).
+    """
     config.validate()
-    out = rundir.prepare(output or rundir.default_output("csa"))
-    keras.utils.set_random_seed(config.seed)
     strategy = get_strategy(config.strategy)
+    deterministic = seed_everything(config.seed, config.deterministic)
     policy = use_mixed_precision(config.mixed_precision)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch-size {config.batch_size} is not divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")
     chief = is_chief(strategy)
+    out = rundir.open_run(output or rundir.default_output("csa"), config.to_dict(), chief,
+                          resume, task_id(strategy))
+    if resume and chief and (done := rundir.finished_metrics(out)) is not None:
+        log(f"{out} is a finished run: nothing to resume")
+        return done
+    try:
+        metrics = _run(config, out, dataset, strategy, chief, resume, verbose, log,
+                       {"strategy": describe(strategy), "precision_policy": policy,
+                        "op_determinism": deterministic})
+    finally:
+        if not chief:
+            rundir.close_run(out, chief=False)
+    if chief:
+        rundir.close_run(out)
+    return metrics
+
+
+def _run(config: CSAConfig, out: Path, dataset: FaceDataset | None,
+         strategy: tf.distribute.Strategy, chief: bool, resume: bool, verbose, log,
+         run_info: dict[str, Any]) -> dict[str, Any]:
+    from csa_keras.data.protocols import dedupe, make_splits
+
     started = time.perf_counter()
     if dataset is None:
         dataset = load_data(config, progress=verbose != 0)
+    elif dataset.channels == 3:
+        log(f"{dataset.name}: colour images converted to grey (the CSA works on grey faces)")
+        dataset = dataclasses.replace(dataset, images=as_channels(dataset.images, 1))
+    check_dataset(dataset, multiple=8 if config.closure == "code6" else 16)
     splits = make_splits(dataset, config.protocol, folds=config.folds, seed=config.seed,
                          val_fraction=config.val_fraction, test_size=config.test_size)
-    run_info = {"strategy": describe(strategy), "precision_policy": policy,
-                "dataset": dataset.summary()}
+    run_info = {**run_info, "dataset": dataset.summary()}
     if chief:
         rundir.write_text(out / "config.json", config_json(config, run=run_info))
 
@@ -195,12 +251,13 @@ def run_csa(
         split_record[split.name] = split_indices(split)
         if chief:
             rundir.write_json(out / "splits.json", split_record)
-        folder = out if len(splits) == 1 else out / f"fold{i + 1:02d}"
+        name = "" if len(splits) == 1 else f"fold{i + 1:02d}"
         if len(splits) > 1:
             log(f"[{split.name}] {i + 1}/{len(splits)}: train {len(split.train)}, "
                 f"test {len(split.test)}")
-        results.append(train_split(config, dataset, split, folder, strategy, verbose))
-    if len(results) > 1:
+        results.append(train_split(config, dataset, split, out / name, strategy, verbose,
+                                   state=out / rundir.BACKUP / (name or "split"), resume=resume))
+    if len(results) > 1 and chief:
         for name in ("autoencoder.keras", "classifier.keras"):
             tmp = out / f".{name}.partial.keras"
             shutil.copyfile(out / "fold01" / name, tmp)

@@ -96,3 +96,49 @@ def replica_batching(index: np.ndarray, batch_size: int, strategy: tf.distribute
         extra = np.full(padded - len(index), index[0], dtype=index.dtype)
         return np.concatenate([index, extra]), {"batch_size": even_batch}
     raise ValueError(f"unknown purpose {purpose!r}")
+
+
+def check_images(images: np.ndarray, what: str = "images", shape: tuple | None = None) -> None:
+    """Refuse, in one line, arrays no model here can take (issue 6, the bad-input matrix).
+
+    ``images`` must be ``(N, H, W, C)`` with C = 1 (grey) or 3 (colour),
+    ``uint8``, or floating point with every value finite and in [0, 1] (the
+    scale the models are trained at); ``shape``, when given, is the
+    ``(H, W, C)`` a model takes. A NaN reaching ``fit`` would otherwise turn
+    every weight into NaN several epochs later, and a wrong shape fail deep
+    inside a Keras layer.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"{what} must be (N, height, width, channels), got shape {images.shape}")
+    if len(images) == 0:
+        raise ValueError(f"{what} are empty: there is nothing to train or predict on")
+    if images.shape[-1] not in (1, 3):
+        raise ValueError(f"{what} have {images.shape[-1]} channels: 1 (grey) or 3 (colour) expected")
+    if shape is not None and tuple(images.shape[1:]) != tuple(shape):
+        raise ValueError(f"{what} are {images.shape[1:]} but the model takes {tuple(shape)}")
+    if images.dtype == np.uint8:
+        return
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"{what} are {images.dtype}: uint8 (0-255) or float in [0, 1] expected")
+    bad = ~np.isfinite(images)
+    if bad.any():
+        first = int(np.flatnonzero(bad.reshape(len(images), -1).any(axis=1))[0])
+        raise ValueError(f"{what} hold {int(bad.sum())} NaN or infinite values "
+                         f"(the first in image {first})")
+    low, high = float(images.min()), float(images.max())
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise ValueError(f"{what} are float with values in [{low:g}, {high:g}]: scale them to "
+                         "[0, 1] or pass uint8")
+
+
+def as_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """Grey images repeated to 3 channels, or colour ones made grey (ITU-R 601 luma)."""
+    if images.shape[-1] == channels:
+        return images
+    if channels == 3:
+        return np.repeat(images, 3, axis=-1)
+    grey = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if images.dtype == np.uint8:
+        return np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None]
+    return grey.astype(images.dtype)[..., None]

@@ -3,6 +3,13 @@
 Every artifact goes to a temporary name in the same folder and is renamed
 into place (``os.replace`` is atomic on one file system), so a run killed at
 any moment leaves each earlier artifact whole and no half-written one.
+
+A run also keeps the state of its unfinished training in ``.backup/``
+(:class:`~csa_keras.training.callbacks.TrainingPhase`), which ``--resume``
+continues from and a finished run removes (:func:`open_run`,
+:func:`close_run`). Under multi-worker training only the chief writes the
+run directory; every other worker works in a scratch folder of its own that
+is removed at the end, so no two processes write the same file.
 """
 from __future__ import annotations
 
@@ -11,6 +18,8 @@ import datetime as _dt
 import json
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -98,3 +107,71 @@ def write_history(path: str | os.PathLike, phases: Iterable[tuple[str, dict[str,
         writer.writerows(rows)
     os.replace(tmp, path)
     return path
+
+
+BACKUP = ".backup"
+"""The folder of a run directory that holds resumable training state."""
+
+RESUME_FREE = ("strategy", "deterministic")
+"""Settings a resumed run may change: where and how it runs, not what it computes."""
+
+
+def check_resume(out: Path, config: dict[str, Any]) -> None:
+    """Refuse, in one line, to resume a run that was started with other settings.
+
+    A backup restores weights and epochs of a particular model and data; the
+    same command line (plus ``--resume``) is what continues it.
+    """
+    saved_path = out / "config.json"
+    if not saved_path.exists():
+        return
+    try:
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"--resume: {saved_path} is unreadable, so the run cannot be "
+                         "matched; start it again without --resume") from None
+    current = json.loads(json.dumps(config, default=str))
+    differ = [k for k in sorted(set(saved) | set(current))
+              if k not in RESUME_FREE and saved.get(k) != current.get(k)]
+    if differ:
+        shown = ", ".join(f"{k} {saved.get(k)!r} now {current.get(k)!r}" for k in differ[:3])
+        raise ValueError(f"--resume: {out} was started with other settings ({shown}); "
+                         "give the same options, or another --output")
+
+
+def open_run(output: str | os.PathLike, config: dict[str, Any], chief: bool = True,
+             resume: bool = False, worker: int = 0) -> Path:
+    """The folder this process writes: the run directory, or a worker's scratch folder.
+
+    The chief (any single-process run) prepares ``output``; with ``resume``
+    it checks the settings against ``config.json`` (:func:`check_resume`).
+    Without ``resume``, a folder holding the training state of an unfinished
+    run is refused rather than overwritten: that state is hours of work a
+    forgotten ``--resume`` must not throw away. Other workers of a
+    multi-worker run get a new temporary folder.
+    """
+    if not chief:
+        return Path(tempfile.mkdtemp(prefix=f"csa_keras-worker{worker}-"))
+    out = prepare(output)
+    if resume:
+        check_resume(out, config)
+    elif (out / BACKUP).exists():
+        raise ValueError(f"{out} holds an unfinished run: add --resume to continue it, "
+                         f"or remove {out / BACKUP} to start it again")
+    return out
+
+
+def finished_metrics(out: Path) -> dict[str, Any] | None:
+    """The metrics of a run that already finished in ``out`` (``metrics.json``, no backup)."""
+    path = out / "metrics.json"
+    if (out / BACKUP).exists() or not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def close_run(out: Path, chief: bool = True) -> None:
+    """End a run: the chief drops the training state, another worker its scratch folder."""
+    shutil.rmtree(out / BACKUP if chief else out, ignore_errors=True)

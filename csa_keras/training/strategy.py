@@ -26,15 +26,17 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
       (so a machine configured with several logical CPUs, as the tests do,
       exercises the real all-reduce path).
     - ``multi-worker``: ``MultiWorkerMirroredStrategy``, which reads the
-      cluster from ``TF_CONFIG``.
+      cluster from ``TF_CONFIG``. It must be created before anything starts
+      the TensorFlow runtime (listing devices does), so a run creates its
+      strategy first.
     """
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
-    gpus = tf.config.list_logical_devices("GPU")
     if name == "multi-worker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError("--strategy multi-worker needs TF_CONFIG describing the cluster")
         return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":
         devices = gpus or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([d.name for d in devices])
@@ -83,3 +85,31 @@ def use_mixed_precision(enabled: bool) -> str:
     else:
         keras.mixed_precision.set_global_policy("float32")
     return keras.mixed_precision.global_policy().name
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> bool:
+    """Seed Python, NumPy and TensorFlow, and turn TensorFlow op determinism on where it is free.
+
+    Issue 6 ("determinism"): the same seed and data on a CPU give the same
+    ``metrics.json``. ``keras.utils.set_random_seed`` fixes the initial
+    weights, the shuffles and the augmentation draws;
+    ``tf.config.experimental.enable_op_determinism`` makes the kernels and
+    ``tf.data`` whose results could depend on thread timing deterministic.
+    It is always on without a GPU, where it costs next to nothing; on a GPU
+    some kernels become slower (or refuse to run), so it is on only when
+    asked (``--deterministic``). Once on it stays on for the process, which
+    TensorFlow offers no public way to undo. Returns whether it is on.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if deterministic or not tf.config.list_logical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()
+        return True
+    return False
+
+
+def task_id(strategy: tf.distribute.Strategy) -> int:
+    """This worker's index in the cluster (0 outside multi-worker training)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return int(getattr(resolver, "task_id", None) or 0)

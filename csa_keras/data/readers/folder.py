@@ -121,8 +121,10 @@ def read_folder(root: str | Path, manifest: str | Path | None = None) -> Catalog
     when present. Images are searched recursively inside each class folder.
     Skips: class folders with an unknown name (``unknown_class_folder``,
     counted per file), files without an image extension inside class
-    folders (``not_an_image_extension``), and images lying outside any class
-    folder (``image_outside_class_folder``). Hidden entries are ignored;
+    folders (``not_an_image_extension``), images lying outside any class
+    folder (``image_outside_class_folder``), and class folders holding no
+    file at all (``empty_class_folder``, counted per folder: the class is
+    then absent, and the report says why). Hidden entries are ignored;
     other files at the root (a README, the manifest) are metadata.
     """
     root_path = require_folder(root)
@@ -145,6 +147,9 @@ def read_folder(root: str | Path, manifest: str | Path | None = None) -> Catalog
         if label is None:
             if files:
                 skipped.add("unknown_class_folder", str(folder), n=len(files))
+            return
+        if not files:
+            skipped.add("empty_class_folder", str(folder))
             return
         for file in files:
             if not is_image_name(file.name):
