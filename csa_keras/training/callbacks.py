@@ -22,8 +22,9 @@ At the end of an epoch the callbacks run in the order best checkpoint, last
 logs, backup, CSV log, so an epoch counts as completed once its backup is
 written and only then appears in the log. A kill before the backup loses the
 epoch in progress (it is trained again); a kill between the backup and the
-log loses nothing, because :meth:`TrainingPhase.callbacks` writes the
-missing row from ``last_epoch.json`` before the phase goes on.
+log, or in the middle of writing its row, loses nothing, because
+:meth:`TrainingPhase.callbacks` writes that row again from
+``last_epoch.json`` before the phase goes on.
 """
 from __future__ import annotations
 
@@ -152,18 +153,26 @@ class TrainingPhase:
         return 0
 
     def _repair_log(self, epochs: int) -> list[dict[str, str]]:
-        """The log cut or completed to exactly the ``epochs`` the backup holds."""
+        """The log cut or completed to exactly the ``epochs`` the backup holds.
+
+        The row of the last backed-up epoch is rewritten from
+        ``last_epoch.json`` whenever that holds it: the kill may have missed
+        the row, or cut it in the middle.
+        """
+        try:
+            last = json.loads(self.last_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            last = None
+        if not (last and last.get("epoch") == epochs - 1):
+            last = None
         rows, fields = [], []
         if self.log_path.exists():
             with self.log_path.open(newline="", encoding="utf-8") as handle:
                 reader = csv.DictReader(handle)
                 fields = list(reader.fieldnames or [])
-                rows = [row for row in reader if _number(row.get("epoch")) < epochs]
-        try:
-            last = json.loads(self.last_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            last = None
-        if last and len(rows) == epochs - 1 and last.get("epoch") == epochs - 1:
+                rows = [row for row in reader
+                        if _number(row.get("epoch")) < (epochs - 1 if last else epochs)]
+        if last and len(rows) == epochs - 1:
             fields = fields or ["epoch", *sorted(last["logs"])]
             rows.append({"epoch": str(epochs - 1),
                          **{k: repr(v) for k, v in last["logs"].items() if k in fields}})
