@@ -97,6 +97,9 @@ def test_subject_kfold_runs_every_fold(tmp_path):
     for fold in ("fold01", "fold02"):
         assert (out / fold / "classifier.keras").is_file()
     assert (out / "classifier.keras").is_file()
+    with (out / "history.csv").open() as handle:
+        phases = {row["phase"] for row in csv.DictReader(handle)}
+    assert phases == {f"fold{i}/{p}" for i in (1, 2) for p in ("pretrain", "finetune")}
 
 
 @pytest.mark.parametrize("args, message", [

@@ -262,6 +262,8 @@ def _run(config: CSAConfig, out: Path, dataset: FaceDataset | None,
             tmp = out / f".{name}.partial.keras"
             shutil.copyfile(out / "fold01" / name, tmp)
             os.replace(tmp, out / name)
+        rundir.write_history(out / "history.csv", [
+            (f"{r.name}/{phase}", h) for r in results for phase, h in r.history.items()])
 
     metrics = summarise(config, dataset, results, duplicates_removed)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
