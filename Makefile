@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all notebooks profile clean
+.PHONY: venv demo test test-all profile clean
 
 venv: $(STAMP)
 
