@@ -42,9 +42,8 @@ from csa_keras.training import loop, rundir
 from csa_keras.training.callbacks import TrainingPhase
 from csa_keras.training.config import config_json
 from csa_keras.training.csa import check_dataset, load_data
+from csa_keras.training.session import run_session
 from csa_keras.training.pipeline import as_channels, check_images, make_dataset, replica_batching
-from csa_keras.training.strategy import (describe, get_strategy, is_chief, seed_everything,
-                                         task_id, use_mixed_precision)
 from voting_resnet.config import VRNConfig
 from voting_resnet.layers.voting import hard_vote, soft_vote
 from voting_resnet.losses import CropCrossEntropy
@@ -342,29 +341,11 @@ def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
     :func:`~csa_keras.training.csa.run_csa`; a ``dataset`` no run can use
     (NaN, wrong shape, one class) is refused in one line.
     """
-    config.validate()
-    strategy = get_strategy(config.strategy)
-    deterministic = seed_everything(config.seed, config.deterministic)
-    policy = use_mixed_precision(config.mixed_precision)
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--batch-size {config.batch_size} is not divisible by the "
-                         f"{strategy.num_replicas_in_sync} replicas")
-    chief = is_chief(strategy)
-    out = rundir.open_run(output or rundir.default_output("voting_resnet"), config.to_dict(),
-                          chief, resume, task_id(strategy))
-    if resume and chief and (done := rundir.finished_metrics(out)) is not None:
-        log(f"{out} is a finished run: nothing to resume")
-        return done
-    try:
-        metrics = _run(config, out, dataset, strategy, chief, resume, verbose, log,
-                       {"strategy": describe(strategy), "precision_policy": policy,
-                        "op_determinism": deterministic})
-    finally:
-        if not chief:
-            rundir.close_run(out, chief=False)
-    if chief:
-        rundir.close_run(out)
-    return metrics
+    return run_session(
+        config, output, "voting_resnet",
+        lambda out, strategy, chief, run_info: _run(config, out, dataset, strategy, chief, resume,
+                                                    verbose, log, run_info),
+        resume, log)
 
 
 def _run(config: VRNConfig, out: Path, dataset: FaceDataset | None,

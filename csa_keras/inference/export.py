@@ -136,15 +136,6 @@ def _run_config(settings: dict[str, Any]):
     return RunConfig(**kept)
 
 
-def _match_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    if images.shape[-1] == channels:
-        return images
-    if channels == 3:
-        return np.repeat(images, 3, axis=-1)
-    grey = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.clip(np.rint(grey), 0, 255).astype(images.dtype)[..., None]
-
-
 def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
                     max_images: int | None = DEFAULT_MAX_IMAGES) -> tuple[np.ndarray, str]:
     """The first split's test images of a run, re-created from its ``config.json``.
@@ -160,6 +151,7 @@ def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int
     """
     from csa_keras.data.protocols import dedupe, make_splits
     from csa_keras.training.csa import load_data
+    from csa_keras.training.pipeline import as_channels
 
     run = Path(run_dir)
     body = _config_of(run)
@@ -169,7 +161,7 @@ def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int
     if config.data is not None and not os.path.exists(config.data):
         raise ValueError(f"its dataset {config.data} is not there")
     dataset = load_data(config, progress=False, colour=input_shape[-1] == 3)
-    images = _match_channels(dataset.images, input_shape[-1])
+    images = as_channels(dataset.images, input_shape[-1])
     if tuple(images.shape[1:3]) != tuple(input_shape[:2]):
         raise ValueError(f"its dataset re-creates {images.shape[1]}x{images.shape[2]} images, "
                          f"the model takes {input_shape[0]}x{input_shape[1]}")

@@ -35,9 +35,8 @@ from csa_keras.data.dataset import FaceDataset
 from csa_keras.training import loop, rundir
 from csa_keras.training.callbacks import TrainingPhase
 from csa_keras.training.config import CSAConfig, config_json
+from csa_keras.training.session import run_session
 from csa_keras.training.pipeline import as_channels, check_images, make_dataset, replica_batching
-from csa_keras.training.strategy import (describe, get_strategy, is_chief, seed_everything,
-                                         task_id, use_mixed_precision)
 
 
 @dataclasses.dataclass
@@ -198,29 +197,11 @@ def run_csa(
     (NaN, wrong shape, one class) is refused in one line
     (:func:`check_dataset`).
     """
-    config.validate()
-    strategy = get_strategy(config.strategy)
-    deterministic = seed_everything(config.seed, config.deterministic)
-    policy = use_mixed_precision(config.mixed_precision)
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--batch-size {config.batch_size} is not divisible by the "
-                         f"{strategy.num_replicas_in_sync} replicas")
-    chief = is_chief(strategy)
-    out = rundir.open_run(output or rundir.default_output("csa"), config.to_dict(), chief,
-                          resume, task_id(strategy))
-    if resume and chief and (done := rundir.finished_metrics(out)) is not None:
-        log(f"{out} is a finished run: nothing to resume")
-        return done
-    try:
-        metrics = _run(config, out, dataset, strategy, chief, resume, verbose, log,
-                       {"strategy": describe(strategy), "precision_policy": policy,
-                        "op_determinism": deterministic})
-    finally:
-        if not chief:
-            rundir.close_run(out, chief=False)
-    if chief:
-        rundir.close_run(out)
-    return metrics
+    return run_session(
+        config, output, "csa",
+        lambda out, strategy, chief, run_info: _run(config, out, dataset, strategy, chief, resume,
+                                                    verbose, log, run_info),
+        resume, log)
 
 
 def _run(config: CSAConfig, out: Path, dataset: FaceDataset | None,
