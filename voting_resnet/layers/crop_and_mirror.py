@@ -13,6 +13,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import keras
+import numpy as np
 from keras import ops
 
 #: The five crop positions in Algorithm 1's order, also the order of the mirrored five.
@@ -43,6 +44,28 @@ def crop_offsets(height: int, width: int, crop_fraction: float = 5 / 6) -> tuple
     return h, w, offsets
 
 
+def view_indices(height: int, width: int, crop_fraction: float = 5 / 6,
+                 mirror: bool = True) -> np.ndarray:
+    """Flat ``row * width + column`` index of every pixel of every view, view-major.
+
+    The five crops of :func:`crop_offsets`, then (``mirror``) the same five of
+    the horizontally flipped map, whose column ``c`` is the map's
+    ``width - 1 - c``. Taking these positions from a ``(B, H * W, C)`` map
+    gives ``(B, V * h * w, C)``, which reshapes to the sample-major
+    ``(B * V, h, w, C)`` views.
+    """
+    h, w, offsets = crop_offsets(height, width, crop_fraction)
+    views = []
+    for flipped in (False, True) if mirror else (False,):
+        for top, left in offsets:
+            rows = np.arange(top, top + h)[:, None]
+            cols = np.arange(left, left + w)[None, :]
+            if flipped:
+                cols = width - 1 - cols
+            views.append((rows * width + cols).ravel())
+    return np.concatenate(views).astype("int32")
+
+
 @keras.saving.register_keras_serializable(package="voting_resnet")
 class CropAndMirror(keras.layers.Layer):
     """Five overlapping crops and their mirrors folded into the batch (VRN Algorithm 1).
@@ -54,8 +77,11 @@ class CropAndMirror(keras.layers.Layer):
     ``b * num_views ... (b + 1) * num_views - 1``, in the order of
     :data:`CROP_POSITIONS`, then the mirrored five in the same order.
 
-    The crops are static slices (H and W must be known when the layer is built),
-    so gradients flow to every input pixel once per crop covering it. The layer
+    All views come from one gather of precomputed pixel positions
+    (:func:`view_indices`; H and W must be known when the layer is built), so
+    gradients flow to every input pixel once per crop covering it. On CPU the
+    gather and its gradient ran 3.4-4x faster than ten slices, a flip and a
+    stack (``benchmarks/crop_layer.py``). The layer
     makes no assumption about the network around it: it can follow any
     convolutional stage of any Keras CNN.
 
@@ -95,12 +121,12 @@ class CropAndMirror(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        h, w, offsets = self._geometry(inputs.shape)
-        maps = [inputs, ops.flip(inputs, axis=2)] if self.mirror else [inputs]
-        views = [fmap[:, top:top + h, left:left + w, :]
-                 for fmap in maps for top, left in offsets]
+        h, w, _ = self._geometry(inputs.shape)
+        height, width = int(inputs.shape[1]), int(inputs.shape[2])
         channels = inputs.shape[-1] if inputs.shape[-1] is not None else ops.shape(inputs)[-1]
-        return ops.reshape(ops.stack(views, axis=1), (-1, h, w, channels))
+        index = view_indices(height, width, self.crop_fraction, self.mirror)
+        pixels = ops.reshape(inputs, (-1, height * width, channels))
+        return ops.reshape(ops.take(pixels, index, axis=1), (-1, h, w, channels))
 
     def compute_output_shape(self, input_shape):
         h, w, _ = self._geometry(input_shape)

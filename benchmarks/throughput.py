@@ -1,0 +1,257 @@
+"""Training and inference throughput of both models, side by side with a PyTorch reference.
+
+One row per model and mode: the CSA autoencoder (batch 32, the CSA paper's)
+and the Voting ResNet-18 with no split and split after modules 1, 2 and 3
+(batch 135, the VRN paper's), each in ``train`` (one optimizer step: forward,
+loss, backward, update, through ``model.fit``) and ``infer`` (a forward pass
+through ``model.predict_on_batch``, what :class:`csa_keras.inference.Predictor`
+calls). Like the reference, every step sees the same in-memory batch of
+random images, so the figures measure the model, not the input pipeline
+(``input_pipeline.py`` measures that).
+
+Every measurement runs in a fresh process, so its peak resident memory is the
+row's own (``os.wait4``). With ``--torch-python`` (a Python with torch) and
+``--reference`` (a script with the command line of the PyTorch reference:
+``--model csa|vrn --split K --mode train|infer --steps N``, printing one JSON
+line with ``images_per_s``), each row alternates Keras and reference runs
+(A B A B ...) ``--repeats`` times and reports the median of the per-pair
+ratios, so that load which comes and goes on a shared machine hits both.
+
+    python benchmarks/throughput.py [--rows csa vrn0 vrn1 vrn2 vrn3] [--modes train infer]
+        [--repeats 3] [--torch-python PY --reference torch_reference.py] [--json-out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROWS = {"csa": ("csa", 0), "vrn0": ("vrn", 0), "vrn1": ("vrn", 1), "vrn2": ("vrn", 2),
+        "vrn3": ("vrn", 3)}
+MODES = ("train", "infer")
+BATCH = {"csa": 32, "vrn": 135}
+ROW_LABELS = {"csa": "CSA autoencoder", "vrn0": "VRN baseline", "vrn1": "VRN split after 1",
+              "vrn2": "VRN split after 2", "vrn3": "VRN split after 3"}
+
+
+def _build(model_name: str, split: int):
+    """The model compiled as the project's training compiles it, and one batch of inputs and targets."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    batch = BATCH[model_name]
+    if model_name == "csa":
+        from csa_keras.models.csa import build_autoencoder
+
+        x = rng.random((batch, 48, 48, 1), dtype=np.float32)
+        model = build_autoencoder()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        return model, x, x
+    from voting_resnet.losses import CropCrossEntropy
+    from voting_resnet.models import build_voting_resnet
+
+    x = rng.random((batch, 48, 48, 3), dtype=np.float32)
+    labels = rng.integers(0, 7, batch)
+    model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=split)
+    model.compile(optimizer=keras.optimizers.Adam(2e-4),
+                  loss={"crop_logits": CropCrossEntropy(), "vote": None})
+    return model, x, {"crop_logits": labels, "vote": labels}
+
+
+def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int) -> dict:
+    """Images per second of ``steps`` timed steps after ``warmup`` untimed ones (the first traces)."""
+    import keras
+    import tensorflow as tf
+
+    model, x, y = _build(model_name, split)
+    batch = len(x)
+    if mode == "train":
+        ends: list[float] = []
+        stamp = keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_: ends.append(time.perf_counter()))
+        data = tf.data.Dataset.from_tensors((x, y)).repeat()
+        model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[stamp])
+        elapsed = ends[-1] - ends[warmup - 1]
+    else:
+        for _ in range(warmup):
+            model.predict_on_batch(x)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.predict_on_batch(x)
+        elapsed = time.perf_counter() - start
+    return {"model": model_name, "split": split, "mode": mode, "batch": batch,
+            "images_per_s": round(batch * steps / elapsed, 2),
+            "params": int(sum(int(w.numpy().size) for w in model.trainable_weights))}
+
+
+def run_measured(command: list[str]) -> tuple[dict, float]:
+    """Run ``command``; return the JSON line it printed last and its peak resident memory (MB)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    name = f"{Path(command[1]).name} {' '.join(command[2:])}"
+    if child.returncode:
+        tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{name} failed (exit {child.returncode}): {tail[0]}")
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"{name} printed no JSON line")
+    return json.loads(lines[-1]), round(usage.ru_maxrss / 1024, 1)
+
+
+def _keras_command(model_name: str, split: int, mode: str, steps: int, warmup: int) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--child", model_name, str(split), mode,
+            str(steps), str(warmup)]
+
+
+def _torch_command(python: str, reference: str, model_name: str, split: int, mode: str,
+                   steps: int) -> list[str]:
+    return [python, reference, "--model", model_name, "--split", str(split), "--mode", mode,
+            "--steps", str(steps)]
+
+
+def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
+            reference: str | None = None, csa_steps: int = 20, vrn_steps: int = 2,
+            log=print) -> list[dict]:
+    """Every (row, mode): Keras and, when given, the reference, alternating ``repeats`` times.
+
+    The reference runs 2 untimed steps then ``--steps`` timed ones (at least
+    20 for the CSA). Keras times the same number of steps after 3 (CSA) or 1
+    (VRN) untimed ones: the first step traces the graph, which the reference
+    does not need.
+    """
+    results = []
+    for row in rows:
+        model_name, split = ROWS[row]
+        steps = csa_steps if model_name == "csa" else vrn_steps
+        warmup = 3 if model_name == "csa" else 1
+        for mode in modes:
+            keras_ips, torch_ips, ratios, keras_rss, torch_rss = [], [], [], [], []
+            for repeat in range(repeats):
+                line, rss = run_measured(_keras_command(model_name, split, mode, steps, warmup))
+                keras_ips.append(line["images_per_s"])
+                keras_rss.append(rss)
+                params = line["params"]
+                message = f"{row} {mode} run {repeat + 1}/{repeats}: keras {line['images_per_s']:.2f} img/s"
+                if torch_python:
+                    ref, rss = run_measured(_torch_command(torch_python, reference, model_name, split,
+                                                           mode, steps))
+                    torch_ips.append(ref["images_per_s"])
+                    torch_rss.append(rss)
+                    ratios.append(keras_ips[-1] / torch_ips[-1])
+                    message += f", reference {ref['images_per_s']:.2f} img/s, ratio {ratios[-1]:.2f}"
+                log(message)
+            result = {"row": row, "label": ROW_LABELS[row], "model": model_name, "split": split,
+                      "mode": mode, "batch": BATCH[model_name], "params": params, "runs": repeats,
+                      "steps": steps, "keras_images_per_s": keras_ips,
+                      "keras_median": statistics.median(keras_ips),
+                      "keras_peak_rss_mb": max(keras_rss)}
+            if torch_python:
+                result.update({"reference_images_per_s": torch_ips,
+                               "reference_median": statistics.median(torch_ips),
+                               "ratio_per_pair": [round(r, 3) for r in ratios],
+                               "median_ratio": round(statistics.median(ratios), 3),
+                               "reference_peak_rss_mb": max(torch_rss)})
+            results.append(result)
+    return results
+
+
+def markdown(results: list[dict]) -> str:
+    """The table of :func:`measure`'s rows."""
+    has_ref = any("median_ratio" in r for r in results)
+    head = "| model | mode | batch | Keras img/s | Keras peak RSS MB |"
+    rule = "|---|---|---|---|---|"
+    if has_ref:
+        head += " reference img/s | reference peak RSS MB | ratio (median of pairs) |"
+        rule += "---|---|---|"
+    lines = [head, rule]
+    for r in results:
+        line = (f"| {r['label']} | {r['mode']} | {r['batch']} | {r['keras_median']:.2f} | "
+                f"{r['keras_peak_rss_mb']:.0f} |")
+        if has_ref:
+            line += (f" {r['reference_median']:.2f} | {r['reference_peak_rss_mb']:.0f} | "
+                     f"{r['median_ratio']:.2f}x |")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def torch_version(python: str) -> str:
+    out = subprocess.run([python, "-c", "import torch; print(torch.__version__)"],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"error: {python} cannot import torch")
+    return out.stdout.strip()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=list(ROWS),
+                        help="models to measure (default: all)")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="alternating Keras/reference runs per row (default: 3)")
+    parser.add_argument("--csa-steps", type=int, default=20, help="timed steps per CSA run (default: 20)")
+    parser.add_argument("--vrn-steps", type=int, default=2, help="timed steps per VRN run (default: 2)")
+    parser.add_argument("--torch-python", help="a Python that has torch: also run the reference")
+    parser.add_argument("--reference", help="the PyTorch reference script (with --torch-python)")
+
+
+def check_arguments(parser: argparse.ArgumentParser, args) -> str | None:
+    """Validate the reference options; return torch's version when the reference will run."""
+    if args.repeats < 1 or args.csa_steps < 1 or args.vrn_steps < 1:
+        parser.error("--repeats, --csa-steps and --vrn-steps must be at least 1")
+    if bool(args.torch_python) != bool(args.reference):
+        parser.error("--torch-python and --reference go together")
+    if args.reference and not Path(args.reference).is_file():
+        parser.error(f"--reference: no such file: {args.reference}")
+    return torch_version(args.torch_python) if args.torch_python else None
+
+
+def main(argv=None) -> None:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
+        name, split, mode, steps, warmup = sys.argv[2:7]
+        print(json.dumps(keras_row(name, int(split), mode, int(steps), int(warmup))), flush=True)
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.add_argument("--json-out", help="also write the machine, settings and rows as JSON")
+    args = parser.parse_args(argv)
+    torch = check_arguments(parser, args)
+    results = measure(args.rows, args.modes, args.repeats, args.torch_python, args.reference,
+                      args.csa_steps, args.vrn_steps, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(markdown(results))
+    if args.json_out:
+        info = {"machine": {**machine(), "torch": torch}, "settings": vars(args), "rows": results}
+        Path(args.json_out).write_text(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()
