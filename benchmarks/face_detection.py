@@ -13,9 +13,11 @@ median of ``--repeats`` runs. Needs no dataset::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -78,40 +80,75 @@ def _line(label: str, n: int, wall: float, cpu: float, note: str = "") -> str:
             f"{1000 * cpu / n:6.1f} CPU ms/image{note}")
 
 
+def measure(frames: int = 200, repeats: int = 3, workers: int | None = None, log=print) -> dict:
+    """Face preprocessing of ``frames`` synthetic 640x480 photographs: 1 process, all cores, cached.
+
+    Returns the images per second and CPU milliseconds per image of each way,
+    ``log`` printing one line per figure as it comes.
+    """
+    workers = workers or os.cpu_count() or 1
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        samples = make_frames(folder, frames)
+        n = len(samples)
+        log(f"{n} frames 640x480 JPEG, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}), "
+            f"OpenCV {cv2.__version__}, median of {repeats} runs")
+
+        def record(key, label, wall, cpu, note=""):
+            figures[key] = {"label": label, "seconds": round(wall, 3),
+                            "images_per_s": round(n / wall, 1),
+                            "cpu_ms_per_image": round(1000 * cpu / n, 1)}
+            log(_line(label, n, wall, cpu, note))
+
+        single, single_cpu, result = timed(samples, repeats, workers=1, cache_dir=False)
+        log(f"detected a face in {result.n_detected}/{n} frames")
+        record("one_process", "1 process", single, single_cpu, f"  (OpenCV threads: {cv2.getNumThreads()})")
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        serial, serial_cpu, _ = timed(samples, repeats, workers=1, cache_dir=False)
+        cv2.setNumThreads(threads)
+        record("one_thread", "1 process, 1 OpenCV thread", serial, serial_cpu)
+
+        parallel, parallel_cpu, result_parallel = timed(samples, repeats, workers=workers, cache_dir=False)
+        same = np.array_equal(result.images, result_parallel.images)
+        record("all_cores", f"{workers} processes", parallel, parallel_cpu,
+               f"  (x{serial / parallel:.2f} on 1 thread; identical faces: {same})")
+
+        cache = folder / "cache"
+        preprocess_samples(samples, FaceSettings(detect="always"), workers=workers, cache_dir=cache, progress=False)
+        cached, cached_cpu, result_cached = timed(samples, repeats, workers=workers, cache_dir=cache)
+        assert result_cached.from_cache
+        figures["cached"] = {"label": "cached rerun", "seconds": round(cached, 4),
+                             "images_per_s": round(n / cached, 1),
+                             "cpu_ms_per_image": round(1000 * cached_cpu / n, 3)}
+        log(f"{'cached rerun':<28}{cached * 1000:7.1f} ms for all {n} (no decoding, no detection)")
+    return {"frames": n, "faces_found": int(result.n_detected), "workers": workers,
+            "identical_faces": bool(same), "repeats": repeats, "figures": figures}
+
+
+def markdown(result: dict) -> str:
+    lines = ["| face preprocessing (640x480 JPEG -> 48x48) | images/s | CPU ms/image |", "|---|---|---|"]
+    lines += [f"| {f['label']} | {f['images_per_s']:.1f} | {f['cpu_ms_per_image']} |"
+              for f in result["figures"].values()]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200, help="number of 640x480 frames (default: 200)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported (default: 3)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes for the parallel figure (default: all cores)")
+    parser.add_argument("--json", action="store_true",
+                        help="progress on stderr, then the figures as one JSON line on stdout")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        samples = make_frames(folder, args.frames)
-        n = len(samples)
-        print(f"{n} frames 640x480 JPEG, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}), "
-              f"OpenCV {cv2.__version__}, median of {args.repeats} runs")
-
-        single, single_cpu, result = timed(samples, args.repeats, workers=1, cache_dir=False)
-        print(f"detected a face in {result.n_detected}/{n} frames")
-        print(_line("1 process", n, single, single_cpu, f"  (OpenCV threads: {cv2.getNumThreads()})"))
-        threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        serial, serial_cpu, _ = timed(samples, args.repeats, workers=1, cache_dir=False)
-        cv2.setNumThreads(threads)
-        print(_line("1 process, 1 OpenCV thread", n, serial, serial_cpu))
-
-        parallel, parallel_cpu, result_parallel = timed(samples, args.repeats, workers=args.workers, cache_dir=False)
-        same = np.array_equal(result.images, result_parallel.images)
-        print(_line(f"{args.workers} processes", n, parallel, parallel_cpu,
-                    f"  (x{serial / parallel:.2f} on 1 thread; identical faces: {same})"))
-
-        cache = folder / "cache"
-        preprocess_samples(samples, FaceSettings(detect="always"), workers=args.workers, cache_dir=cache, progress=False)
-        cached, _, result_cached = timed(samples, args.repeats, workers=args.workers, cache_dir=cache)
-        assert result_cached.from_cache
-        print(f"{'cached rerun':<28}{cached * 1000:7.1f} ms for all {n} (no decoding, no detection)")
+    if args.json:
+        result = measure(args.frames, args.repeats, args.workers,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+        print(json.dumps(result))
+    else:
+        measure(args.frames, args.repeats, args.workers)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int) -
     batch = len(x)
     if mode == "train":
         ends: list[float] = []
-        stamp = keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_: ends.append(time.perf_counter()))
+        stamp = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs=None: ends.append(time.perf_counter()))
         data = tf.data.Dataset.from_tensors((x, y)).repeat()
         model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[stamp])
         elapsed = ends[-1] - ends[warmup - 1]
@@ -91,11 +91,40 @@ def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int) -
             "params": int(sum(int(w.numpy().size) for w in model.trainable_weights))}
 
 
-def run_measured(command: list[str]) -> tuple[dict, float]:
-    """Run ``command``; return the JSON line it printed last and its peak resident memory (MB)."""
+def _high_water_mb(pid: int) -> float | None:
+    """``VmHWM`` of a running process (its peak resident memory so far), or None when unreadable.
+
+    An exited process not yet reaped (a zombie) has no memory and reads 0 or nothing.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def run_measured(command: list[str], poll_s: float = 0.1) -> tuple[dict, float]:
+    """Run ``command``; return the JSON line it printed last and its peak resident memory (MB).
+
+    The peak is the child's ``VmHWM``, read while it runs. ``ru_maxrss`` from
+    ``wait4`` would not do: Linux carries it over ``execve``, so a child started
+    by a process holding gigabytes (this one, after loading TensorFlow)
+    reports at least the parent's size. Where ``/proc`` is missing, it is the
+    fallback.
+    """
+    peak = None
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            hwm = _high_water_mb(child.pid)
+            if hwm:
+                peak = hwm if peak is None else max(peak, hwm)
+            time.sleep(poll_s)
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -107,7 +136,7 @@ def run_measured(command: list[str]) -> tuple[dict, float]:
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"{name} printed no JSON line")
-    return json.loads(lines[-1]), round(usage.ru_maxrss / 1024, 1)
+    return json.loads(lines[-1]), round(peak if peak is not None else usage.ru_maxrss / 1024, 1)
 
 
 def _keras_command(model_name: str, split: int, mode: str, steps: int, warmup: int) -> list[str]:
@@ -123,13 +152,14 @@ def _torch_command(python: str, reference: str, model_name: str, split: int, mod
 
 def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
             reference: str | None = None, csa_steps: int = 20, vrn_steps: int = 2,
-            log=print) -> list[dict]:
+            log=print, on_row=None) -> list[dict]:
     """Every (row, mode): Keras and, when given, the reference, alternating ``repeats`` times.
 
     The reference runs 2 untimed steps then ``--steps`` timed ones (at least
     20 for the CSA). Keras times the same number of steps after 3 (CSA) or 1
     (VRN) untimed ones: the first step traces the graph, which the reference
-    does not need.
+    does not need. ``on_row`` is called with the rows so far after each one
+    (to save them as they come).
     """
     results = []
     for row in rows:
@@ -164,6 +194,8 @@ def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
                                "median_ratio": round(statistics.median(ratios), 3),
                                "reference_peak_rss_mb": max(torch_rss)})
             results.append(result)
+            if on_row is not None:
+                on_row(results)
     return results
 
 

@@ -1,0 +1,121 @@
+"""Every performance figure in one command: a Markdown report and a JSON file.
+
+Sections, cheapest first, each written to ``--output`` as soon as it is done
+(a run stopped part-way keeps what it measured):
+
+1. input pipelines (``input_pipeline.py``): images/s of the training
+   ``tf.data`` pipelines alone;
+2. the crop-and-mirror layer (``crop_layer.py``): one gather against ten
+   slices and a stack;
+3. face preprocessing (``face_detection.py``, in a process of its own that
+   has not loaded TensorFlow, as in ``python -m csa_keras.data``, so its
+   workers can fork): Viola-Jones on 640x480 photographs in one process, on
+   all cores, and served from the cache;
+4. models (``throughput.py``): training and inference images/s and peak
+   resident memory of the CSA (batch 32) and the Voting ResNet at every split
+   (batch 135), and, given a Python with torch and the PyTorch reference, the
+   same rows of the reference measured alternately and the median ratio.
+
+    python benchmarks/run.py --output benchmarks/results \\
+        [--torch-python PY --reference torch_reference.py] [--repeats 3] [--quick]
+
+``--quick`` runs every section at toy sizes (one repeat, CSA and VRN split 3
+only) to check the command end to end in a few minutes; its figures are not
+ones to quote.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import crop_layer
+import face_detection
+import input_pipeline
+import throughput
+
+
+def _write(output: Path, report: dict) -> None:
+    """Write ``performance.json`` and ``performance.md`` atomically (temporary name, then rename)."""
+    output.mkdir(parents=True, exist_ok=True)
+    texts = {"performance.json": json.dumps(report, indent=2) + "\n",
+             "performance.md": render(report)}
+    for name, text in texts.items():
+        tmp = output / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, output / name)
+
+
+def render(report: dict) -> str:
+    m = report["machine"]
+    lines = ["# Performance", "",
+             f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores; Python {m['python']}, "
+             f"TensorFlow {m['tensorflow']}, Keras {m['keras']}"
+             + (f", PyTorch {m['torch']} (reference)" if m.get("torch") else "") + ".",
+             "", f"Command: `{report['command']}`", ""]
+    sections = report["sections"]
+    if "models" in sections:
+        s = sections["models"]
+        lines += ["## Models", "",
+                  f"Images per second, median of {s['repeats']} runs per row; Keras and the reference "
+                  "alternate (A B A B ...) and the ratio is the median of the per-pair ratios. "
+                  "Peak RSS: the largest resident memory of one run's process.", "",
+                  throughput.markdown(s["rows"]), ""]
+    if "input_pipeline" in sections:
+        lines += ["## Input pipelines", "", input_pipeline.markdown(sections["input_pipeline"]), ""]
+    if "crop_layer" in sections:
+        lines += ["## Crop-and-mirror layer", "", crop_layer.markdown(sections["crop_layer"]), ""]
+    if "face_detection" in sections:
+        s = sections["face_detection"]
+        lines += ["## Face preprocessing", "",
+                  f"{s['frames']} synthetic 640x480 photographs, a face found in {s['faces_found']}; "
+                  f"median of {s['repeats']} runs; parallel and single-process faces identical: "
+                  f"{s['identical_faces']}.", "", face_detection.markdown(s), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", required=True, help="folder for performance.md and performance.json")
+    throughput.add_arguments(parser)
+    parser.add_argument("--frames", type=int, default=200, help="photographs for face preprocessing")
+    parser.add_argument("--quick", action="store_true", help="toy sizes, to check the command runs")
+    args = parser.parse_args()
+    torch = throughput.check_arguments(parser, args)
+    if args.quick:
+        args.rows, args.repeats, args.csa_steps, args.vrn_steps, args.frames = ["csa", "vrn3"], 1, 3, 1, 10
+    output = Path(args.output)
+    report = {"machine": {**throughput.machine(), "torch": torch},
+              "command": " ".join(["python benchmarks/run.py", *sys.argv[1:]]),
+              "settings": {k: v for k, v in vars(args).items() if k != "output"}, "sections": {}}
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log("input pipelines ...")
+    report["sections"]["input_pipeline"] = input_pipeline.run(
+        1350 if args.quick else 2700, 1 if args.quick else 3)
+    _write(output, report)
+    log("crop-and-mirror layer ...")
+    report["sections"]["crop_layer"] = crop_layer.run(repeats=2 if args.quick else 7)
+    _write(output, report)
+    log("face preprocessing ...")
+    faces, _ = throughput.run_measured([sys.executable, face_detection.__file__, "--frames",
+                                        str(args.frames), "--repeats", str(args.repeats), "--json"])
+    report["sections"]["face_detection"] = faces
+    _write(output, report)
+    log("models ...")
+
+    def save_rows(rows: list[dict]) -> None:
+        report["sections"]["models"] = {"repeats": args.repeats, "rows": rows}
+        _write(output, report)
+
+    throughput.measure(args.rows, args.modes, args.repeats, args.torch_python, args.reference,
+                       args.csa_steps, args.vrn_steps, log=log, on_row=save_rows)
+    print(render(report))
+
+
+if __name__ == "__main__":
+    main()
