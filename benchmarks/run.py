@@ -76,6 +76,22 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _public(args: argparse.Namespace) -> tuple[str, dict]:
+    """The command line and settings as recorded: the reference by file name, the torch Python as a name."""
+    settings = {k: v for k, v in vars(args).items() if k != "output"}
+    shown = os.path.relpath(args.output)
+    words = ["python benchmarks/run.py", "--output",
+             Path(args.output).name if shown.startswith("..") else shown]
+    if args.torch_python:
+        settings.update(torch_python="TORCH_PYTHON", reference=Path(args.reference).name)
+        words += ["--torch-python", "TORCH_PYTHON", "--reference", Path(args.reference).name]
+    for flag in ("rows", "modes"):
+        words += [f"--{flag}", *settings[flag]]
+    for flag in ("repeats", "csa_steps", "vrn_steps", "frames"):
+        words += [f"--{flag.replace('_', '-')}", str(settings[flag])]
+    return " ".join(words) + (" --quick" if args.quick else ""), settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", required=True, help="folder for performance.md and performance.json")
@@ -87,9 +103,9 @@ def main() -> None:
     if args.quick:
         args.rows, args.repeats, args.csa_steps, args.vrn_steps, args.frames = ["csa", "vrn3"], 1, 3, 1, 10
     output = Path(args.output)
-    report = {"machine": {**throughput.machine(), "torch": torch},
-              "command": " ".join(["python benchmarks/run.py", *sys.argv[1:]]),
-              "settings": {k: v for k, v in vars(args).items() if k != "output"}, "sections": {}}
+    command, settings = _public(args)
+    report = {"machine": {**throughput.machine(), "torch": torch}, "command": command,
+              "settings": settings, "sections": {}}
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
