@@ -6,8 +6,8 @@ and prefetched, the CSA's with the image as its own target (batch 32), the
 Voting ResNet's with the paper's online augmentation
 (:func:`voting_resnet.training.build_augmentation`) run on whole batches in
 ``tf.data`` (batch 135). The VRN's is also timed with the same augmentation
-applied image by image before batching, the usual ``tf.data`` recipe, to show
-what running it on batches buys. Each figure is the median over ``--repeats``
+applied image by image before batching, the usual ``tf.data`` recipe, for
+comparison. Each figure is the median over ``--repeats``
 epochs after a first one that fills the cache; the models train at tens to
 hundreds of images a second (``throughput.py``), so a pipeline far above that
 is not what limits training.
