@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all profile clean
+.PHONY: venv demo test test-all profile bench clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ test-all: venv
 
 profile: venv
 	$(PY) -m voting_resnet.profile
+
+# The performance report; TORCH_PYTHON=... REFERENCE=.../torch_reference.py adds the PyTorch side.
+bench: venv
+	$(PY) benchmarks/run.py --output benchmarks/results \
+		$(if $(TORCH_PYTHON),--torch-python $(TORCH_PYTHON) --reference $(REFERENCE))
 
 clean:
 	rm -rf runs .pytest_cache

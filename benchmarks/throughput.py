@@ -105,20 +105,21 @@ def _high_water_mb(pid: int) -> float | None:
     return None
 
 
-def run_measured(command: list[str], poll_s: float = 0.1) -> tuple[dict, float]:
+def run_measured(command: list[str], poll_s: float = 0.1) -> tuple[dict, float | None]:
     """Run ``command``; return the JSON line it printed last and its peak resident memory (MB).
 
-    The peak is the child's ``VmHWM``, read while it runs. ``ru_maxrss`` from
-    ``wait4`` would not do: Linux carries it over ``execve``, so a child started
-    by a process holding gigabytes (this one, after loading TensorFlow)
-    reports at least the parent's size. Where ``/proc`` is missing, it is the
-    fallback.
+    The peak is the child's ``VmHWM``, read every ``poll_s`` while it runs;
+    None when it could not be read (no ``/proc``, or a child that ended
+    before the first reading). ``ru_maxrss`` from ``wait4`` would not do:
+    Linux carries it over ``execve``, so a child started by a process holding
+    gigabytes (this one, after loading TensorFlow) reports at least the
+    parent's size.
     """
     peak = None
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
         while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
             if pid:
                 break
             hwm = _high_water_mb(child.pid)
@@ -136,7 +137,7 @@ def run_measured(command: list[str], poll_s: float = 0.1) -> tuple[dict, float]:
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"{name} printed no JSON line")
-    return json.loads(lines[-1]), round(peak if peak is not None else usage.ru_maxrss / 1024, 1)
+    return json.loads(lines[-1]), None if peak is None else round(peak, 1)
 
 
 def _keras_command(model_name: str, split: int, mode: str, steps: int, warmup: int) -> list[str]:
@@ -186,17 +187,26 @@ def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
                       "mode": mode, "batch": BATCH[model_name], "params": params, "runs": repeats,
                       "steps": steps, "keras_images_per_s": keras_ips,
                       "keras_median": statistics.median(keras_ips),
-                      "keras_peak_rss_mb": max(keras_rss)}
+                      "keras_peak_rss_mb": _largest(keras_rss)}
             if torch_python:
                 result.update({"reference_images_per_s": torch_ips,
                                "reference_median": statistics.median(torch_ips),
                                "ratio_per_pair": [round(r, 3) for r in ratios],
                                "median_ratio": round(statistics.median(ratios), 3),
-                               "reference_peak_rss_mb": max(torch_rss)})
+                               "reference_peak_rss_mb": _largest(torch_rss)})
             results.append(result)
             if on_row is not None:
                 on_row(results)
     return results
+
+
+def _largest(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
 
 
 def markdown(results: list[dict]) -> str:
@@ -210,9 +220,9 @@ def markdown(results: list[dict]) -> str:
     lines = [head, rule]
     for r in results:
         line = (f"| {r['label']} | {r['mode']} | {r['batch']} | {r['keras_median']:.2f} | "
-                f"{r['keras_peak_rss_mb']:.0f} |")
+                f"{_mb(r['keras_peak_rss_mb'])} |")
         if has_ref:
-            line += (f" {r['reference_median']:.2f} | {r['reference_peak_rss_mb']:.0f} | "
+            line += (f" {r['reference_median']:.2f} | {_mb(r['reference_peak_rss_mb'])} | "
                      f"{r['median_ratio']:.2f}x |")
         lines.append(line)
     return "\n".join(lines)

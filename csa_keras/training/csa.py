@@ -113,16 +113,20 @@ def train_split(
         return loop.predict(model, data(index, "none", "predict"))[: len(index)]
 
     monitor = "val_loss" if val is not None else "loss"
+    # Pretraining keeps the epoch that reconstructs best: "loss" also holds the
+    # sparsity penalties, whose fall can outweigh a rise of the reconstruction error.
+    recon_monitor = "val_mse" if val is not None else "mse"
     history: dict[str, dict[str, list[float]]] = {}
 
     with strategy.scope():
         autoencoder = build_autoencoder(
             input_shape=images.shape[1:], filters=config.filters,
             sparsity=config.sparsity, closure=config.closure)
-        autoencoder.compile(optimizer=keras.optimizers.Adam(config.pretrain_lr), loss="mse")
+        autoencoder.compile(optimizer=keras.optimizers.Adam(config.pretrain_lr), loss="mse",
+                            metrics=[keras.metrics.MeanSquaredError(name="mse")])
     if config.pretrain_epochs > 0:
         history["pretrain"] = loop.train_phase(
-            autoencoder, TrainingPhase(state / "pretrain", monitor, resume),
+            autoencoder, TrainingPhase(state / "pretrain", recon_monitor, resume),
             data(train, "images", "train"),
             validation_data=None if val is None else data(val, "images", "validate"),
             epochs=config.pretrain_epochs, strategy=strategy, verbose=verbose)
