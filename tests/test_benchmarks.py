@@ -26,7 +26,8 @@ print(json.dumps({"model": args.model, "split": args.split, "mode": args.mode,
 
 
 def test_run_measured_reads_the_last_json_line_and_the_childs_own_peak_memory():
-    hold = "import json, numpy as np; a = np.ones((60, 1024, 1024), np.float32); a += 1; print('{\"x\": 1}')"
+    hold = ("import time, numpy as np; a = np.ones((60, 1024, 1024), np.float32); time.sleep(0.6); "
+            "print('{\"x\": 1}')")
     line, peak = throughput.run_measured([sys.executable, "-c", hold])
     assert line == {"x": 1}
     assert 240 < peak < 2000  # the 240 MB array the child held, not the parent's memory
