@@ -43,27 +43,23 @@ ROW_LABELS = {"csa": "CSA autoencoder", "vrn0": "VRN baseline", "vrn1": "VRN spl
 
 def _build(model_name: str, split: int):
     """The model compiled as the project's training compiles it, and one batch of inputs and targets."""
-    import keras
     import numpy as np
 
     rng = np.random.default_rng(0)
     batch = BATCH[model_name]
     if model_name == "csa":
         from csa_keras.models.csa import build_autoencoder
+        from csa_keras.training.csa import compile_autoencoder
 
         x = rng.random((batch, 48, 48, 1), dtype=np.float32)
-        model = build_autoencoder()
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-        return model, x, x
-    from voting_resnet.losses import CropCrossEntropy
+        return compile_autoencoder(build_autoencoder(), 1e-3), x, x
     from voting_resnet.models import build_voting_resnet
+    from voting_resnet.training import compile_voting_resnet
 
     x = rng.random((batch, 48, 48, 3), dtype=np.float32)
     labels = rng.integers(0, 7, batch)
     model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=split)
-    model.compile(optimizer=keras.optimizers.Adam(2e-4),
-                  loss={"crop_logits": CropCrossEntropy(), "vote": None})
-    return model, x, {"crop_logits": labels, "vote": labels}
+    return compile_voting_resnet(model, 2e-4), x, {"crop_logits": labels, "vote": labels}
 
 
 def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int) -> dict:

@@ -171,6 +171,20 @@ class FitResult:
     init: dict[str, int] | None = None
 
 
+def compile_voting_resnet(model: keras.Model, learning_rate: float) -> keras.Model:
+    """The training compile (VRN §3.3): Adam, cross-entropy on every crop, vote accuracy.
+
+    The ``vote`` output has no loss; it is scored by accuracy. Call it inside
+    the strategy's scope.
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss={"crop_logits": CropCrossEntropy(), "vote": None},
+        metrics={"vote": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
+    )
+    return model
+
+
 def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: np.ndarray,
               num_classes: int, folder: Path, strategy: tf.distribute.Strategy,
               val: tuple[np.ndarray, np.ndarray] | None = None,
@@ -196,11 +210,7 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
                                     split_after=split_after, voting=config.voting)
         if config.init_from:
             init = transfer_weights(model, config.init_from)
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.lr),
-            loss={"crop_logits": CropCrossEntropy(), "vote": None},
-            metrics={"vote": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
-        )
+        compile_voting_resnet(model, config.lr)
     augment = build_augmentation(images.shape[-1], config.seed) if config.augment else None
 
     def with_targets(x, y):

@@ -76,6 +76,18 @@ def load_data(config, progress: bool = True, colour: bool = False) -> FaceDatase
                         **config.reader_kwargs())
 
 
+def compile_autoencoder(autoencoder: keras.Model, learning_rate: float) -> keras.Model:
+    """Pretraining's compile (CSA §3.2): Adam, MSE loss, and the MSE alone as a metric.
+
+    ``loss`` also holds the sparsity penalties, so the ``mse`` metric is what
+    the pretraining checkpoint is chosen on (the epoch that reconstructs
+    best). Call it inside the strategy's scope.
+    """
+    autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse",
+                        metrics=[keras.metrics.MeanSquaredError(name="mse")])
+    return autoencoder
+
+
 def train_split(
     config: CSAConfig,
     dataset: FaceDataset,
@@ -113,8 +125,6 @@ def train_split(
         return loop.predict(model, data(index, "none", "predict"))[: len(index)]
 
     monitor = "val_loss" if val is not None else "loss"
-    # Pretraining keeps the epoch that reconstructs best: "loss" also holds the
-    # sparsity penalties, whose fall can outweigh a rise of the reconstruction error.
     recon_monitor = "val_mse" if val is not None else "mse"
     history: dict[str, dict[str, list[float]]] = {}
 
@@ -122,8 +132,7 @@ def train_split(
         autoencoder = build_autoencoder(
             input_shape=images.shape[1:], filters=config.filters,
             sparsity=config.sparsity, closure=config.closure)
-        autoencoder.compile(optimizer=keras.optimizers.Adam(config.pretrain_lr), loss="mse",
-                            metrics=[keras.metrics.MeanSquaredError(name="mse")])
+        compile_autoencoder(autoencoder, config.pretrain_lr)
     if config.pretrain_epochs > 0:
         history["pretrain"] = loop.train_phase(
             autoencoder, TrainingPhase(state / "pretrain", recon_monitor, resume),

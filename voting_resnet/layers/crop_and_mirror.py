@@ -80,7 +80,7 @@ class CropAndMirror(keras.layers.Layer):
     All views come from one gather of precomputed pixel positions
     (:func:`view_indices`; H and W must be known when the layer is built), so
     gradients flow to every input pixel once per crop covering it. On CPU the
-    gather and its gradient ran 3.4-4x faster than ten slices, a flip and a
+    gather and its gradient ran 3-4x faster than ten slices, a flip and a
     stack (``benchmarks/crop_layer.py``). The layer
     makes no assumption about the network around it: it can follow any
     convolutional stage of any Keras CNN.
