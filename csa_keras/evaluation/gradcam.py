@@ -31,6 +31,33 @@ def _single_output(model, output_index: int | None):
                        name=f"{model.name}_output{output_index % len(model.outputs)}")
 
 
+def _float32_policies(node):
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {k: _float32_policies(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_float32_policies(v) for v in node]
+    return node
+
+
+def float32_copy(model):
+    """``model`` itself when it computes in float32, else a float32 copy with its weights.
+
+    A model trained under ``mixed_bfloat16`` or ``mixed_float16`` would give
+    16-bit gradients, which tf-keras-vis cannot resize; the maps are computed
+    on the float32 twin, whose weights are the same (mixed policies keep
+    float32 variables).
+    """
+    import keras
+
+    if all(layer.compute_dtype == "float32" for layer in model.layers):
+        return model
+    twin = model.__class__.from_config(_float32_policies(model.get_config()))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def gradcam(model,
             images: np.ndarray,
             class_indices: Sequence[int] | np.ndarray | None,
@@ -60,7 +87,7 @@ def gradcam(model,
         images = images[..., None]
     if images.ndim != 4 or len(images) == 0:
         raise ValueError(f"images must be a non-empty batch (N, H, W, C), got shape {images.shape}")
-    model = _single_output(model, output_index)
+    model = float32_copy(_single_output(model, output_index))
     try:
         model.get_layer(layer_name)
     except ValueError:

@@ -39,8 +39,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets, epilog_preset
     run = parser.add_argument_group("run")
     run.add_argument("--output", help="run directory (default runs/<command>-<timestamp>)")
     run.add_argument("--strategy", choices=["auto", "one-device", "mirrored", "multi-worker"])
-    run.add_argument("--mixed-precision", action="store_true", default=None,
-                     help="Keras mixed_float16 where a GPU is present")
+    run.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                     help="Keras dtype policy (default float32); auto: mixed_float16 on a GPU, "
+                          "mixed_bfloat16 on a CPU with AMX or AVX-512 BF16, else float32")
+    run.add_argument("--mixed-precision", dest="precision", action="store_const", const="auto",
+                     help="the same as --precision auto")
     run.add_argument("--deterministic", action="store_true", default=None,
                      help="TensorFlow op determinism on GPUs too (always on without a GPU)")
     run.add_argument("--resume", action="store_true",
@@ -68,7 +71,7 @@ def common_changes(args: argparse.Namespace) -> dict[str, Any]:
         data=args.data, format=args.format, protocol=args.protocol, folds=args.folds,
         test_size=args.test_size, val_fraction=args.val_fraction, dedupe=args.dedupe,
         detect=args.detect, no_face=args.no_face, batch_size=args.batch_size, seed=args.seed,
-        strategy=args.strategy, mixed_precision=args.mixed_precision, gradcam=args.gradcam,
+        strategy=args.strategy, precision=args.precision, gradcam=args.gradcam,
         deterministic=args.deterministic,
     )
 

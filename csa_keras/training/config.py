@@ -38,7 +38,7 @@ class RunConfig:
     batch_size: int = 32
     seed: int = 0
     strategy: str = "auto"
-    mixed_precision: bool = False
+    precision: str = "float32"
     deterministic: bool = False
     gradcam: bool = True
 
@@ -68,6 +68,9 @@ class RunConfig:
             (0.0 <= self.val_fraction < 1.0, "--val-fraction must be in [0, 1)"),
             (self.protocol in ("holdout", "subject-kfold", "predefined"),
              f"unknown protocol {self.protocol!r}"),
+            (self.precision in ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+             f"unknown precision {self.precision!r}: auto, float32, mixed_bfloat16 or "
+             "mixed_float16"),
         ]
 
     def validate(self):

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from csa_keras.training import rundir
 from csa_keras.training.strategy import (describe, get_strategy, is_chief, seed_everything,
-                                         task_id, use_mixed_precision)
+                                         set_precision, task_id)
 
 
 def run_session(config, output: str | os.PathLike | None, task: str,
@@ -27,7 +27,7 @@ def run_session(config, output: str | os.PathLike | None, task: str,
     config.validate()
     strategy = get_strategy(config.strategy)
     deterministic = seed_everything(config.seed, config.deterministic)
-    policy = use_mixed_precision(config.mixed_precision)
+    policy = set_precision(config.precision)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch-size {config.batch_size} is not divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")
