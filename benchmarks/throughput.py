@@ -48,8 +48,8 @@ def _build(model_name: str, split: int):
     rng = np.random.default_rng(0)
     batch = BATCH[model_name]
     if model_name == "csa":
-        from csa_keras.models.csa import build_autoencoder
-        from csa_keras.training.csa import compile_autoencoder
+        from csa_keras.csa.model import build_autoencoder
+        from csa_keras.csa.training import compile_autoencoder
 
         x = rng.random((batch, 48, 48, 1), dtype=np.float32)
         return compile_autoencoder(build_autoencoder(), 1e-3), x, x

@@ -4,6 +4,41 @@ Reference Keras 3 implementation of Gómez-Sirvent et al., *Facial Expression
 Recognition in the Wild for Low-Resolution Images Using Voting Residual
 Network* (Electronics 2023): a ResNet-18 for 48x48 whose feature maps are cut
 into 5 crops and their mirrors inside the graph, and whose 10 predictions vote.
+
+Importing this package registers every class a saved Voting ResNet holds
+(the crop-and-mirror, regroup and voting layers, and the crop loss of its
+compile config), so ``keras.models.load_model(path)`` needs no
+``custom_objects`` after ``import voting_resnet``. Training, reports and the
+task's registration with the shared commands are in submodules
+(:mod:`~voting_resnet.training`, :mod:`~voting_resnet.task`), imported on use.
 """
+from voting_resnet.layers import (
+    CROP_POSITIONS,
+    VOTING_MODES,
+    CropAndMirror,
+    Regroup,
+    Voting,
+    hard_vote,
+    soft_vote,
+    vote,
+)
+from voting_resnet.losses import CropCrossEntropy
+from voting_resnet.models import SPLIT_POINTS, build_voting_resnet, crop_size, feature_size
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "CROP_POSITIONS",
+    "SPLIT_POINTS",
+    "VOTING_MODES",
+    "CropAndMirror",
+    "CropCrossEntropy",
+    "Regroup",
+    "Voting",
+    "build_voting_resnet",
+    "crop_size",
+    "feature_size",
+    "hard_vote",
+    "soft_vote",
+    "vote",
+]

@@ -10,14 +10,16 @@ decay is applied once per epoch. ``quick`` (280 synthetic faces, split
 after module 3, 5 epochs: minutes on a CPU) and ``smoke`` shorten it;
 ``smoke`` (for tests: 42 synthetic faces, one epoch) crops after module 3,
 the cheapest split point that still cuts and votes over 10 views (3.05
-GMACs per image against 6.66 after module 1, SPEC §4).
+GMACs per image against 6.66 after module 1).
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from csa_keras.training.config import RunConfig
+from csa_keras.training.config import RunConfig, must, one_of, pick_preset
+from voting_resnet.layers.voting import VOTING_MODES
+from voting_resnet.models.resnet18 import SPLIT_POINTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +33,7 @@ class VRNConfig(RunConfig):
     protocol: str = "predefined"
     val_per_class: int | None = None
     channels: int = 3
-    # model (paper §3.1-3.2, SPEC §4)
+    # model (paper §3.1-3.2)
     split_after: tuple[int, ...] = (1,)
     voting: str = "soft"
     # optimisation (paper §3.3)
@@ -45,19 +47,25 @@ class VRNConfig(RunConfig):
     retrain_on_train_val: bool = True
 
     def replace(self, **changes: Any) -> "VRNConfig":
-        if isinstance(changes.get("split_after"), int):
-            changes["split_after"] = (changes["split_after"],)
+        """A copy with the given settings; ``split_after`` may be one value, and a value
+        given twice is trained once (``1 1 3`` is ``1 3``)."""
+        split_after = changes.get("split_after")
+        if isinstance(split_after, int):
+            changes["split_after"] = (split_after,)
+        elif split_after is not None:
+            changes["split_after"] = tuple(dict.fromkeys(split_after))
         return super().replace(**changes)
 
     def checks(self) -> list[tuple[bool, str]]:
         return super().checks() + [
-            (self.epochs >= 1, "--epochs must be >= 1"),
-            (self.lr > 0, "--lr must be positive"),
-            (0 < self.lr_decay <= 1, "--lr-decay must be in (0, 1]"),
-            (self.voting in ("soft", "hard"), f"unknown voting {self.voting!r}: soft or hard"),
-            (self.channels in (1, 3), "--channels must be 1 or 3"),
-            (len(self.split_after) >= 1 and all(s in (0, 1, 2, 3) for s in self.split_after),
-             f"--split-after takes values in 0 1 2 3 (got {list(self.split_after)})"),
+            (self.epochs >= 1, must("epochs", "be at least 1", self.epochs)),
+            (self.lr > 0, must("lr", "be positive", self.lr)),
+            (0 < self.lr_decay <= 1, must("lr_decay", "lie in (0, 1]", self.lr_decay)),
+            (self.voting in VOTING_MODES, one_of("voting", VOTING_MODES, self.voting)),
+            (self.channels in (1, 3), one_of("channels", (1, 3), self.channels)),
+            (len(self.split_after) >= 1 and all(s in SPLIT_POINTS for s in self.split_after),
+             must("split_after", "take values in " + " ".join(map(str, SPLIT_POINTS)),
+                  list(self.split_after))),
         ]
 
 
@@ -73,6 +81,5 @@ PRESETS: dict[str, VRNConfig] = {
 
 
 def preset(name: str) -> VRNConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    """The Voting ResNet preset called ``name`` (``paper``, ``quick`` or ``smoke``)."""
+    return pick_preset(PRESETS, name)

@@ -1,27 +1,27 @@
-"""Grad-CAM for the Voting ResNet, shown on the whole image (VRN §3.1; SPEC §3 "Report").
+"""Grad-CAM of the Voting ResNet, shown on the whole image (VRN §3.1).
 
 The Voting ResNet classifies ten views of each face: after module ``k`` the
 feature map ``H_k x W_k`` (48, 24 or 12 at 48x48) is cut by
 :class:`~voting_resnet.layers.CropAndMirror` into five crops of side
 ``floor(5/6 * H_k)`` and the same five of the mirrored map, folded into the
-batch (``B -> B * V``). tf-keras-vis' ``Gradcam`` assumes the batch is the
-same at the explained layer and at the output, so Grad-CAM is computed here
-directly with :class:`tf.GradientTape` (Selvaraju et al., 2017):
+batch (``B -> B * V``). The Grad-CAM maps themselves come from the project's
+one engine, :func:`csa_keras.evaluation.gradcam.layer_cams` (tf-keras-vis);
+this module adds the voter's crop geometry on top:
 
-1. :func:`layer_cams`: for image ``i`` and class ``c_i``, every view ``v``
-   scores its own crop logit ``crop_logits[i, v, c_i]``; the weights of the
-   explained layer's channels are the spatial mean of ``d score / d A``, and
-   the view's map is ``ReLU(sum_ch weight_ch * A_ch)``. The views are
-   independent after the split (inference-mode BatchNorm), so one gradient of
-   the summed scores gives every view's own gradient.
+1. :func:`layer_cams`: for image ``i`` and class ``c_i``, the explained
+   score is the sum over its views of each view's crop logit
+   ``crop_logits[i, v, c_i]``. The views are independent after the split
+   (inference-mode BatchNorm), so the gradient of that sum gives every
+   view's map its own gradient: ``(N, V, h, w)`` maps, one per view.
 2. :func:`place_views`: each view's map is resized (``cv2.resize``,
    bilinear) to the extent its crop covers in input pixels, flipped back for
    a mirrored view and put at the mirrored position (a crop at column ``x0``
    of the flipped map covers columns ``W_k - x0 - w .. W_k - x0`` of the
    original), then the placed maps are averaged over the views that cover
    each pixel (:func:`view_boxes` gives the rectangles).
-3. :func:`voter_gradcam` min-max normalises each image's map to [0, 1],
-   as tf-keras-vis does for the CSA (``csa_keras.evaluation.gradcam``).
+3. :func:`voter_gradcam` min-max normalises each image's map to [0, 1]
+   (:func:`csa_keras.evaluation.gradcam.normalize_maps`, tf-keras-vis'
+   normalisation, as for the CSA).
 
 Which layer: per-view placement needs a layer after the split (default
 :data:`DEFAULT_LAYER`, the last residual block's output: 5x5 per view for
@@ -30,14 +30,19 @@ remaining stride-2 stages; 6x6 for the baseline). A layer before the crop
 (``stack1_block2_out`` with ``split_after=2``) still has one map per image;
 it is explained by plain Grad-CAM of the sum of the image's ten view scores,
 resized to the whole image. The baseline (``split_after=0``, one view) is
-plain Grad-CAM on the whole image either way.
+plain Grad-CAM on the whole image either way. A mixed-precision model is
+explained on its float32 twin (:func:`csa_keras.evaluation.gradcam.float32_copy`).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import cv2
+import keras
 import numpy as np
 
+from csa_keras.evaluation.gradcam import float32_copy, normalize_maps
+from csa_keras.evaluation.gradcam import layer_cams as core_layer_cams
 from voting_resnet.layers.crop_and_mirror import CropAndMirror, crop_offsets
 from voting_resnet.models.resnet18 import CROP_FRACTION
 
@@ -45,13 +50,12 @@ from voting_resnet.models.resnet18 import CROP_FRACTION
 DEFAULT_LAYER = "stack4_block2_out"
 #: The model output holding the per-view logits ``(B, V, K)``.
 CROP_LOGITS = "crop_logits"
-_EPSILON = 1e-7
 
 
 def _pair(size, what: str) -> tuple[int, int]:
     pair = (size, size) if np.isscalar(size) else tuple(size)
     if len(pair) != 2 or min(int(s) for s in pair) < 1:
-        raise ValueError(f"{what} must be a positive int or (height, width), got {size!r}")
+        raise ValueError(f"{what} must be a positive int or (height, width). Received: {what}={size!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -72,7 +76,8 @@ def view_boxes(input_size, map_size, num_views: int,
     if num_views == 1:
         return [(0, 0, height, width, False)]
     if num_views not in (5, 10):
-        raise ValueError(f"num_views must be 1 (baseline), 5 or 10 (crops and mirrors), got {num_views}")
+        raise ValueError("num_views must be 1 (baseline), 5 or 10 (crops and mirrors). "
+                         f"Received: num_views={num_views}")
     map_h, map_w = _pair(map_size, "map_size")
     h, w, offsets = crop_offsets(map_h, map_w, crop_fraction)
     scale_y, scale_x = height / map_h, width / map_w
@@ -97,11 +102,10 @@ def place_views(view_maps: np.ndarray, input_size, map_size,
     returned, so maps of ones give the coverage count. ``V = 1`` stretches the
     single map over the whole image (plain Grad-CAM).
     """
-    import cv2
-
     view_maps = np.asarray(view_maps, dtype=np.float32)
     if view_maps.ndim != 3 or min(view_maps.shape) < 1:
-        raise ValueError(f"view_maps must be (views, height, width), got shape {view_maps.shape}")
+        raise ValueError("view_maps must be (views, height, width). "
+                         f"Received: view_maps with shape {view_maps.shape}")
     height, width = _pair(input_size, "input_size")
     total = np.zeros((height, width), np.float32)
     coverage = np.zeros((height, width), np.float32)
@@ -121,31 +125,11 @@ def _split_geometry(model) -> tuple[int, tuple[int, int] | None, float]:
     if not crops:
         return 1, None, CROP_FRACTION
     if len(crops) > 1:
-        raise ValueError(f"model {model.name!r} has {len(crops)} CropAndMirror layers; "
-                         "Grad-CAM placement supports one")
+        raise ValueError("model must have at most one CropAndMirror layer for Grad-CAM placement. "
+                         f"Received: model {model.name!r} with {len(crops)}")
     crop = crops[0]
     shape = crop.input.shape
     return crop.num_views, (int(shape[1]), int(shape[2])), crop.crop_fraction
-
-
-def _prepare_images(model, images) -> np.ndarray:
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or len(images) == 0:
-        raise ValueError("images must be a non-empty batch (N, H, W) or (N, H, W, C), "
-                         f"got shape {images.shape}")
-    images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
-    expected = tuple(model.inputs[0].shape[1:])
-    if tuple(images.shape[1:3]) != tuple(expected[:2]):
-        raise ValueError(f"images are {images.shape[1]}x{images.shape[2]} but model {model.name!r} "
-                         f"takes {expected[0]}x{expected[1]}")
-    if images.shape[-1] == 1 and expected[2] == 3:
-        images = np.repeat(images, 3, axis=-1)
-    if images.shape[-1] != expected[2]:
-        raise ValueError(f"images have {images.shape[-1]} channels but model {model.name!r} "
-                         f"takes {expected[2]}")
-    return images
 
 
 def layer_cams(model, images, class_indices: Sequence[int] | np.ndarray,
@@ -155,54 +139,49 @@ def layer_cams(model, images, class_indices: Sequence[int] | np.ndarray,
     Returns ``(cams, per_view)``: with a layer after the split, ``cams`` is
     ``(N, V, h, w)`` (each view's own map, ``per_view=True``); with a layer
     before it, or the baseline, ``(N, 1, h, w)`` for the summed view scores
-    (``per_view=False``). Maps are ``ReLU(sum_ch mean(d score / d A_ch) * A_ch)``
-    in the layer's units, computed ``batch_size`` images at a time.
+    (``per_view=False``). The maps come from the core engine
+    (:func:`csa_keras.evaluation.gradcam.layer_cams`, on the ``crop_logits``
+    output), ``batch_size`` images at a time.
 
     ``images`` are ``(N, H, W[, C])`` in [0, 1] (``uint8`` is scaled by 1/255;
     one channel is repeated for a three-channel model, as training does).
     ``class_indices`` gives one class per image (usually the predicted one).
     """
-    import keras
-    import tensorflow as tf
-
     layer_name = DEFAULT_LAYER if layer_name is None else layer_name
-    images = _prepare_images(model, images)
-    try:
-        layer = model.get_layer(layer_name)
-        logits_layer = model.get_layer(CROP_LOGITS)
-    except ValueError as error:
-        raise ValueError(f"Grad-CAM on model {model.name!r}: {error}") from None
-    if len(layer.output.shape) != 4:
-        raise ValueError(f"layer {layer_name!r} outputs shape {tuple(layer.output.shape)}: Grad-CAM "
-                         "needs a convolutional (batch, height, width, channels) map")
-    n_classes = int(logits_layer.output.shape[-1])
-    classes = np.asarray(class_indices).astype(np.int64).ravel()
-    if len(classes) != len(images):
-        raise ValueError(f"{len(classes)} class indices for {len(images)} images")
-    if classes.min() < 0 or classes.max() >= n_classes:
-        raise ValueError(f"class indices must lie in 0..{n_classes - 1}, "
-                         f"got {classes.min()}..{classes.max()}")
     if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise ValueError(f"batch_size must be at least 1. Received: batch_size={batch_size}")
+    model = float32_copy(model)
+    try:
+        crop_logits = model.get_layer(CROP_LOGITS).output
+    except ValueError:
+        raise ValueError(f"model must have a {CROP_LOGITS!r} layer giving the per-view logits. "
+                         f"Received: model {model.name!r}") from None
+    explained = keras.Model(model.inputs, crop_logits, name=f"{model.name}_{CROP_LOGITS}")
+    views, n_classes = int(crop_logits.shape[1]), int(crop_logits.shape[-1])
+    images = np.asarray(images)
+    classes = np.asarray(class_indices).astype(np.int64).ravel()
+    n_images = len(images)
+    if len(classes) != n_images:
+        raise ValueError("class_indices must hold one class per image. "
+                         f"Received: {len(classes)} class indices for {n_images} images")
+    if n_images and (classes.min() < 0 or classes.max() >= n_classes):
+        raise ValueError(f"class_indices must lie in 0..{n_classes - 1}. "
+                         f"Received: class_indices in {classes.min()}..{classes.max()}")
 
-    probe = keras.Model(model.inputs, [layer.output, logits_layer.output], name=f"{model.name}_gradcam")
     chunks = []
-    per_view = False
-    for start in range(0, len(images), int(batch_size)):
-        batch = tf.constant(images[start:start + int(batch_size)])
-        chosen = tf.constant(classes[start:start + int(batch_size)])
-        with tf.GradientTape() as tape:
-            features, crop_logits = probe(batch, training=False)
-            scores = tf.gather(tf.cast(crop_logits, tf.float32), chosen, axis=2, batch_dims=1)
-            total = tf.reduce_sum(scores)
-        grads = tf.cast(tape.gradient(total, features), tf.float32)
-        features = tf.cast(features, tf.float32)
-        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)).numpy()
-        n_batch, views = int(batch.shape[0]), int(crop_logits.shape[1])
-        per_view = views > 1 and cams.shape[0] == n_batch * views
-        chunks.append(cams.reshape(n_batch, -1, *cams.shape[1:]))
-    return np.concatenate(chunks, axis=0), per_view
+    for start in range(0, max(n_images, 1), int(batch_size)):
+        chosen = classes[start:start + int(batch_size)]
+        cams = core_layer_cams(explained, images[start:start + int(batch_size)], None, layer_name,
+                               score=_views_score(chosen, n_classes), linear_output=False)
+        chunks.append(cams.reshape(len(chosen), -1, *cams.shape[1:]))
+    cams = np.concatenate(chunks, axis=0)
+    return cams, views > 1 and cams.shape[1] == views
+
+
+def _views_score(classes: np.ndarray, n_classes: int):
+    """tf-keras-vis score: per image, the sum over its views of each view's logit of its class."""
+    one_hot = np.eye(n_classes, dtype=np.float32)[classes][:, None, :]
+    return lambda crop_logits: keras.ops.sum(crop_logits * one_hot, axis=(1, 2))
 
 
 def voter_gradcam(model, images, class_indices: Sequence[int] | np.ndarray,
@@ -222,14 +201,13 @@ def voter_gradcam(model, images, class_indices: Sequence[int] | np.ndarray,
     is then min-max normalised per image (``(x - min) / (max - min + 1e-7)``,
     tf-keras-vis' normalisation); a map with no positive evidence is all zeros.
     """
+    layer_name = DEFAULT_LAYER if layer_name is None else layer_name
     height, width = (int(s) for s in model.inputs[0].shape[1:3])
     cams, per_view = layer_cams(model, images, class_indices, layer_name, batch_size)
     views, map_size, crop_fraction = _split_geometry(model)
     if per_view and cams.shape[1] != views:
-        raise ValueError(f"layer {layer_name!r} gives {cams.shape[1]} maps per image but the crop "
-                         f"layer makes {views} views")
+        raise ValueError(f"layer_name must give one map per view ({views} views per image). "
+                         f"Received: layer_name={layer_name!r} with {cams.shape[1]} maps per image")
     maps = np.stack([place_views(image_cams, (height, width), map_size, crop_fraction)
                      for image_cams in cams])
-    low = maps.min(axis=(1, 2), keepdims=True)
-    high = maps.max(axis=(1, 2), keepdims=True)
-    return np.clip((maps - low) / (high - low + _EPSILON), 0.0, 1.0).astype(np.float32)
+    return normalize_maps(maps)

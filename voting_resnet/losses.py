@@ -1,4 +1,4 @@
-"""The Voting ResNet training loss (VRN §3.3, SPEC §4).
+"""The Voting ResNet training loss (VRN paper §3.3).
 
 The paper trains on "the cross-entropy between the FC layer output and the
 image labels ... instead of the soft voting result", so that the network

@@ -1,4 +1,4 @@
-"""The Voting ResNet run report (``report.md``) and its figures (SPEC §5).
+"""The Voting ResNet run report: ``report.md`` and its figures (VRN paper §4).
 
 Soft and hard accuracy, the row-normalised confusion matrix (the paper's
 Figures 5-6), a Table-3-style comparison when several split points ran, the
@@ -10,8 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from csa_keras.evaluation.report import _mean_std, _pct, skipped_section
-from csa_keras.training import rundir
+from csa_keras.data.protocols import LEAK_NOTE
+from csa_keras.evaluation.figures import plot_confusion_matrix, plot_curves, plot_gradcam
+from csa_keras.evaluation.gradcam import one_per_class
+from csa_keras.evaluation.report import mean_std, percent, skipped_section
+from csa_keras.utils import files
+from voting_resnet.gradcam import voter_gradcam
+from voting_resnet.layers.voting import vote
 
 PAPER_TABLE3 = {  # split_after: (AffectNet soft, hard, RAF-DB soft, hard), validation accuracy
     1: (63.69, 63.14, 85.88, 85.06),
@@ -34,26 +39,26 @@ def comparison_markdown(rows: list[dict]) -> str:
         cells = [str(r.get("fold", ""))] if has_fold else []
         cells.append("baseline" if s == 0 else f"module {s}")
         if has_val:
-            cells += [_pct(r.get("val_accuracy_soft")), _pct(r.get("val_accuracy_hard"))]
-        cells += [_pct(r.get("test_accuracy_soft")), _pct(r.get("test_accuracy_hard")),
+            cells += [percent(r.get("val_accuracy_soft")), percent(r.get("val_accuracy_hard"))]
+        cells += [percent(r.get("test_accuracy_soft")), percent(r.get("test_accuracy_hard")),
                   f"{r.get('seconds_per_epoch', 0):.1f}",
                   f"{paper[2]:.2f}% / {paper[3]:.2f}%" if paper else "–"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_vrn_report(out: Path, config, dataset, model, test_index: np.ndarray,
-                     logits: np.ndarray, metrics: dict,
-                     curves: dict[str, dict[str, list[float]]]) -> Path:
+def write_vrn_report(out: Path, config, dataset, outcomes: list, metrics: dict) -> Path:
     """Write ``confusion_matrix.png``, ``curves.png``, ``gradcam.png`` and ``report.md``.
 
-    ``model``, ``test_index`` and ``logits`` are the reported model's (fold
-    1's under k-fold): Grad-CAM explains its vote on one test face per class.
-    ``curves`` maps phase names to Keras histories: the chosen split point's
-    training with validation and, when it was retrained, the retraining.
+    ``outcomes`` are the splits' :class:`~csa_keras.training.SplitOutcome`;
+    the figures show the reported model (fold 1's under k-fold): Grad-CAM
+    explains its vote on one test face per class, and the curves are the
+    chosen split point's training with validation and, when it was
+    retrained, the retraining.
     """
-    from csa_keras.evaluation.figures import plot_confusion_matrix, plot_curves, plot_gradcam
-    from voting_resnet.layers.voting import vote
+    details = outcomes[0].details
+    model, logits, curves = details.model, details.logits, details.curves
+    test_index = outcomes[0].test_index
 
     out = Path(out)
     names = list(dataset.class_names)
@@ -64,9 +69,6 @@ def write_vrn_report(out: Path, config, dataset, model, test_index: np.ndarray,
     plot_curves(curves, out / "curves.png")
     figures = ["confusion_matrix.png", "curves.png"]
     if config.gradcam:
-        from csa_keras.evaluation.gradcam import one_per_class
-        from voting_resnet.gradcam import voter_gradcam
-
         labels = dataset.labels[test_index]
         pick = one_per_class(labels, len(names), seed=config.seed)
         if len(pick):
@@ -108,8 +110,6 @@ def write_vrn_report(out: Path, config, dataset, model, test_index: np.ndarray,
                      f"{init['layers_skipped']} left as initialised")
     lines.append(f"- wall time: {metrics['seconds']:.0f} s")
     if metrics["protocol"] == "holdout" and dataset.subjects is not None:
-        from csa_keras.data.protocols import LEAK_NOTE
-
         lines += ["", f"> {LEAK_NOTE}"]
     lines += [
         "",
@@ -117,17 +117,17 @@ def write_vrn_report(out: Path, config, dataset, model, test_index: np.ndarray,
         "",
         "| metric | value |",
         "|---|---|",
-        f"| accuracy, soft voting | {_mean_std(metrics, 'accuracy_soft')} |",
-        f"| accuracy, hard voting | {_mean_std(metrics, 'accuracy_hard')} |",
-        f"| balanced accuracy ({metrics['voting']}) | {_mean_std(metrics, 'balanced_accuracy')} |",
-        f"| F1 macro ({metrics['voting']}) | {_mean_std(metrics, 'f1_macro')} |",
+        f"| accuracy, soft voting | {mean_std(metrics, 'accuracy_soft')} |",
+        f"| accuracy, hard voting | {mean_std(metrics, 'accuracy_hard')} |",
+        f"| balanced accuracy ({metrics['voting']}) | {mean_std(metrics, 'balanced_accuracy')} |",
+        f"| F1 macro ({metrics['voting']}) | {mean_std(metrics, 'f1_macro')} |",
         "",
         "Per-class accuracy (the diagonal of the row-normalised confusion matrix"
         + (", pooled over folds" if kfold else "") + "):",
         "",
         "| class | accuracy |",
         "|---|---|",
-        *[f"| {name} | {_pct(value)} |" for name, value in metrics["per_class_accuracy"].items()],
+        *[f"| {name} | {percent(value)} |" for name, value in metrics["per_class_accuracy"].items()],
         "",
         "![confusion matrix](confusion_matrix.png)",
         "",
@@ -149,4 +149,4 @@ def write_vrn_report(out: Path, config, dataset, model, test_index: np.ndarray,
                       "`foldNN/` folder."]
     lines += ["", "## Skipped inputs", "",
               skipped_section(dataset.skipped.as_dict(), dataset.skipped.describe())]
-    return rundir.write_text(out / "report.md", "\n".join(lines) + "\n")
+    return files.write_text(out / "report.md", "\n".join(lines) + "\n")

@@ -1,26 +1,24 @@
-"""Train and evaluate the Voting ResNet (VRN paper §3.3-4, SPEC §4 and §5).
+"""Train and score the Voting ResNet on one split (VRN paper §3.3-4).
 
 The recipe: Adam at 2e-4 decayed once per epoch (0.95 RAF-DB, 0.65
 AffectNet), batch 135, online augmentation in training only, cross-entropy
-on every crop's logits. With several split points the run reproduces the
+on every crop's logits. With several split points a split reproduces the
 paper's protocol: each is trained on the training set and scored on the
 validation set (soft and hard voting, the paper's Table 3), the best on
 validation is retrained on train + validation, and that model is evaluated
-on the test set and saved as ``model.keras``.
-
-Importing this module registers every class a run's ``model.keras`` holds
-(the layers and :class:`~voting_resnet.losses.CropCrossEntropy` of its
-compile config), so ``keras.models.load_model`` needs no ``custom_objects``.
+on the test set and saved as ``model.keras``. The experiment around it
+(data, protocol, folds, run directory) is the shared
+:func:`~csa_keras.training.experiment.run_experiment`; :func:`run_vrn` runs
+it for this task.
 
 Augmentation runs in the ``tf.data`` pipeline on training batches only, as a
 ``keras.Sequential`` of preprocessing layers; the saved model holds none of
 it, so prediction and export never see a random layer.
 
 Every training of a split point is a resumable
-:class:`~csa_keras.training.callbacks.TrainingPhase` under ``.backup/``
-(issue 6): ``resume=True`` (``--resume``) reloads the split points, retrainings
-and folds a killed run finished and continues the one it was in from its
-last completed epoch.
+:class:`~csa_keras.training.TrainingPhase` under ``.backup/``: ``resume=True``
+reloads the split points, retrainings and folds a killed run finished and
+continues the one it was in from its last completed epoch.
 """
 from __future__ import annotations
 
@@ -37,17 +35,31 @@ import numpy as np
 import tensorflow as tf
 
 from csa_keras.data.dataset import FaceDataset
-from csa_keras.evaluation.metrics import aggregate_folds, classification_metrics
-from csa_keras.training import loop, rundir
-from csa_keras.training.callbacks import TrainingPhase
-from csa_keras.training.config import config_json
-from csa_keras.training.csa import check_dataset, load_data
-from csa_keras.training.session import run_session
-from csa_keras.training.pipeline import as_channels, check_images, make_dataset, replica_batching
+from csa_keras.data.protocols import Split
+from csa_keras.evaluation import classification_metrics
+from csa_keras.tasks import get_task
+from csa_keras.training import (
+    BACKUP,
+    SplitOutcome,
+    TrainingPhase,
+    as_channels,
+    check_dataset,
+    check_images,
+    make_dataset,
+    predict_dataset,
+    replica_batching,
+    run_experiment,
+    train_phase,
+    write_history,
+)
+from csa_keras.utils.files import save_model
 from voting_resnet.config import VRNConfig
 from voting_resnet.layers.voting import hard_vote, soft_vote
 from voting_resnet.losses import CropCrossEntropy
 from voting_resnet.models.resnet18 import build_voting_resnet
+
+MODEL_FILE = "model.keras"
+"""The model a Voting ResNet run directory holds."""
 
 
 def build_augmentation(channels: int = 3, seed: int = 0) -> keras.Sequential:
@@ -97,7 +109,7 @@ def balanced_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, se
 
 
 def transfer_weights(model: keras.Model, source: str | os.PathLike) -> dict[str, int]:
-    """``--init-from``: copy weights layer by layer where names and shapes agree.
+    """``init_from``: copy weights layer by layer where names and shapes agree.
 
     ``source`` is a ``.keras`` model or a run directory holding ``model.keras``.
     Every split point has the same weights (the crop layer has none), so any
@@ -109,13 +121,14 @@ def transfer_weights(model: keras.Model, source: str | os.PathLike) -> dict[str,
     """
     path = Path(source)
     if path.is_dir():
-        path = path / "model.keras"
+        path = path / MODEL_FILE
     if not path.is_file():
-        raise ValueError(f"--init-from {source}: no model.keras there")
+        raise ValueError(f"init_from {source} holds no {MODEL_FILE}")
     try:
         donor = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
-        raise ValueError(f"--init-from {source}: not a Keras model ({error.__class__.__name__})") from None
+        raise ValueError(f"init_from {source} is not a Keras model "
+                         f"({error.__class__.__name__})") from None
     copied = skipped = 0
     for layer in model.layers:
         if not layer.weights:
@@ -132,7 +145,7 @@ def transfer_weights(model: keras.Model, source: str | os.PathLike) -> dict[str,
         else:
             skipped += 1
     if copied == 0:
-        raise ValueError(f"--init-from {source}: no layer of it matches this model")
+        raise ValueError(f"init_from {source}: no layer of it matches this model")
     return {"layers_copied": copied, "layers_skipped": skipped}
 
 
@@ -146,7 +159,7 @@ def crop_logits(model: keras.Model, images: np.ndarray, batch_size: int) -> np.n
     index, batching = replica_batching(np.arange(len(images)), batch_size,
                                        model.distribute_strategy, "predict")
     ds = make_dataset(images[index], target="none", **batching)
-    return loop.predict(model, ds)["crop_logits"][: len(images)]
+    return predict_dataset(model, ds)["crop_logits"][: len(images)]
 
 
 def vote_metrics(logits: np.ndarray, labels: np.ndarray, class_names, voting: str) -> dict:
@@ -190,7 +203,7 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
               val: tuple[np.ndarray, np.ndarray] | None = None,
               verbose: int | str = "auto", state: Path | None = None,
               resume: bool = False) -> FitResult:
-    """Build, optionally initialise (``--init-from``), and train one Voting ResNet.
+    """Build, optionally initialise (``init_from``), and train one Voting ResNet.
 
     The model trains on the crop logits (:class:`~voting_resnet.losses.CropCrossEntropy`);
     the ``vote`` output has no loss and is scored by accuracy (history keys
@@ -238,30 +251,27 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
         lambda epoch, _: config.lr * config.lr_decay ** epoch)
     monitor = "val_loss" if val_ds is not None else "loss"
     scratch = state is None
-    phase = TrainingPhase(folder / rundir.BACKUP / "train" if scratch else state, monitor,
+    phase = TrainingPhase(folder / BACKUP / "train" if scratch else state, monitor,
                           resume and not scratch, backup=not scratch)
-    history = loop.train_phase(model, phase, train_ds, validation_data=val_ds,
+    history = train_phase(model, phase, train_ds, validation_data=val_ds,
                                epochs=config.epochs, steps_per_epoch=steps, callbacks=[decay],
                                strategy=strategy, verbose=verbose)
     if scratch:
-        shutil.rmtree(folder / rundir.BACKUP, ignore_errors=True)
+        shutil.rmtree(folder / BACKUP, ignore_errors=True)
     return FitResult(split_after, model, history, time.perf_counter() - start, init)
 
 
 @dataclasses.dataclass
-class SplitOutcome:
-    """What one train/test split leaves: its metrics, the reported model, and for the report."""
+class VRNDetails:
+    """What the Voting ResNet report needs of one split: the model, its test logits, curves."""
 
-    metrics: dict[str, Any]
-    model: keras.Model | None
-    test_index: np.ndarray
+    model: keras.Model
     logits: np.ndarray
-    histories: list[tuple[str, dict[str, list[float]]]]
     curves: dict[str, dict[str, list[float]]]
 
 
 def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
-                   class_names, split, folder: Path, strategy: tf.distribute.Strategy,
+                   class_names, split: Split, folder: Path, strategy: tf.distribute.Strategy,
                    verbose: int | str = "auto", log: Callable[[str], None] = print,
                    chief: bool = True, state: Path | None = None,
                    resume: bool = False) -> SplitOutcome:
@@ -278,7 +288,7 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
     resumable phase (default ``folder/.backup``).
     """
     k = len(class_names)
-    state = Path(state) if state is not None else folder / rundir.BACKUP
+    state = Path(state) if state is not None else folder / BACKUP
     train, test = np.asarray(split.train), np.asarray(split.test)
     val = np.asarray(split.val) if split.val is not None and len(split.val) else None
     several = len(config.split_after) > 1
@@ -301,8 +311,8 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
                 row[f"{part}_accuracy_hard"] = m["accuracy_hard"]
         comparison.append(row)
         if several and chief:
-            rundir.save_model(result.model, sub / "model.keras")
-            rundir.write_history(sub / "history.csv", [(f"split{s}", result.history)])
+            save_model(result.model, sub / "model.keras")
+            write_history(sub / "history.csv", [(f"split{s}", result.history)])
         if best is None or row[key] > best_row[key]:
             best, best_row = result, row
     final, curves = best, {f"split{best.split_after}": best.history}
@@ -330,11 +340,61 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
     if final.init is not None:
         metrics["init_from"] = {"path": str(config.init_from), **final.init}
     if chief:
-        rundir.save_model(final.model, folder / "model.keras")
-        rundir.write_history(folder / "history.csv", histories)
+        save_model(final.model, folder / "model.keras")
+        write_history(folder / "history.csv", histories)
     curves = {phase: {k: v for k, v in h.items() if k != "epoch_seconds"}
               for phase, h in curves.items()}
-    return SplitOutcome(metrics, final.model, test, logits, histories, curves)
+    return SplitOutcome(metrics, histories, test, VRNDetails(final.model, logits, curves))
+
+
+def fit_split(config: VRNConfig, dataset: FaceDataset, split: Split, folder: Path,
+              strategy: tf.distribute.Strategy, *, verbose: int | str = "auto",
+              log: Callable[[str], None] = print, chief: bool = True,
+              state: Path | None = None, resume: bool = False) -> SplitOutcome:
+    """:func:`evaluate_split` on a dataset: the task's training of one split."""
+    return evaluate_split(config, dataset.images, dataset.labels, dataset.class_names, split,
+                          folder, strategy, verbose, log, chief, state=state, resume=resume)
+
+
+def prepare_dataset(config: VRNConfig, dataset: FaceDataset,
+                    log: Callable[[str], None] = print) -> FaceDataset:
+    """The dataset with ``config.channels`` channels, or a one-line refusal.
+
+    Grey data repeats its channel for a three-channel model (the paper's
+    input is colour); a dataset no run can use (NaN, wrong shape, one class)
+    is refused in one line.
+    """
+    check_images(dataset.images, f"{dataset.name} images")
+    dataset = dataclasses.replace(dataset, images=as_channels(dataset.images, config.channels))
+    check_dataset(dataset)
+    return dataset
+
+
+def check_splits(config: VRNConfig, splits: list[Split]) -> None:
+    """Choosing among several split points needs a validation set in every split."""
+    if len(config.split_after) > 1 and any(s.n_val == 0 for s in splits):
+        raise ValueError("split_after with several values needs a validation set to choose "
+                         f"on: val_fraction must be above 0. Received: "
+                         f"split_after={list(config.split_after)}, "
+                         f"val_fraction={config.val_fraction}")
+
+
+def aggregate(config: VRNConfig, outcomes: list[SplitOutcome], names: list[str],
+              metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics.json`` over folds: fold 1's split point and selection, every fold's rows.
+
+    The split point is a choice, not a measure: its mean and the spread of
+    the set sizes are dropped.
+    """
+    first = outcomes[0].metrics
+    metrics = {k: v for k, v in metrics.items()
+               if k not in ("split_after_std", "n_train_std", "n_val_std")}
+    metrics.update(
+        voting=config.voting, split_after=first["split_after"],
+        selected_on=first["selected_on"], retrained_on_train_val=first["retrained_on_train_val"],
+        comparison=[dict(row, fold=name) for o, name in zip(outcomes, names)
+                    for row in o.metrics["comparison"]])
+    return metrics
 
 
 def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
@@ -342,100 +402,12 @@ def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
             log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
     """The whole Voting ResNet story of one command; returns the ``metrics.json`` dict.
 
-    One :func:`evaluate_split` per split of the protocol: one for ``holdout``
-    and ``predefined``, ``folds`` for ``subject-kfold`` (each in
-    ``foldNN/``, aggregated as mean ± std with a pooled confusion matrix by
-    :func:`~csa_keras.evaluation.metrics.aggregate_folds`; the top-level
-    ``model.keras`` is fold 1's, as for the CSA). ``resume`` continues the
-    run a killed process left in ``output``, as for
-    :func:`~csa_keras.training.csa.run_csa`; a ``dataset`` no run can use
-    (NaN, wrong shape, one class) is refused in one line.
+    The shared :func:`~csa_keras.training.experiment.run_experiment` with
+    this task: one :func:`evaluate_split` per split of the protocol (one for
+    ``holdout`` and ``predefined``, ``folds`` for ``subject-kfold``, each in
+    ``foldNN/``, aggregated as mean ± std with a pooled confusion matrix; the
+    top-level ``model.keras`` is fold 1's). ``resume`` continues the run a
+    killed process left in ``output``; a ``dataset`` no run can use is
+    refused in one line.
     """
-    return run_session(
-        config, output, "voting_resnet",
-        lambda out, strategy, chief, run_info: _run(config, out, dataset, strategy, chief, resume,
-                                                    verbose, log, run_info),
-        resume, log)
-
-
-def _run(config: VRNConfig, out: Path, dataset: FaceDataset | None,
-         strategy: tf.distribute.Strategy, chief: bool, resume: bool, verbose, log,
-         run_info: dict[str, Any]) -> dict[str, Any]:
-    from csa_keras.data.protocols import dedupe, make_splits
-
-    started = time.perf_counter()
-    if dataset is None:
-        dataset = load_data(config, progress=verbose != 0, colour=config.channels == 3)
-    check_images(dataset.images, f"{dataset.name} images")
-    dataset = dataclasses.replace(dataset, images=as_channels(dataset.images, config.channels))
-    check_dataset(dataset)
-    protocol = config.protocol
-    if protocol == "predefined" and dataset.splits is None:
-        log(f"{dataset.name} has no predefined split: using holdout")
-        protocol = "holdout"
-    splits = make_splits(dataset, protocol, folds=config.folds, seed=config.seed,
-                         val_fraction=config.val_fraction, val_per_class=config.val_per_class,
-                         test_size=config.test_size)
-    if len(config.split_after) > 1 and any(s.n_val == 0 for s in splits):
-        raise ValueError(f"choosing among --split-after {' '.join(map(str, config.split_after))} "
-                         "needs a validation set: set --val-fraction above 0")
-    run_info = {**run_info, "protocol_used": protocol, "dataset": dataset.summary()}
-    if chief:
-        rundir.write_text(out / "config.json", config_json(config, run=run_info))
-
-    images, labels, names = dataset.images, dataset.labels, dataset.class_names
-    outcomes: list[SplitOutcome] = []
-    duplicates_removed = 0
-    for i, split in enumerate(splits):
-        if config.dedupe:
-            split, removed = dedupe(split, images)
-            duplicates_removed += removed
-        name = "" if len(splits) == 1 else f"fold{i + 1:02d}"
-        if len(splits) > 1:
-            log(f"[{split.name}] {i + 1}/{len(splits)}: train {len(split.train)}, "
-                f"test {len(split.test)}")
-        outcome = evaluate_split(config, images, labels, names, split, out / name, strategy,
-                                 verbose, log, chief,
-                                 state=out / rundir.BACKUP / (name or "split"), resume=resume)
-        outcome.metrics["fold"] = split.name
-        outcomes.append(outcome if i == 0 else dataclasses.replace(outcome, model=None))
-
-    first = outcomes[0]
-    if len(outcomes) == 1:
-        metrics = dict(first.metrics)
-        metrics.pop("fold")
-    else:
-        metrics = aggregate_folds([o.metrics for o in outcomes])
-        for key in ("n_train", "n_val"):
-            metrics[key] = int(round(np.mean([o.metrics[key] for o in outcomes])))
-        for key in ("split_after", "split_after_std", "n_train_std", "n_val_std"):
-            metrics.pop(key, None)
-        metrics.update(
-            voting=config.voting, split_after=first.metrics["split_after"],
-            selected_on=first.metrics["selected_on"],
-            retrained_on_train_val=first.metrics["retrained_on_train_val"],
-            comparison=[dict(row, fold=o.metrics["fold"])
-                        for o in outcomes for row in o.metrics["comparison"]])
-        if chief:
-            tmp = out / ".model.partial.keras"
-            shutil.copyfile(out / "fold01" / "model.keras", tmp)
-            os.replace(tmp, out / "model.keras")
-            rundir.write_history(out / "history.csv", [
-                (f"{o.metrics['fold']}/{phase}", h) for o in outcomes for phase, h in o.histories])
-    metrics = {
-        "task": "voting_resnet",
-        "dataset": dataset.name,
-        "protocol": protocol,
-        "class_names": list(names),
-        **metrics,
-        "duplicates_removed": duplicates_removed,
-        "skipped": dataset.skipped.as_dict(),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    if chief:
-        from voting_resnet.report import write_vrn_report
-
-        write_vrn_report(out, config, dataset, first.model, first.test_index, first.logits,
-                         metrics, first.curves)
-        rundir.write_json(out / "metrics.json", metrics)
-    return metrics
+    return run_experiment(get_task("voting_resnet"), config, output, dataset, verbose, log, resume)

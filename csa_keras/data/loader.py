@@ -1,11 +1,13 @@
-"""From a path on disk (or nothing) to a :class:`FaceDataset` in canonical form (SPEC §2).
+"""From a path on disk (or nothing) to a :class:`FaceDataset` in canonical form.
 
 ``load_dataset(path)`` reads the dataset's catalogue with the reader of its
 format (:func:`csa_keras.data.readers.read_catalogue`), decodes and crops
 every image with :func:`csa_keras.data.faces.preprocess_samples` (parallel,
 cached) and assembles the :class:`FaceDataset` that models, protocols and
-reports use. With no path it returns the built-in synthetic dataset
-(SPEC §6), so every command runs on a fresh machine.
+reports use: ``uint8`` faces of the settings' size, canonical class names,
+subjects and predefined splits where the format has them. With no path it
+returns the built-in synthetic dataset (:mod:`csa_keras.data.synthetic`), so
+every command runs on a fresh machine without downloading anything.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import numpy as np
 
 from csa_keras.data.dataset import Catalogue, FaceDataset, SkipLog
 from csa_keras.data.faces import FaceSettings, preprocess_samples
+from csa_keras.data.readers import read_catalogue
+from csa_keras.data.synthetic import make_synthetic_dataset
 
 
 def _nothing_usable(root: str, skipped: SkipLog) -> ValueError:
@@ -107,8 +111,7 @@ def dataset_from_catalogue(
 
 
 def _synthetic(settings: FaceSettings, seed: int, options: dict) -> FaceDataset:
-    from csa_keras.data.synthetic import make_synthetic_dataset
-
+    """The built-in dataset at the size and colour of ``settings``; ``options`` go to its generator."""
     try:
         dataset = make_synthetic_dataset(seed=seed, size=settings.size, colour=settings.colour, **options)
     except TypeError as error:
@@ -159,11 +162,9 @@ def load_dataset(
     with nothing usable raise a one-line ``ValueError``.
     """
     if not isinstance(settings, FaceSettings):
-        raise ValueError(f"settings must be a FaceSettings, got {type(settings).__name__}")
+        raise ValueError(f"settings must be a FaceSettings. Received: settings of type {type(settings).__name__}")
     options = {k: v for k, v in reader_options.items() if v is not None}
     if path is None:
         return _synthetic(settings, synthetic_seed, options)
-    from csa_keras.data.readers import read_catalogue
-
     catalogue = read_catalogue(path, format=format, **options)
     return dataset_from_catalogue(catalogue, settings, cache_dir=cache_dir, workers=workers, progress=progress)

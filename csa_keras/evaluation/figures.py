@@ -2,7 +2,7 @@
 
 Each function draws on a :class:`matplotlib.figure.Figure` of its own (no
 pyplot state, so it works headless, in threads and in notebooks alike),
-writes the PNG through :func:`csa_keras.training.rundir.save_figure` (a
+writes the PNG through :func:`csa_keras.training.files.save_figure` (a
 temporary name renamed into place) and returns the path.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from csa_keras.evaluation.metrics import normalize_confusion_matrix, psnr
-from csa_keras.training import rundir
+from csa_keras.utils import files
 
 History = Mapping[str, Sequence[float]]
 
@@ -29,7 +29,7 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    return rundir.save_figure(fig, path, dpi=DPI, bbox_inches="tight")
+    return files.save_figure(fig, path, dpi=DPI, bbox_inches="tight")
 
 
 def _as_images(images: np.ndarray, what: str) -> np.ndarray:

@@ -150,7 +150,7 @@ def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int
     came from. Raises ``ValueError`` when the data cannot be re-created.
     """
     from csa_keras.data.protocols import dedupe, make_splits
-    from csa_keras.training.csa import load_data
+    from csa_keras.csa.training import load_data
     from csa_keras.training.pipeline import as_channels
 
     run = Path(run_dir)
@@ -323,7 +323,7 @@ def default_output(run_dir: str | os.PathLike, model_path: Path, format: str) ->
 
 
 def _record(path: Path, record: dict[str, Any]) -> Path:
-    from csa_keras.training import rundir
+    from csa_keras.utils import files
 
     report = path.parent / "export.json"
     records: dict[str, Any] = {}
@@ -333,7 +333,7 @@ def _record(path: Path, record: dict[str, Any]) -> Path:
         except ValueError:
             records = {}
     records[path.name] = record
-    return rundir.write_json(report, records)
+    return files.write_json(report, records)
 
 
 def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",

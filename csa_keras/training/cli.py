@@ -1,23 +1,33 @@
-"""The command-line options both training commands share (SPEC §5), and how they fail.
+"""The training command of every task: shared options, the task's own, one-line failures.
 
-``python -m csa_keras.train`` and ``python -m voting_resnet.train`` take the
-same data, protocol, preset, output and strategy options; each adds its own.
-Bad arguments or unusable data end in one line on stderr and exit status 2.
+``python -m csa_keras.train`` and ``python -m voting_resnet.train`` are
+:func:`train_main` with their task's name: the same data, protocol, preset,
+output, strategy and precision options, plus the options the task adds
+(:attr:`csa_keras.tasks.Task.add_arguments`). Bad arguments or unusable data
+end in one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Any, Callable
+from typing import Any
+
+from csa_keras.data.protocols import PROTOCOLS
+from csa_keras.tasks import Task, get_task
+from csa_keras.training import rundir
+from csa_keras.training.config import PRECISIONS, STRATEGIES, pick_preset
+from csa_keras.training.experiment import run_experiment
+from csa_keras.utils.cli import Parser, run_main
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, presets, epilog_preset: str) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, presets, preset_help: str) -> None:
+    """The options every training command takes."""
     data = parser.add_argument_group("data")
     data.add_argument("--data", help="dataset path (default: the built-in synthetic faces)")
     data.add_argument("--format", default="auto",
                       help="auto, folder, ckplus, fer2013-csv, rafdb, affectnet, jaffe")
-    data.add_argument("--protocol", choices=["holdout", "subject-kfold", "predefined"])
+    data.add_argument("--protocol", choices=PROTOCOLS)
     data.add_argument("--folds", type=int, help="folds of subject-kfold (default 10)")
     data.add_argument("--test-size", type=float, help="test fraction of holdout (default 0.2)")
     data.add_argument("--val-fraction", type=float,
@@ -33,13 +43,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets, epilog_preset
     data.add_argument("--no-face", choices=["skip", "center", "error"],
                       help="what to do with a frame where no face is found (default skip)")
     train = parser.add_argument_group("training")
-    train.add_argument("--preset", default="paper", choices=sorted(presets), help=epilog_preset)
+    train.add_argument("--preset", default="paper", choices=sorted(presets), help=preset_help)
     train.add_argument("--batch-size", type=int, help="global batch size")
     train.add_argument("--seed", type=int)
     run = parser.add_argument_group("run")
     run.add_argument("--output", help="run directory (default runs/<command>-<timestamp>)")
-    run.add_argument("--strategy", choices=["auto", "one-device", "mirrored", "multi-worker"])
-    run.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+    run.add_argument("--strategy", choices=STRATEGIES)
+    run.add_argument("--precision", choices=PRECISIONS,
                      help="Keras dtype policy (default float32); auto: mixed_float16 on a GPU, "
                           "mixed_bfloat16 on a CPU with AMX or AVX-512 BF16, else float32")
     run.add_argument("--mixed-precision", dest="precision", action="store_const", const="auto",
@@ -76,29 +86,45 @@ def common_changes(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def run_command(parser: argparse.ArgumentParser, argv, command: str,
-                make_config: Callable[[argparse.Namespace], Any],
-                run: Callable[..., dict], summary: Callable[[dict], str]) -> int:
-    """Parse, check, run; every user error ends in one line and exit status 2."""
+def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
+    """The training command's parser: the shared options, then the task's."""
+    parser = Parser(prog=prog, description=f"Train and evaluate: {task.description}; write the "
+                                           "run directory.")
+    presets = ", ".join(f"{name}" for name in task.presets)
+    add_common_arguments(parser, task.presets, f"named settings: {presets} (default paper)")
+    task.add_arguments(parser)
+    return parser
+
+
+def config_from_args(task: Task, args: argparse.Namespace):
+    """The task's preset with every option given on the command line."""
+    return pick_preset(task.presets, args.preset).replace(**common_changes(args),
+                                                          **task.config_changes(args))
+
+
+def train_main(task_name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Parse, check and run one training command; every user error is one line, exit 2."""
+    task = get_task(task_name)
+    parser = build_parser(task, prog or f"{task_name} training")
     args = parser.parse_args(argv)
-    try:
-        config = make_config(args).validate()
+
+    def check():
+        config = config_from_args(task, args).validate()
         if args.data is not None and not os.path.exists(args.data):
             raise ValueError(f"--data {args.data} does not exist")
+        if args.data is None and args.format != "auto":
+            raise ValueError("--format needs --data: the built-in faces have no format to choose")
         if args.resume and not args.output:
             raise ValueError("--resume needs the --output of the run to continue")
-        from csa_keras.training.rundir import default_output, prepare
+        return config, rundir.prepare(args.output or rundir.default_output(task.name))
 
-        output = prepare(args.output or default_output(command))
-    except ValueError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
+    def body() -> int:
+        config, output = check()
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         verbose = 0 if args.quiet else ("auto" if sys.stdout.isatty() else 2)
-        metrics = run(config, output=output, verbose=verbose, resume=args.resume,
-                      log=lambda line: print(line, file=sys.stderr))
-    except ValueError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
-    print(f"{summary(metrics)}\nrun directory: {output}")
-    return 0
+        metrics = run_experiment(task, config, output=output, verbose=verbose,
+                                 resume=args.resume, log=lambda line: print(line, file=sys.stderr))
+        print(f"{task.summary(metrics)}\nrun directory: {output}")
+        return 0
+
+    return run_main(parser, body)

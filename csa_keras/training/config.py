@@ -1,11 +1,9 @@
-"""Training settings of the CSA as a frozen dataclass with named presets.
+"""The settings every task shares, as a frozen dataclass each task extends.
 
-``paper`` is the recipe of the CSA paper (§3.3, §4.3): pretraining 100
-epochs, fine-tuning 70 epochs, batch 32, Adam 1e-3, sparsity 1e-5. The paper
-says 100 fine-tuning epochs in §3.3 and 70 in §4.3; the preset follows §4.3
-and ``--finetune-epochs`` sets either. ``quick`` is the README demo (minutes on
-two CPU cores on the built-in data), ``smoke`` runs in seconds for tests.
-Every setting is written to ``config.json`` beside the artifacts.
+A task's config (the CSA's, the Voting ResNet's) subclasses :class:`RunConfig`
+with its model and optimisation settings and names its presets; every
+setting is written to ``config.json`` beside the artifacts
+(:func:`config_json`), so a run can be reproduced from it.
 """
 from __future__ import annotations
 
@@ -13,7 +11,32 @@ import dataclasses
 import json
 import platform
 import sys
-from typing import Any
+from typing import Any, Mapping, Sequence
+
+from csa_keras.data.protocols import PROTOCOLS
+
+STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+"""The values of ``strategy``: how :func:`~csa_keras.training.strategy.get_strategy` distributes."""
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+"""The values of ``precision``: a Keras dtype policy, or ``auto`` (see
+:func:`~csa_keras.training.strategy.resolve_precision`)."""
+
+
+def must(setting: str, rule: str, received: Any) -> str:
+    """A setting's error in Keras's style: what it must be, and what it got."""
+    return f"{setting} must {rule}. Received: {setting}={received!r}"
+
+
+def one_of(setting: str, choices: Sequence[str], received: Any) -> str:
+    return must(setting, f"be one of {', '.join(map(str, choices))}", received)
+
+
+def pick_preset(presets: Mapping[str, Any], name: str):
+    """``presets[name]``, or a one-line error naming the choices."""
+    if name not in presets:
+        raise ValueError(one_of("preset", list(presets), name))
+    return presets[name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,16 +84,16 @@ class RunConfig:
         return parsed
 
     def checks(self) -> list[tuple[bool, str]]:
+        """``(condition, message)`` pairs; a task's config adds its own."""
         return [
-            (self.batch_size >= 1, "--batch-size must be >= 1"),
-            (self.folds >= 2, f"--folds must be at least 2 (got {self.folds})"),
-            (0.0 < self.test_size < 1.0, "--test-size must be between 0 and 1"),
-            (0.0 <= self.val_fraction < 1.0, "--val-fraction must be in [0, 1)"),
-            (self.protocol in ("holdout", "subject-kfold", "predefined"),
-             f"unknown protocol {self.protocol!r}"),
-            (self.precision in ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-             f"unknown precision {self.precision!r}: auto, float32, mixed_bfloat16 or "
-             "mixed_float16"),
+            (self.batch_size >= 1, must("batch_size", "be at least 1", self.batch_size)),
+            (self.folds >= 2, must("folds", "be at least 2", self.folds)),
+            (0.0 < self.test_size < 1.0, must("test_size", "lie in (0, 1)", self.test_size)),
+            (0.0 <= self.val_fraction < 1.0,
+             must("val_fraction", "lie in [0, 1)", self.val_fraction)),
+            (self.protocol in PROTOCOLS, one_of("protocol", PROTOCOLS, self.protocol)),
+            (self.precision in PRECISIONS, one_of("precision", PRECISIONS, self.precision)),
+            (self.strategy in STRATEGIES, one_of("strategy", STRATEGIES, self.strategy)),
         ]
 
     def validate(self):
@@ -82,52 +105,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class CSAConfig(RunConfig):
-    """Everything that decides a CSA run, so ``config.json`` can reproduce it."""
-
-    # model (paper §3.2-3.3, SPEC §3)
-    filters: tuple[int, ...] = (32, 64, 128, 256)
-    sparsity: float = 1e-5
-    closure: str = "code6"
-    dense_units: int = 128
-    # optimisation (paper §4.3)
-    pretrain_epochs: int = 100
-    finetune_epochs: int = 70
-    pretrain_lr: float = 1e-3
-    finetune_lr: float = 1e-3
-
-    def checks(self) -> list[tuple[bool, str]]:
-        return super().checks() + [
-            (self.pretrain_epochs >= 0, "--pretrain-epochs must be >= 0"),
-            (self.finetune_epochs >= 1, "--finetune-epochs must be >= 1"),
-            (self.pretrain_lr > 0 and self.finetune_lr > 0, "learning rates must be positive"),
-            (self.closure in ("code6", "pool4"), f"unknown closure {self.closure!r}: code6 or pool4"),
-            (len(self.filters) == 4, "the CSA encoder has 4 blocks: give 4 filter widths"),
-        ]
-
-
-PRESETS: dict[str, CSAConfig] = {
-    "paper": CSAConfig(preset="paper"),
-    "quick": CSAConfig(preset="quick", pretrain_epochs=8, finetune_epochs=15),
-    "smoke": CSAConfig(
-        preset="smoke",
-        pretrain_epochs=1,
-        finetune_epochs=1,
-        synthetic_subjects=6,
-        synthetic_images_per_class=2,
-        folds=2,
-        gradcam=True,
-    ),
-}
-
-
-def preset(name: str) -> CSAConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
 
 
 def environment() -> dict[str, str]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from csa_keras.data.dataset import FaceDataset
+
 
 def _scale(images: tf.Tensor) -> tf.Tensor:
     if images.dtype == tf.uint8:
@@ -142,3 +144,22 @@ def as_channels(images: np.ndarray, channels: int) -> np.ndarray:
     if images.dtype == np.uint8:
         return np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None]
     return grey.astype(images.dtype)[..., None]
+
+
+def check_dataset(dataset: FaceDataset, multiple: int = 1) -> None:
+    """Refuse, in one line, a dataset no training run can use.
+
+    Images must pass :func:`check_images`, be square with a side divisible
+    by ``multiple`` (a model whose poolings and upsamplings must return to
+    the input size asks for one), and hold at least two classes (a
+    classifier of one class has nothing to learn).
+    """
+    check_images(dataset.images, f"{dataset.name} images")
+    height, width = dataset.images.shape[1:3]
+    if height != width or height % multiple:
+        raise ValueError(f"{dataset.name} images are {height}x{width}: square faces with a side "
+                         f"divisible by {multiple} expected (48x48 by default)")
+    present = sorted({dataset.class_names[i] for i in np.unique(dataset.labels)})
+    if len(present) < 2:
+        raise ValueError(f"{dataset.name} has one class ({', '.join(present) or 'none'}): "
+                         "expression recognition needs at least two")

@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from csa_keras.utils.files import temporary_name, write_json, write_text
+
 
 def default_output(command: str) -> Path:
     """``runs/<command>-<timestamp>`` (SPEC §5)."""
@@ -34,57 +36,13 @@ def prepare(path: str | os.PathLike) -> Path:
     """Create the output folder, or fail in one line if it cannot be one."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"--output {path} exists and is not a folder")
+        raise ValueError(f"output {path} exists and is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"cannot create --output {path}: {error.strerror}") from None
+        raise ValueError(f"output {path} cannot be created: {error.strerror}") from None
     if not os.access(path, os.W_OK):
-        raise ValueError(f"--output {path} is not writable")
-    return path
-
-
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    tmp = _temporary(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as ``null``."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(_finite(obj), indent=2, default=str) + "\n")
-
-
-def save_model(model, path: str | os.PathLike) -> Path:
-    """``model.save`` to a temporary ``.keras`` name, then rename into place."""
-    path = Path(path)
-    tmp = _temporary(path)
-    model.save(tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def save_figure(fig, path: str | os.PathLike, **kwargs: Any) -> Path:
-    path = Path(path)
-    tmp = _temporary(path)
-    fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
-    os.replace(tmp, path)
+        raise ValueError(f"output {path} is not writable")
     return path
 
 
@@ -100,7 +58,7 @@ def write_history(path: str | os.PathLike, phases: Iterable[tuple[str, dict[str,
             row.update({k: history[k][epoch] for k in names if epoch < len(history[k])})
             rows.append(row)
     path = Path(path)
-    tmp = _temporary(path)
+    tmp = temporary_name(path)
     with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["phase", "epoch", *keys])
         writer.writeheader()
@@ -128,15 +86,15 @@ def check_resume(out: Path, config: dict[str, Any]) -> None:
     try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))["config"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise ValueError(f"--resume: {saved_path} is unreadable, so the run cannot be "
-                         "matched; start it again without --resume") from None
+        raise ValueError(f"resume=True: {saved_path} is unreadable, so the run cannot be "
+                         "matched; start it again without resume=True") from None
     current = json.loads(json.dumps(config, default=str))
     differ = [k for k in sorted(set(saved) | set(current))
               if k not in RESUME_FREE and saved.get(k) != current.get(k)]
     if differ:
         shown = ", ".join(f"{k} {saved.get(k)!r} now {current.get(k)!r}" for k in differ[:3])
-        raise ValueError(f"--resume: {out} was started with other settings ({shown}); "
-                         "give the same options, or another --output")
+        raise ValueError(f"resume=True: {out} was started with other settings ({shown}); "
+                         "give the same settings, or another output folder")
 
 
 def open_run(output: str | os.PathLike, config: dict[str, Any], chief: bool = True,
@@ -156,7 +114,7 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], chief: bool = Tr
     if resume:
         check_resume(out, config)
     elif (out / BACKUP).exists():
-        raise ValueError(f"{out} holds an unfinished run: add --resume to continue it, "
+        raise ValueError(f"output {out} holds an unfinished run: continue it with resume=True, "
                          f"or remove {out / BACKUP} to start it again")
     return out
 

@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+from csa_keras.training.config import PRECISIONS, STRATEGIES, one_of
 
 
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
@@ -31,10 +31,10 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
       strategy first.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+        raise ValueError(one_of("strategy", STRATEGIES, name))
     if name == "multi-worker":
         if not os.environ.get("TF_CONFIG"):
-            raise ValueError("--strategy multi-worker needs TF_CONFIG describing the cluster")
+            raise ValueError("strategy='multi-worker' needs TF_CONFIG describing the cluster")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":
@@ -71,9 +71,6 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
                                             and "chief" not in resolver.cluster_spec().as_dict())
 
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-"""The values of the ``precision`` setting: a Keras dtype policy, or ``auto``."""
-
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 """CPU flags (``/proc/cpuinfo``) of the instructions that make bfloat16 matrix products fast."""
 
@@ -100,8 +97,7 @@ def resolve_precision(precision: str) -> str:
     slower than float32). An explicit policy is taken as it is.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}. "
-                         f"Received: precision={precision!r}")
+        raise ValueError(one_of("precision", PRECISIONS, precision))
     if precision != "auto":
         return precision
     if tf.config.list_logical_devices("GPU"):

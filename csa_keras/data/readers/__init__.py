@@ -1,4 +1,4 @@
-"""Dataset readers for every format of SPEC §2, and ``--format auto`` detection.
+"""Dataset readers for every supported format, and ``format="auto"`` detection from the layout.
 
 Each reader is ``read_<format>(root, **options) -> Catalogue``: it walks the
 layout on disk, parses labels, names and CSV rows, maps labels onto the
@@ -76,7 +76,7 @@ def _unknown(path: Path) -> ValueError:
 
 
 def detect_format(path: str | Path) -> str:
-    """The format of the dataset at ``path`` (one of :data:`FORMATS`), by its layout (SPEC §2).
+    """The format of the dataset at ``path`` (one of :data:`FORMATS`), by its layout.
 
     Checked in order: a CSV with ``emotion`` and ``pixels`` columns, or a
     folder holding ``fer2013.csv`` (``fer2013-csv``); ``cohn-kanade-images/``

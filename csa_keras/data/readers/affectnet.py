@@ -1,4 +1,4 @@
-"""Reader for AffectNet's manually annotated set (SPEC §2 format ``affectnet``; VRN paper §4.1).
+"""Reader for AffectNet's manually annotated set (format ``affectnet``; VRN paper §4.1).
 
 Layout: ``Manually_Annotated_file_lists/training.csv`` and ``validation.csv``
 with columns ``subDirectory_filePath, face_x, face_y, face_width,

@@ -1,4 +1,4 @@
-"""Reader for the original CK+ release (SPEC §2 format ``ckplus``; CSA paper §4).
+"""Reader for the original CK+ release (format ``ckplus``; CSA paper §4).
 
 Layout: ``cohn-kanade-images/S###/###/S###_###_########.png`` holds every
 frame of each posed sequence, from neutral onset to expression peak, and

@@ -1,4 +1,4 @@
-"""Reader for ``fer2013.csv`` (SPEC §2 format ``fer2013-csv``).
+"""Reader for ``fer2013.csv`` (format ``fer2013-csv``).
 
 Each row holds ``emotion`` (0 angry, 1 disgust, 2 fear, 3 happy, 4 sad,
 5 surprise, 6 neutral), ``pixels`` (2304 space-separated integers 0-255, a

@@ -1,17 +1,18 @@
-"""Reader for class-named image folders (SPEC §2 format ``folder``).
+"""Reader for class-named image folders (format ``folder``).
 
-Layouts: ``ROOT/<class>/*.{png,jpg,jpeg,bmp,tif,tiff}`` (CK+48) or the same
-under ``ROOT/{train,test,val,validation}/`` (the Kaggle FER2013 image
-release). Folder names go through :func:`canonical_class` (``angry``,
-``Happy``, ``surprise`` ...). Subjects come from a ``manifest.csv`` at the
-root (columns ``path``/``file``/``filename`` and ``subject``, optionally
+Layouts: ``ROOT/<class>/<image>`` (CK+48) or the same under
+``ROOT/{train,test,val,validation}/`` (the Kaggle FER2013 image release).
+Folder names go through :func:`canonical_class` (``angry``, ``Happy``,
+``surprise`` ...). Subjects come from a ``manifest.csv`` at the root
+(columns ``path``/``file``/``filename`` and ``subject``, optionally
 ``sequence``) or, failing that, from CK+ style file names
 ``S010_004_00000017.png`` (subject ``S010``, sequence ``S010_004``), so
 subject-independent protocols work on CK+48.
 
-The module also holds the small pieces every reader shares: the image
-extensions, the CK+ name pattern, the root check and the final "nothing
-usable" check.
+An image is a file whose extension is one of
+:data:`~csa_keras.data.faces.decode.IMAGE_EXTENSIONS` (any case). The module
+also holds the small pieces every reader shares: the image name check, the
+CK+ name pattern, the root check and the final "nothing usable" check.
 """
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ import re
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog, canonical_class
-
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+from csa_keras.data.faces.decode import IMAGE_EXTENSIONS
 
 SPLIT_FOLDERS = {"train": "train", "test": "test", "val": "val", "validation": "val"}
 
@@ -32,7 +32,7 @@ _MANIFEST_PATH_COLUMNS = ("path", "file", "filename")
 
 
 def is_image_name(name: str) -> bool:
-    """Whether a file name carries one of the image extensions of SPEC §2 (any case)."""
+    """Whether a file name carries one of :data:`IMAGE_EXTENSIONS` (any case)."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
@@ -62,7 +62,7 @@ def sorted_entries(folder: str | Path) -> list[os.DirEntry]:
 
 
 def checked(catalogue: Catalogue, hint: str = "") -> Catalogue:
-    """Return ``catalogue``, or raise the one-line ``ValueError`` of SPEC §2 when it is empty.
+    """Return ``catalogue``, or raise a one-line ``ValueError`` when it is empty.
 
     The message names the path and format and says what was skipped, so the
     user sees why nothing was usable.

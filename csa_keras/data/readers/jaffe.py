@@ -1,4 +1,4 @@
-"""Reader for JAFFE (SPEC §2 format ``jaffe``).
+"""Reader for JAFFE (format ``jaffe``).
 
 JAFFE is 213 grey 256x256 frames of 10 Japanese women posing the six basic
 expressions and neutral, named ``XX.YYn.NNN.tiff`` (``KA.AN1.39.tiff``): XX

@@ -1,4 +1,4 @@
-"""Reader for RAF-DB basic emotions (SPEC §2 format ``rafdb``; VRN paper §4.1).
+"""Reader for RAF-DB basic emotions (format ``rafdb``; VRN paper §4.1).
 
 Layout: ``basic/EmoLabel/list_patition_label.txt`` (the release's spelling)
 lists ``train_00001.jpg 5`` per image, with codes 1 surprise, 2 fear,

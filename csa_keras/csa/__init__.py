@@ -1,0 +1,43 @@
+"""The CSA task: a convolutional sparse autoencoder for expression recognition.
+
+Mohana & Subashini, *Convolutional Sparse Autoencoder for Emotion
+Recognition*: four convolutional encoder blocks whose max-pooling carries an
+L1 sparsity penalty and three upsampling decoder blocks, pretrained without
+labels on 48x48 faces, then the encoder fine-tuned with a Dense(128) +
+softmax head.
+
+- :mod:`~csa_keras.csa.model`: the named functional builders;
+- :mod:`~csa_keras.csa.config`: the settings and the ``paper``, ``quick``
+  and ``smoke`` presets;
+- :mod:`~csa_keras.csa.training`: pretraining and fine-tuning of one split,
+  and :func:`run_csa`, the whole experiment;
+- :mod:`~csa_keras.csa.report`: the run's ``report.md`` and figures;
+- :mod:`~csa_keras.csa.task`: its registration with the shared commands.
+"""
+from csa_keras.csa.config import PRESETS, CSAConfig, preset
+from csa_keras.csa.model import (
+    CLOSURES,
+    LAST_CONV_LAYER,
+    architecture,
+    build_autoencoder,
+    build_classifier,
+    build_decoder,
+    build_encoder,
+)
+from csa_keras.csa.training import compile_autoencoder, run_csa, train_split
+
+__all__ = [
+    "CLOSURES",
+    "CSAConfig",
+    "LAST_CONV_LAYER",
+    "PRESETS",
+    "architecture",
+    "build_autoencoder",
+    "build_classifier",
+    "build_decoder",
+    "build_encoder",
+    "compile_autoencoder",
+    "preset",
+    "run_csa",
+    "train_split",
+]

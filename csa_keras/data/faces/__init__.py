@@ -1,0 +1,75 @@
+"""Image decoding and Viola-Jones face preprocessing with an on-disk cache.
+
+The CSA paper (§3.1) detects the face with the Viola-Jones cascade, crops it
+to 48x48 and scales it to [0, 1]; the Voting ResNet takes the same crop in
+colour. The package does that for single images and whole datasets, one
+job a module:
+
+* :mod:`~csa_keras.data.faces.settings`: :class:`FaceSettings`, the output
+  size and colour and the detection and no-face policies.
+* :mod:`~csa_keras.data.faces.decode`: :func:`decode_image` /
+  :func:`read_image` turn any file a dataset may hold (8- or 16-bit, grey,
+  RGB, RGBA, palette, CMYK) into ``uint8`` ``(H, W, 3)`` RGB, reduced to
+  ``max_side``, or raise :class:`ImageDecodeError` with a ``reason``.
+* :mod:`~csa_keras.data.faces.detect`: :class:`FaceDetector`, OpenCV's
+  frontal-face Haar cascade.
+* :mod:`~csa_keras.data.faces.crop`: :func:`preprocess_image` /
+  :func:`crop_face`, the crop of one image by a given box, the largest
+  detected face or the whole image, resized with ``cv2.INTER_AREA``.
+* :mod:`~csa_keras.data.faces.cache`: the on-disk cache keyed by the source
+  files and the settings (:func:`cache_key`, :func:`default_cache_dir`).
+* :mod:`~csa_keras.data.faces.pool`: many samples across worker processes
+  with a progress bar.
+* :mod:`~csa_keras.data.faces.batch`: :func:`preprocess_samples`, a whole
+  catalogue to a :class:`PreprocessResult` (cache, pool, skip counts).
+
+Images reach the models scaled to [0, 1]; this package keeps ``uint8`` so
+the arrays held in memory and in the cache stay a quarter of the size.
+"""
+from csa_keras.data.faces.batch import preprocess_samples
+from csa_keras.data.faces.cache import CACHE_ENV, CACHE_VERSION, cache_key, default_cache_dir
+from csa_keras.data.faces.crop import STATUSES, NoFaceError, centre_square, crop_face, preprocess_image
+from csa_keras.data.faces.decode import (
+    DECODE_REASONS,
+    IMAGE_EXTENSIONS,
+    ImageDecodeError,
+    as_uint8_image,
+    decode_image,
+    image_from_pixels,
+    read_image,
+    reduce_image,
+)
+from csa_keras.data.faces.detect import CASCADE_FILE, FaceDetector, FaceDetectorError, LazyFaceDetector, cascade_path
+from csa_keras.data.faces.result import PreprocessResult
+from csa_keras.data.faces.settings import AUTO_DETECT_FACTOR, DETECT_MODES, NO_FACE_MODES, FaceSettings
+
+__all__ = [
+    "AUTO_DETECT_FACTOR",
+    "CACHE_ENV",
+    "CACHE_VERSION",
+    "CASCADE_FILE",
+    "DECODE_REASONS",
+    "DETECT_MODES",
+    "IMAGE_EXTENSIONS",
+    "NO_FACE_MODES",
+    "STATUSES",
+    "FaceDetector",
+    "FaceDetectorError",
+    "FaceSettings",
+    "ImageDecodeError",
+    "LazyFaceDetector",
+    "NoFaceError",
+    "PreprocessResult",
+    "as_uint8_image",
+    "cache_key",
+    "cascade_path",
+    "centre_square",
+    "crop_face",
+    "decode_image",
+    "default_cache_dir",
+    "image_from_pixels",
+    "preprocess_image",
+    "preprocess_samples",
+    "read_image",
+    "reduce_image",
+]

@@ -1,0 +1,97 @@
+"""Viola-Jones face detection (CSA paper §3.1) with OpenCV's frontal-face Haar cascade.
+
+:class:`FaceDetector` finds face boxes in a grey image; :class:`LazyFaceDetector`
+builds one only when a face is first searched for, so preprocessing runs that
+never detect (face crops, given boxes) never load the cascade. OpenCV 5
+ships no Haar cascades: :class:`FaceDetectorError` says so.
+"""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from csa_keras.data.faces.settings import FaceSettings
+
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+
+Box = tuple[int, int, int, int]
+"""A face box ``(x, y, w, h)`` in pixels."""
+
+
+class FaceDetectorError(RuntimeError):
+    """The Viola-Jones cascade cannot be loaded (OpenCV 5 or a broken install)."""
+
+
+def cascade_path() -> str:
+    """The path of OpenCV's frontal-face Haar cascade, or :class:`FaceDetectorError`."""
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    path = os.path.join(folder, CASCADE_FILE) if folder else None
+    if not hasattr(cv2, "CascadeClassifier") or path is None or not os.path.isfile(path):
+        raise FaceDetectorError(
+            f"OpenCV {cv2.__version__} has no {CASCADE_FILE}: Viola-Jones face detection needs "
+            "opencv-python(-headless) 4.x (OpenCV 5 ships no Haar cascades)"
+        )
+    return path
+
+
+class FaceDetector:
+    """Viola-Jones face detection with OpenCV's frontal-face Haar cascade.
+
+    ``detect`` returns every face box ``(x, y, w, h)`` in a grey ``uint8``
+    image; ``largest`` the one with the largest area, or ``None``.
+    """
+
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 24,
+                 cascade: str | os.PathLike | None = None) -> None:
+        path = str(cascade) if cascade is not None else cascade_path()
+        classifier = cv2.CascadeClassifier(path)
+        if classifier.empty():
+            raise FaceDetectorError(f"cannot load the Haar cascade {path} (needs OpenCV 4.x)")
+        self.classifier = classifier
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+
+    @classmethod
+    def from_settings(cls, settings: FaceSettings) -> "FaceDetector":
+        """The detector with the cascade parameters of ``settings``."""
+        return cls(settings.scale_factor, settings.min_neighbors, settings.min_size)
+
+    def detect(self, grey: np.ndarray) -> list[Box]:
+        """Every face box in ``grey``, a ``uint8`` ``(H, W)`` (or ``(H, W, 1)``) image."""
+        grey = np.asarray(grey)
+        if grey.ndim == 3 and grey.shape[2] == 1:
+            grey = grey[..., 0]
+        if grey.ndim != 2 or grey.dtype != np.uint8:
+            raise ValueError(f"grey must be a grey uint8 (H, W) image. "
+                             f"Received: grey with dtype={grey.dtype} and shape={grey.shape}")
+        boxes = self.classifier.detectMultiScale(
+            grey,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+        )
+        return [tuple(int(v) for v in box) for box in boxes]
+
+    def largest(self, grey: np.ndarray) -> Box | None:
+        """The face box of largest area in ``grey``, or ``None`` when there is no face."""
+        boxes = self.detect(grey)
+        if not boxes:
+            return None
+        return max(boxes, key=lambda box: box[2] * box[3])
+
+
+class LazyFaceDetector:
+    """A :class:`FaceDetector` for ``settings``, built the first time a face is searched for."""
+
+    def __init__(self, settings: FaceSettings) -> None:
+        self.settings = settings
+        self.detector: FaceDetector | None = None
+
+    def largest(self, grey: np.ndarray) -> Box | None:
+        """:meth:`FaceDetector.largest`, loading the cascade on the first call."""
+        if self.detector is None:
+            self.detector = FaceDetector.from_settings(self.settings)
+        return self.detector.largest(grey)

@@ -1,0 +1,122 @@
+"""What prediction reads: files and folders expanded to inputs, videos as sampled frames.
+
+:func:`collect_inputs` turns the paths a caller gives into
+:class:`InputFile` s and refuses, before any work, a missing input or a
+folder with nothing to predict on. :func:`video_frames` reads a video with
+OpenCV, decoding only the frames that are kept.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from csa_keras.data.faces import IMAGE_EXTENSIONS, reduce_image
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+"""Files read frame by frame with ``cv2.VideoCapture``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    """One file to predict on: its path, ``"image"`` or ``"video"``, and its name among annotated copies."""
+
+    path: Path
+    kind: str
+    name: str
+
+
+class VideoError(Exception):
+    """A video that cannot be opened or yields no frame; the message is the reason, one line."""
+
+
+def kind_of(path: str | os.PathLike) -> str:
+    """``"video"`` for a file with a video extension, else ``"image"``."""
+    return "video" if Path(path).suffix.lower() in VIDEO_EXTENSIONS else "image"
+
+
+def _folder_inputs(raw: str | os.PathLike, path: Path) -> list[InputFile]:
+    """The images and videos under a folder, recursively and sorted, hidden entries left out."""
+    root_name = path.name or path.resolve().name or "input"
+    found = []
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
+                found.append(Path(folder) / name)
+    if not found:
+        raise ValueError(f"input folder {raw} holds no image or video files")
+    return [InputFile(file, kind_of(file), str(Path(root_name) / file.relative_to(path))) for file in sorted(found)]
+
+
+def collect_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike | InputFile]) -> list[InputFile]:
+    """Expand files and folders (recursively, hidden entries left out) into :class:`InputFile` s.
+
+    Inside a folder only image and video extensions count, in sorted order;
+    a file named directly is tried whatever its extension (an unreadable one
+    becomes an ``"error"`` record). A missing input or a folder with nothing
+    to predict on is a ``ValueError``, raised before any prediction.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    items: list[InputFile] = []
+    for raw in inputs:
+        if isinstance(raw, InputFile):
+            items.append(raw)
+            continue
+        path = Path(raw)
+        if not path.exists():
+            raise ValueError(f"input {raw} does not exist")
+        if path.is_dir():
+            items += _folder_inputs(raw, path)
+        else:
+            items.append(InputFile(path, kind_of(path), path.name))
+    if not items:
+        raise ValueError("no inputs given")
+    return items
+
+
+def video_frames(path: str | os.PathLike, every: int,
+                 max_side: int | None) -> Iterator[tuple[int, float | None, np.ndarray, tuple[int, int]]]:
+    """``(index, seconds, RGB frame reduced to max_side, original (h, w))`` of every ``every``-th frame.
+
+    Skipped frames are only grabbed, not decoded. Raises :class:`VideoError`
+    when the file does not open as a video or yields no frame.
+    """
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise VideoError("cannot open the video (not a format OpenCV can read)")
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and math.isfinite(fps) and fps > 0 else None
+        index = 0
+        while True:
+            if index % every == 0:
+                ok, frame = capture.read()
+                if not ok or frame is None:
+                    break
+                rgb = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB if frame.ndim == 2 else cv2.COLOR_BGR2RGB)
+                seconds = None if fps is None else round(index / fps, 3)
+                yield index, seconds, reduce_image(rgb, max_side), rgb.shape[:2]
+            elif not capture.grab():
+                break
+            index += 1
+        if index == 0:
+            raise VideoError("no frame could be read from the video")
+    finally:
+        capture.release()
+
+
+def frame_estimate(path: str | os.PathLike, every: int) -> int:
+    """How many frames :func:`video_frames` will yield, from the container's frame count (at least 1)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    return max(1, -(-count // every)) if count > 0 else 1

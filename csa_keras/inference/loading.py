@@ -1,0 +1,265 @@
+"""The one way the project finds, inspects and loads a saved model of any task.
+
+A run directory holds the model file of its task (the ``model_file`` of a
+registered :class:`~csa_keras.tasks.Task`); :func:`resolve_model_path` turns
+a run directory or a ``.keras`` file into that file. :func:`read_archive_config`
+reads the model config stored in the ``.keras`` zip without Keras, so a
+truncated or foreign file fails in one line before TensorFlow is loaded.
+:func:`load_model` is the safe loader every command uses.
+
+A ``.keras`` file is data from anywhere, so loading it must never run or
+import code the file chooses:
+
+* only the packages of the registered tasks (:func:`~csa_keras.tasks.model_packages`)
+  are imported to register their layers, never a package a file names;
+  a class of any other package is refused before Keras sees the file;
+* ``config.json`` is read at most :data:`MAX_CONFIG_BYTES` and nested at
+  most :data:`MAX_CONFIG_DEPTH` deep, both checked before it is parsed, so
+  a gigabyte of whitespace or a hundred thousand nested lists is refused in
+  bounded time and memory;
+* Keras loads with ``safe_mode=True`` (no lambdas, no arbitrary imports).
+
+The class names and input channels of a saved model come from the run that
+wrote it: ``metrics.json`` or ``config.json`` beside the model, or in the
+run directory above a ``foldNN`` / ``splitK`` folder.
+
+Keras is imported inside :func:`load_model` only: the commands resolve and
+inspect a model file, and fail in one line, before TensorFlow starts.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from csa_keras.data.dataset import CANONICAL_CLASSES
+from csa_keras.tasks import Task, all_tasks, model_packages
+
+MAX_CONFIG_BYTES = 16 * 2**20
+"""The largest ``config.json`` a ``.keras`` archive may hold (real models: a few hundred kB)."""
+
+MAX_CONFIG_DEPTH = 128
+"""The deepest nesting of lists and objects a ``config.json`` may have (real models: under 20)."""
+
+ARCHIVE_MEMBERS = ("config.json", "model.weights.h5")
+"""The files every Keras 3 ``.keras`` archive holds."""
+
+_RUN_SUBFOLDER = re.compile(r"fold\d+|split\d+")
+_DEPTH_CHUNK = 2**20
+
+
+def task_files() -> str:
+    """The model files a run directory may hold, for messages: ``a.keras (A) or b.keras (B)``."""
+    tasks = list(all_tasks().values())
+    if not tasks:
+        return "model file of a registered task (none is registered)"
+    return " or ".join(f"{task.model_file} ({task_title(task)})" for task in tasks)
+
+
+def task_title(task: Task) -> str:
+    """The name a person knows the task by: the part of its description before a colon."""
+    return task.description.split(":", 1)[0].strip() or task.name
+
+
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """The ``.keras`` file ``path`` names: itself, or the model file of a run directory.
+
+    Raises a one-line ``ValueError`` for a missing path, a folder that is not
+    a run directory, a run that stopped before its predicting model was
+    saved, or a file that is not a ``.keras`` model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"model {path} does not exist")
+    if path.is_dir():
+        tasks = list(all_tasks().values())
+        for task in tasks:
+            if (path / task.model_file).is_file():
+                return path / task.model_file
+        for task in tasks:
+            for name in task.run_files:
+                if (path / name).is_file():
+                    raise ValueError(f"{path} holds {name} but no {task.model_file} "
+                                     "(the run stopped before saving it)")
+        raise ValueError(f"{path} is not a run directory: it holds no {task_files()}")
+    if path.suffix.lower() != ".keras":
+        raise ValueError(f"model {path} is not a .keras file: give a run directory or its "
+                         f"{' / '.join(t.model_file for t in all_tasks().values()) or '.keras model'}")
+    return path
+
+
+def _config_depth(raw: bytes) -> int:
+    """How deep lists and objects nest in the JSON text ``raw``, brackets inside strings left out.
+
+    Vectorised (NumPy over the bytes, a running sum in chunks) so that the
+    largest config allowed is measured in well under a second and a few
+    times its size in memory, whatever it holds.
+    """
+    text = np.frombuffer(raw.replace(b"\\\\", b"").replace(b'\\"', b""), np.uint8)
+    outside = ~np.logical_xor.accumulate(text == ord('"'))
+    steps = (outside & ((text == ord("[")) | (text == ord("{")))).astype(np.int8)
+    steps -= outside & ((text == ord("]")) | (text == ord("}")))
+    steps = steps[steps != 0]
+    level = deepest = 0
+    for start in range(0, len(steps), _DEPTH_CHUNK):
+        running = np.cumsum(steps[start:start + _DEPTH_CHUNK], dtype=np.int64) + level
+        deepest, level = max(deepest, int(running.max())), int(running[-1])
+    return deepest
+
+
+def read_archive_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The model config stored in a ``.keras`` archive, read and bounded without Keras.
+
+    A ``.keras`` file is a zip of ``config.json``, ``metadata.json`` and
+    ``model.weights.h5``. A truncated or foreign file, a config larger than
+    :data:`MAX_CONFIG_BYTES` or nested deeper than :data:`MAX_CONFIG_DEPTH`,
+    or one that is not a JSON object, fails here in one ``ValueError`` line.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = [name for name in ARCHIVE_MEMBERS if name not in names]
+            if missing:
+                raise ValueError(f"{path} is not a complete .keras model: it lacks {', '.join(missing)}")
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise ValueError(f"{path} holds a config.json of {info.file_size} bytes, more than "
+                                 f"the {MAX_CONFIG_BYTES} a model config may have")
+            with archive.open(info) as member:
+                raw = member.read(MAX_CONFIG_BYTES + 1)
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError):
+        raise ValueError(f"{path} is not a Keras model file (a truncated or foreign archive, "
+                         "not a Keras 3 .keras zip)") from None
+    except OSError as error:
+        raise ValueError(f"cannot read model {path}: {error.strerror or error}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path} holds a config.json larger than the {MAX_CONFIG_BYTES} bytes "
+                         "a model config may have")
+    depth = _config_depth(raw)
+    if depth > MAX_CONFIG_DEPTH:
+        raise ValueError(f"{path} holds a config.json nested {depth} deep, deeper than the "
+                         f"{MAX_CONFIG_DEPTH} a model config may be")
+    try:
+        config = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError(f"{path} holds an unreadable config.json (not JSON)") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} holds a config.json that is not a model config "
+                         f"(a JSON {type(config).__name__}, not an object)")
+    return config
+
+
+def registered_names(config: dict[str, Any]) -> set[str]:
+    """The ``package>Class`` names of the registered (non-Keras) classes a saved config uses."""
+    found: set[str] = set()
+    stack: list[Any] = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            name = item.get("registered_name")
+            if isinstance(name, str) and ">" in name:
+                found.add(name)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def import_task_packages() -> None:
+    """Import the packages of every registered task, so that Keras knows their classes."""
+    for package in model_packages():
+        try:
+            importlib.import_module(package)
+        except ImportError as error:
+            raise ValueError(f"the package {package} of a registered task cannot be imported "
+                             f"({error})") from None
+
+
+def load_model(path: str | os.PathLike):
+    """A saved model of any registered task, loaded for inference (module docstring).
+
+    ``path`` is a run directory or a ``.keras`` file. The model is loaded
+    with ``compile=False`` and ``safe_mode=True`` after the registered tasks'
+    packages, and nothing else, are imported; a class the file names that
+    none of them registers is refused by name. Every failure is a one-line
+    ``ValueError``.
+    """
+    path = resolve_model_path(path)
+    config = read_archive_config(path)
+    import_task_packages()
+    import keras
+
+    known = keras.saving.get_custom_objects()
+    unknown = sorted(name for name in registered_names(config) if name not in known)
+    if unknown:
+        raise ValueError(f"{path} uses {unknown[0]!r}, a class that no registered task provides "
+                         "(only their packages are imported)")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - any failure to rebuild a saved model is a bad model file
+        text = str(error).strip().splitlines()
+        raise ValueError(f"cannot load {path}: {text[0] if text else type(error).__name__}") from None
+
+
+def run_json(model_path: str | os.PathLike, name: str) -> dict[str, Any] | None:
+    """``name`` (``metrics.json``, ``config.json``) of the run that wrote ``model_path``.
+
+    Read from the model's folder, else from the run directory above a
+    ``foldNN`` or ``splitK`` folder; ``None`` when neither holds a readable
+    JSON object.
+    """
+    model_path = Path(model_path)
+    folders = [model_path.parent]
+    if _RUN_SUBFOLDER.fullmatch(model_path.parent.name):
+        folders.append(model_path.parent.parent)
+    for folder in folders:
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return None
+
+
+def _dataset_summary(model_path: str | os.PathLike) -> dict[str, Any]:
+    """The dataset summary a run recorded in ``config.json`` (``run.dataset``)."""
+    config = run_json(model_path, "config.json") or {}
+    run = config.get("run")
+    summary = run.get("dataset") if isinstance(run, dict) else None
+    return summary if isinstance(summary, dict) else {}
+
+
+def class_names_for(model_path: str | os.PathLike, num_classes: int) -> list[str]:
+    """The names of a saved model's ``num_classes`` classes.
+
+    The run's ``metrics.json`` or recorded dataset names them; else the
+    canonical eight when the model has eight classes, else ``class_0``,
+    ``class_1``, ...
+    """
+    metrics = run_json(model_path, "metrics.json") or {}
+    for names in (metrics.get("class_names"), _dataset_summary(model_path).get("class_names")):
+        if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
+            return list(names)
+    if num_classes == len(CANONICAL_CLASSES):
+        return list(CANONICAL_CLASSES)
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def trained_channels(model_path: str | os.PathLike) -> int | None:
+    """The channels of the images the run trained on (1: grey, 3: colour), ``None`` if unrecorded.
+
+    A model with three input channels trained on grey data takes grey faces
+    repeated to three channels, as in training.
+    """
+    shape = _dataset_summary(model_path).get("image_shape")
+    if isinstance(shape, list) and len(shape) == 3 and shape[-1] in (1, 3):
+        return int(shape[-1])
+    return None

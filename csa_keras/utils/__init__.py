@@ -1,0 +1,1 @@
+"""Small helpers below everything else: atomic files and the commands' one-line errors."""

@@ -1,0 +1,77 @@
+"""How every command of the project fails: one line on stderr, exit status 2.
+
+The library raises ``ValueError`` with messages that name settings
+(``batch_size must be at least 1. Received: batch_size=0``); a command
+speaks of its flags instead (``--batch-size``). :class:`Parser` makes
+argparse's own usage errors one line, :func:`flag_message` turns a setting's
+name in a library message into its flag, and :func:`run_main` runs a
+command's body and turns ``ValueError`` into that one line.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Callable
+
+USAGE_ERROR = 2
+"""Exit status of a bad argument or unusable data."""
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` whose usage errors are one line and exit status 2."""
+
+    def error(self, message: str):  # argparse hook
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def flag_message(message: str, parser: argparse.ArgumentParser) -> str:
+    """``message`` with the settings the parser has flags for written as those flags.
+
+    ``batch_size must be at least 1. Received: batch_size=0`` becomes
+    ``--batch-size must be at least 1. Received: --batch-size=0``, and
+    ``resume=True`` of a switch becomes ``--resume``. A setting is
+    recognised where it cannot be an ordinary word: a name with an
+    underscore, a name followed by ``=``, the first word of the message, or
+    the name after ``Received:``.
+    """
+    flags, switches = {}, set()
+    for action in parser._actions:  # argparse keeps its actions here and nowhere public
+        long = [s for s in action.option_strings if s.startswith("--")]
+        if long and action.dest not in flags:
+            flags[action.dest] = long[0]
+            if isinstance(action, argparse._StoreTrueAction):
+                switches.add(action.dest)
+
+    def flag(match: re.Match) -> str:
+        lead, name, value = match.group(1), match.group(2), match.group(3) or ""
+        wanted = ("_" in name or value or match.start() == 0 or lead.startswith("Received"))
+        if not wanted or name not in flags:
+            return match.group(0)
+        if value == "=True" and name in switches:
+            return lead + flags[name]
+        return lead + flags[name] + value
+
+    return re.sub(r"(^|Received: |(?<=[\s(,]))([a-z][a-z0-9_]*)(=True\b|=)?", flag, message)
+
+
+def fail(parser: argparse.ArgumentParser, error: BaseException | str) -> int:
+    """Print ``<prog>: error: <one line>`` on stderr and return the exit status 2."""
+    text = str(error).strip().splitlines()
+    line = flag_message(text[0] if text else type(error).__name__, parser)
+    print(f"{parser.prog}: error: {line}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def run_main(parser: argparse.ArgumentParser, body: Callable[[], int]) -> int:
+    """``body()``, with a ``ValueError`` as one line (exit 2) and Ctrl-C as exit 130."""
+    try:
+        return body()
+    except ValueError as error:
+        return fail(parser, error)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return INTERRUPTED

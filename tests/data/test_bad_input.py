@@ -1,0 +1,395 @@
+"""The bad-input matrix (issue 6): what every kind of bad input gets, through the real entry points.
+
+Each case of :data:`CASES` is a row of the README table "What bad input
+gets" and a test here. Files a run can skip are planted in two messy
+datasets, each trained once through a CLI (``python -m csa_keras.train`` on
+a class folder, ``python -m voting_resnet.train`` on a ``fer2013.csv``): the
+test of such a case checks its count in ``metrics.json`` and its row and
+example path in ``report.md``, or, for odd but valid encodings, that the
+image was used. Inputs nothing can be done with end in one line naming the
+thing, from the CLI (exit status 2) or the Python API (``ValueError``).
+Decoding itself is covered file by file in ``test_faces.py``, readers in
+``test_readers.py``.
+"""
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from csa_keras.data.synthetic import make_synthetic_dataset
+
+CASES = {
+    # case: (what the input is, what it gets)
+    "corrupt image": ("random bytes after a PNG header", "skip corrupt_image"),
+    "truncated image": ("the first half of a JPEG", "skip truncated_image"),
+    "zero-byte image": ("an empty .png", "skip empty_file"),
+    "text file named .jpg": ("notes saved as notes.jpg", "skip unreadable_image"),
+    "non-image file in a class folder": ("readme.txt", "skip not_an_image_extension"),
+    "unknown folder name": ("ROOT/bored/*.png", "skip unknown_class_folder (per file)"),
+    "empty class folder": ("ROOT/fear/ with no file", "skip empty_class_folder (per folder)"),
+    "very large image": ("an 8000x8000 JPEG", "used, reduced while decoding"),
+    "16-bit image": ("a 16-bit grey PNG", "used, scaled to 8 bits"),
+    "RGBA image": ("a PNG with alpha", "used, composited on black"),
+    "palette image": ("a P-mode PNG", "used, converted"),
+    "CMYK image": ("a CMYK JPEG", "used, converted"),
+    "colour data for a grey model": ("colour files given to the CSA", "used, made grey"),
+    "grey data for a colour model": ("a grey fer2013.csv given to the Voting ResNet",
+                                     "used, channel repeated"),
+    "wrong pixel count": ("a CSV row of 3 pixels", "skip wrong_pixel_count"),
+    "non-numeric pixels": ("a CSV row of letters", "skip non_numeric_pixels"),
+    "missing field": ("a CSV row with only the label", "skip bad_row"),
+    "unknown label code": ("emotion 9 in fer2013.csv", "skip unknown_label"),
+    "missing CSV column": ("no pixels column", "error naming the file and the column"),
+    "nothing usable": ("a folder of broken files only", "error naming the folder and reasons"),
+    "class with a single image": ("holdout (stratified) split", "error naming the class"),
+    "dataset with one class": ("a single class folder", "error naming the class"),
+    "NaN in a dataset": ("run_csa(dataset=...) holding NaN", "error with the count"),
+    "wrong-shape dataset": ("50x50 or 4-channel images to run_csa", "error naming the shape"),
+    "NaN or wrong shape to a model": ("crop_logits(model, images)", "error naming the shape"),
+    "model of the other task": ("--init-from a CSA classifier", "error naming the file"),
+    "truncated .keras": ("half a model.keras", "error naming the file"),
+    "non-model file": ("--init-from a PNG", "error naming the file"),
+    "unfinished run without --resume": ("--output of a killed run", "error, backup kept"),
+}
+
+
+def faces(classes=("anger", "happiness", "surprise"), per_class=6, size=48):
+    """Synthetic grey faces as uint8 ``(48, 48)`` arrays, ``per_class`` of each class."""
+    data = make_synthetic_dataset(seed=0, n_subjects=per_class, images_per_class=1, size=size)
+    return {c: [data.images[i, ..., 0] for i in np.flatnonzero(data.labels == data.class_names.index(c))]
+            for c in classes}
+
+
+def write_faces(root: Path, per_class=6, classes=("anger", "happiness", "surprise")):
+    for label, images in faces(classes, per_class).items():
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i, face in enumerate(images):
+            Image.fromarray(face).save(root / label / f"{label}_{i}.png")
+
+
+def large_jpeg(path: Path, side=8000) -> Path:
+    """A real face photograph stretched to ``side`` x ``side`` pixels (grey JPEG, about 2 MB)."""
+    import matplotlib
+
+    photo = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+    photo.convert("L").resize((side, side), Image.Resampling.NEAREST).save(path, quality=60)
+    return path
+
+
+def run_cli(module: str, argv, capsys) -> tuple[int, str]:
+    """Run a training CLI in this process; its exit status and last stderr line."""
+    main = __import__(module, fromlist=["main"]).main
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exit_:
+        status = exit_.code
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return status, lines[-1] if lines else ""
+
+
+# ------------------------------------------------------------------ a messy class folder, trained
+
+
+@pytest.fixture(scope="module")
+def messy_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("messy") / "faces"
+    write_faces(root)
+    face = faces(("happiness",), 1)["happiness"][0]
+    rgb = np.dstack([face, face // 2, 255 - face])
+    alpha = np.full(face.shape, 255, np.uint8)
+    alpha[:8] = 0
+    Image.fromarray(np.dstack([rgb, alpha])).save(root / "happiness" / "rgba.png")
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(
+        root / "happiness" / "palette.png")
+    Image.fromarray(face.astype(np.uint16) * 257).save(root / "surprise" / "sixteen.png")
+    Image.fromarray(rgb).convert("CMYK").save(root / "surprise" / "cmyk.jpg", quality=95)
+    large_jpeg(root / "anger" / "large.jpg")
+
+    png = (root / "anger" / "anger_0.png").read_bytes()
+    noise = np.random.default_rng(0).integers(0, 256, len(png) - 60, dtype=np.uint8)
+    (root / "anger" / "corrupt.png").write_bytes(png[:60] + noise.tobytes())
+    Image.fromarray(face).save(root / "face.jpg", quality=95)
+    jpeg = (root / "face.jpg").read_bytes()
+    (root / "face.jpg").unlink()
+    (root / "anger" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / "happiness" / "empty.png").write_bytes(b"")
+    (root / "surprise" / "notes.jpg").write_text("not a picture\n")
+    (root / "anger" / "readme.txt").write_text("labels by hand\n")
+    (root / "bored").mkdir()
+    for i in range(2):
+        Image.fromarray(face).save(root / "bored" / f"bored_{i}.png")
+    (root / "fear").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder_run(messy_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("folder_run") / "run"
+    from csa_keras.train import main
+
+    status = main(["--data", str(messy_folder), "--preset", "smoke", "--no-gradcam", "--quiet",
+                   "--output", str(out)])
+    assert status == 0
+    return {
+        "out": out,
+        "metrics": json.loads((out / "metrics.json").read_text()),
+        "report": (out / "report.md").read_text(),
+        "dataset": json.loads((out / "config.json").read_text())["run"]["dataset"],
+    }
+
+
+FOLDER_SKIPS = {
+    "corrupt image": ("corrupt_image", 1, "corrupt.png"),
+    "truncated image": ("truncated_image", 1, "truncated.jpg"),
+    "zero-byte image": ("empty_file", 1, "empty.png"),
+    "text file named .jpg": ("unreadable_image", 1, "notes.jpg"),
+    "non-image file in a class folder": ("not_an_image_extension", 1, "readme.txt"),
+    "unknown folder name": ("unknown_class_folder", 2, "bored"),
+    "empty class folder": ("empty_class_folder", 1, "fear"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOLDER_SKIPS))
+def test_folder_skips_are_counted_in_the_run_report(folder_run, case):
+    reason, count, name = FOLDER_SKIPS[case]
+    assert folder_run["metrics"]["skipped"][reason] == count
+    assert f"| {reason} | {count} |" in folder_run["report"]
+    line = next(l for l in folder_run["report"].splitlines() if l.startswith(f"- {reason}:"))
+    assert name in line
+
+
+FOLDER_USED = {
+    "very large image": ("anger", "large.jpg"),
+    "16-bit image": ("surprise", "sixteen.png"),
+    "RGBA image": ("happiness", "rgba.png"),
+    "palette image": ("happiness", "palette.png"),
+    "CMYK image": ("surprise", "cmyk.jpg"),
+    "colour data for a grey model": ("happiness", "rgba.png"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOLDER_USED))
+def test_odd_encodings_are_used(folder_run, case):
+    label, name = FOLDER_USED[case]
+    dataset = folder_run["dataset"]
+    assert dataset["class_counts"][label] == 6 + {"anger": 1, "happiness": 2, "surprise": 2}[label]
+    assert dataset["image_shape"] == [48, 48, 1]
+    assert name not in folder_run["report"]
+    if case == "very large image":
+        assert dataset["faces_detected"] == 1
+
+
+def test_a_very_large_image_is_never_held_at_full_size(tmp_path):
+    """Decoding an 8000x8000 JPEG peaks far below its 192 MB of full-size RGB."""
+    path = large_jpeg(tmp_path / "large.jpg")
+    script = textwrap.dedent(f"""
+        import resource
+        from csa_keras.data.faces import decode_image
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        image = decode_image({str(path)!r}, max_side=1024)
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        print(image.shape[0], image.shape[1], round(grown))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    height, width, grown_mb = map(int, result.stdout.split())
+    assert max(height, width) <= 1024
+    assert grown_mb < 96, f"decoding grew the process by {grown_mb} MB"
+
+
+# ------------------------------------------------------------------ a messy fer2013.csv, trained
+
+
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("messy_csv")
+    codes = {"anger": 0, "happiness": 3, "surprise": 5}
+    rows = ["emotion,pixels"]
+    for label, images in faces(tuple(codes)).items():
+        rows += [f"{codes[label]},{' '.join(map(str, face.ravel()))}" for face in images]
+    rows += ["3,1 2 3", "5," + " ".join(["x"] * 2304), "0", "9," + " ".join(["7"] * 2304)]
+    csv_path = folder / "fer2013.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    out = folder / "run"
+    from voting_resnet.train import main
+
+    status = main(["--data", str(csv_path), "--preset", "smoke", "--no-gradcam", "--quiet",
+                   "--output", str(out)])
+    assert status == 0
+    return {
+        "metrics": json.loads((out / "metrics.json").read_text()),
+        "report": (out / "report.md").read_text(),
+        "run": json.loads((out / "config.json").read_text())["run"],
+    }
+
+
+CSV_SKIPS = {
+    "wrong pixel count": ("wrong_pixel_count", "row=19"),
+    "non-numeric pixels": ("non_numeric_pixels", "row=20"),
+    "missing field": ("bad_row", "row=21"),
+    "unknown label code": ("unknown_label", "row=22"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CSV_SKIPS))
+def test_csv_rows_that_do_not_parse_are_counted_in_the_run_report(csv_run, case):
+    reason, row = CSV_SKIPS[case]
+    assert csv_run["metrics"]["skipped"][reason] == 1
+    assert f"| {reason} | 1 |" in csv_run["report"]
+    line = next(l for l in csv_run["report"].splitlines() if l.startswith(f"- {reason}:"))
+    assert row in line
+
+
+def test_grey_data_for_a_colour_model_repeats_the_channel(csv_run):
+    assert csv_run["run"]["dataset"]["image_shape"] == [48, 48, 3]
+    assert csv_run["metrics"]["n_test"] + csv_run["metrics"]["n_train"] + \
+        csv_run["metrics"]["n_val"] == 18
+
+
+# ------------------------------------------------------------------ one-line errors
+
+
+def expect_cli_error(module, argv, capsys, *fragments):
+    status, line = run_cli(module, argv, capsys)
+    assert status == 2, line
+    assert "error:" in line and "Traceback" not in line
+    for fragment in fragments:
+        assert str(fragment) in line, (fragment, line)
+    return line
+
+
+def test_missing_csv_column(tmp_path, capsys):
+    path = tmp_path / "fer2013.csv"
+    path.write_text("emotion,Usage\n3,Training\n")
+    expect_cli_error("csa_keras.train", ["--data", path, "--format", "fer2013-csv", "--preset",
+                                         "smoke", "--output", tmp_path / "run"], capsys,
+                     path, "'pixels' column")
+
+
+def test_nothing_usable(tmp_path, capsys):
+    root = tmp_path / "broken"
+    (root / "happiness").mkdir(parents=True)
+    (root / "happiness" / "a.png").write_bytes(b"")
+    (root / "happiness" / "b.jpg").write_text("text")
+    expect_cli_error("csa_keras.train", ["--data", root, "--preset", "smoke", "--output",
+                                         tmp_path / "run"], capsys,
+                     root, "empty_file: 1", "unreadable_image: 1")
+
+
+def test_class_with_a_single_image(tmp_path, capsys):
+    root = tmp_path / "faces"
+    write_faces(root, classes=("happiness", "surprise"))
+    write_faces(tmp_path / "one", per_class=1, classes=("anger",))
+    (tmp_path / "one" / "anger").rename(root / "anger")
+    expect_cli_error("csa_keras.train", ["--data", root, "--preset", "smoke", "--output",
+                                         tmp_path / "run"], capsys, "'anger'", "1 image")
+
+
+def test_dataset_with_one_class(tmp_path, capsys):
+    root = tmp_path / "faces"
+    write_faces(root, classes=("happiness",))
+    expect_cli_error("voting_resnet.train", ["--data", root, "--preset", "smoke", "--output",
+                                             tmp_path / "run"], capsys, "one class (happiness)")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return make_synthetic_dataset(seed=0, n_subjects=3, images_per_class=1)
+
+
+def test_nan_in_a_dataset(tiny, tmp_path):
+    from csa_keras.csa.config import preset
+    from csa_keras.csa.training import run_csa
+
+    images = tiny.scaled()
+    images[4, 10, 10, 0] = np.nan
+    images[5, 0, 0, 0] = np.inf
+    bad = dataclasses.replace(tiny, images=images)
+    with pytest.raises(ValueError) as error:
+        run_csa(preset("smoke"), output=tmp_path / "run", dataset=bad, verbose=0)
+    message = str(error.value)
+    assert "2 NaN or infinite values" in message and "image 4" in message and "\n" not in message
+    assert not (tmp_path / "run" / ".backup").exists()
+
+
+@pytest.mark.parametrize("images, fragment", [
+    (np.zeros((21, 50, 50, 1), np.uint8), "50x50"),
+    (np.zeros((21, 48, 48, 4), np.uint8), "4 channels"),
+    (np.full((21, 48, 48, 1), 255.0, np.float32), "[255, 255]"),
+])
+def test_wrong_shape_dataset(tiny, tmp_path, images, fragment):
+    from csa_keras.csa.config import preset
+    from csa_keras.csa.training import run_csa
+
+    bad = dataclasses.replace(tiny, images=images)
+    with pytest.raises(ValueError) as error:
+        run_csa(preset("smoke"), output=tmp_path / "run", dataset=bad, verbose=0)
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+def test_nan_or_wrong_shape_to_a_model():
+    from voting_resnet.models.resnet18 import build_voting_resnet
+    from voting_resnet.training import crop_logits
+
+    model = build_voting_resnet(7, (16, 16, 3), split_after=3)
+    grey = np.zeros((2, 16, 16, 1), np.float32)
+    with pytest.raises(ValueError, match=r"\(16, 16, 1\) but the model takes \(16, 16, 3\)"):
+        crop_logits(model, grey, 8)
+    nan = np.full((2, 16, 16, 3), np.nan, np.float32)
+    with pytest.raises(ValueError, match="NaN"):
+        crop_logits(model, nan, 8)
+    assert crop_logits(model, np.zeros((2, 16, 16, 3), np.uint8), 8).shape == (2, 10, 7)
+
+
+@pytest.fixture(scope="module")
+def foreign_files(tmp_path_factory):
+    """A CSA classifier, a truncated Voting ResNet and a PNG, each as an --init-from."""
+    from csa_keras.csa.model import build_autoencoder, build_classifier
+    from voting_resnet.models.resnet18 import build_voting_resnet
+
+    folder = tmp_path_factory.mktemp("foreign")
+    csa = build_classifier(build_autoencoder((48, 48, 1)).get_layer("encoder"), 7)
+    csa.save(folder / "classifier.keras")
+    build_voting_resnet(7, (48, 48, 3), split_after=3).save(folder / "whole.keras")
+    data = (folder / "whole.keras").read_bytes()
+    (folder / "model.keras").write_bytes(data[: len(data) // 2])
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "face.png")
+    return folder
+
+
+@pytest.mark.parametrize("case, name, fragment", [
+    ("model of the other task", "classifier.keras", "no layer of it matches"),
+    ("truncated .keras", "model.keras", "not a Keras model"),
+    ("non-model file", "face.png", "not a Keras model"),
+])
+def test_init_from_a_file_that_is_not_a_voting_resnet(foreign_files, tmp_path, capsys, case,
+                                                       name, fragment):
+    source = foreign_files / name
+    expect_cli_error("voting_resnet.train", ["--preset", "smoke", "--init-from", source,
+                                             "--no-gradcam", "--quiet", "--output",
+                                             tmp_path / "run"], capsys, source, fragment)
+
+
+def test_unfinished_run_without_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    state = out / ".backup" / "split" / "finetune"
+    state.mkdir(parents=True)
+    (state / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    expect_cli_error("csa_keras.train", ["--preset", "smoke", "--output", out], capsys,
+                     "unfinished run", "--resume")
+    assert (state / "history.csv").is_file()
+
+
+def test_every_case_is_a_row_of_the_readme_table():
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    section = readme.split("## What bad input gets", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
+    assert set(CASES) <= rows, sorted(set(CASES) - rows)
+    assert len(CASES) >= 20

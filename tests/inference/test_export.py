@@ -1,0 +1,183 @@
+"""``python -m csa_keras.export``: SavedModel and TFLite artifacts and their parity.
+
+Parity bounds, on the largest absolute difference of the class probabilities
+between an artifact and the Keras model it came from:
+
+- SavedModel: 1e-6. It runs the same TensorFlow graph; measured 0.
+- TFLite (float32, no quantisation): 1e-4. Its kernels (XNNPACK) sum in
+  another order; measured at most 3.3e-6 (a CSA ``quick`` run; 1.5e-7 on a
+  ``smoke`` run, under 1e-7 on Voting ResNets), a margin of 30.
+
+The CSA model comes from a ``smoke`` run on the built-in data, whose test
+images the export re-creates from ``config.json`` and ``splits.json``; the
+Voting ResNet from a one-epoch run on 16x16 faces, which ``config.json``
+cannot re-create, so its parity check takes the synthetic fallback.
+"""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from csa_keras.data.synthetic import make_synthetic_dataset
+from csa_keras.inference.export import (
+    ExportError,
+    artifact_bytes,
+    export_run,
+    run_test_images,
+    saved_model_predictor,
+    tflite_predictor,
+)
+from csa_keras.training.config import config_json
+from csa_keras.csa.config import preset as csa_preset
+from csa_keras.csa.training import run_csa
+
+SAVEDMODEL_BOUND = 1e-6
+TFLITE_BOUND = 1e-4
+
+
+def quiet(_line):
+    pass
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "csa_keras.export", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def csa_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export_csa") / "run"
+    run_csa(csa_preset("smoke").replace(gradcam=False), output=out, verbose=0, log=quiet)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vrn_run(tmp_path_factory):
+    from voting_resnet.config import preset as vrn_preset
+    from voting_resnet.training import run_vrn
+
+    out = tmp_path_factory.mktemp("export_vrn") / "run"
+    faces = make_synthetic_dataset(seed=0, n_subjects=4, images_per_class=1, size=16, colour=True)
+    config = vrn_preset("smoke").replace(split_after=(3,), gradcam=False, test_size=0.25)
+    run_vrn(config, output=out, dataset=faces, verbose=0, log=quiet)
+    return out
+
+
+def _check_record(record, run, name):
+    assert record["export_json"] == str(run / "export" / "export.json")
+    on_disk = json.loads((run / "export" / "export.json").read_text())
+    assert on_disk[name]["max_abs_diff"] == record["max_abs_diff"]
+    assert record["artifact_bytes"] == artifact_bytes(run / "export" / name) > 0
+    assert record["artifact_mb"] == pytest.approx(record["artifact_bytes"] / 1e6, abs=1e-3)
+    assert record["argmax_agreement"] == 1.0
+
+
+def test_csa_savedmodel_matches_keras_on_the_run_test_images(csa_run):
+    record = export_run(csa_run, "savedmodel", latency_runs=2, log=quiet)
+    test = json.loads((csa_run / "splits.json").read_text())["holdout"]["test"]
+    assert record["task"] == "csa" and record["model"] == "classifier.keras"
+    assert record["parity_images"] == len(test)
+    assert "test images of split 'holdout'" in record["parity_source"]
+    assert record["max_abs_diff"] <= SAVEDMODEL_BOUND
+    assert set(record["latency_ms"]) == {"keras", "artifact", "runs"}
+    _check_record(record, csa_run, "classifier_saved_model")
+
+    images, _ = run_test_images(csa_run, (48, 48, 1))
+    served = saved_model_predictor(record["artifact"])(images)
+    assert served.shape == (len(test), 7)
+    np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_csa_tflite_within_bound_and_beside_the_savedmodel_record(csa_run):
+    record = export_run(csa_run, "tflite", latency_runs=0, log=quiet)
+    assert record["format"] == "tflite" and record["artifact"].endswith("classifier.tflite")
+    assert record["max_abs_diff"] <= TFLITE_BOUND
+    assert "latency_ms" not in record
+    _check_record(record, csa_run, "classifier.tflite")
+    records = json.loads((csa_run / "export" / "export.json").read_text())
+    assert set(records) == {"classifier_saved_model", "classifier.tflite"}
+
+
+def test_recreated_test_images_are_the_runs(csa_run):
+    from csa_keras.csa.training import load_data
+
+    images, source = run_test_images(csa_run, (48, 48, 1), max_images=5)
+    test = json.loads((csa_run / "splits.json").read_text())["holdout"]["test"]
+    data = load_data(csa_preset("smoke"), progress=False)
+    np.testing.assert_array_equal(images, data.subset(test[:5]).scaled())
+    assert source.startswith("5 test images")
+
+
+def test_vrn_test_images_follow_the_protocol_without_splits_json(tmp_path):
+    from voting_resnet.config import preset as vrn_preset
+
+    config = vrn_preset("smoke")
+    faces = make_synthetic_dataset(seed=0, n_subjects=6, images_per_class=1).summary()
+    faces["image_shape"] = [48, 48, 3]
+    (tmp_path / "config.json").write_text(
+        config_json(config, run={"protocol_used": "holdout", "dataset": faces}))
+    images, source = run_test_images(tmp_path, (48, 48, 3), max_images=0)
+    assert images.shape == (9, 48, 48, 3)  # the smoke run's n_test (tests/test_vrn_train.py)
+    assert np.all(images[..., 0] == images[..., 2])  # grey faces repeated to 3 channels
+    assert "split 'holdout'" in source
+
+
+def test_vrn_savedmodel_exports_vote_and_crop_logits(vrn_run):
+    messages = []
+    record = export_run(vrn_run, "savedmodel", latency_runs=0, log=messages.append)
+    assert record["task"] == "voting_resnet" and record["outputs"] == ["crop_logits", "vote"]
+    assert "synthetic" in record["parity_source"] and record["parity_images"] == 32
+    assert any("cannot re-create" in m for m in messages)
+    assert record["max_abs_diff"] <= SAVEDMODEL_BOUND
+    assert record["max_abs_diff_crop_logits"] <= SAVEDMODEL_BOUND
+
+
+def test_cli_exports_the_voting_resnet_to_tflite_without_custom_objects(vrn_run, tmp_path):
+    target = tmp_path / "vrn.tflite"
+    result = run_cli(str(vrn_run), "--format", "tflite", "--output", str(target),
+                     "--latency-runs", "3", "--max-images", "8")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "max |p_artifact - p_keras|" in result.stdout
+    assert "single-image latency (median of 3)" in result.stdout
+    assert "cannot re-create the run's test images" in result.stderr
+    record = json.loads((tmp_path / "export.json").read_text())["vrn.tflite"]
+    assert record["parity_images"] == 8 and record["argmax_agreement"] == 1.0
+    assert record["max_abs_diff"] <= TFLITE_BOUND
+    assert record["max_abs_diff_crop_logits"] <= 10 * TFLITE_BOUND
+    assert record["artifact_bytes"] == target.stat().st_size
+    images = make_synthetic_dataset(seed=1, n_subjects=1, images_per_class=1, size=16,
+                                    colour=True).scaled()
+    outputs = tflite_predictor(target)(images)
+    assert outputs["vote"].shape == (7, 7) and outputs["crop_logits"].shape == (7, 10, 7)
+    np.testing.assert_allclose(outputs["vote"].sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{missing}"], "no such run directory"),
+    (["{empty}"], "no classifier.keras (CSA) or model.keras (Voting ResNet)"),
+    (["{empty}", "--format", "onnx"], "invalid choice: 'onnx'"),
+    (["{empty}", "--max-images", "-1"], "--max-images must be >= 0"),
+])
+def test_cli_bad_input_is_one_line_and_status_2(tmp_path, args, message):
+    paths = {"missing": tmp_path / "nowhere", "empty": tmp_path}
+    result = run_cli(*[a.format(**paths) for a in args])
+    assert result.returncode == 2
+    assert result.stderr.startswith("python -m csa_keras.export: error: ")
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_unusable_model_and_output_are_export_errors(csa_run, tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(ExportError, match="not a Keras model file"):
+        export_run(tmp_path, log=quiet)
+    with pytest.raises(ExportError, match="unknown format"):
+        export_run(csa_run, "onnx", log=quiet)
+    with pytest.raises(ExportError, match="other than a SavedModel"):
+        export_run(csa_run, "savedmodel", output=csa_run, log=quiet)
+    with pytest.raises(ExportError, match="ends in .tflite"):
+        export_run(csa_run, "tflite", output=tmp_path / "model.bin", log=quiet)
+    assert (csa_run / "classifier.keras").is_file()

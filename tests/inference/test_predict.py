@@ -1,0 +1,254 @@
+"""Prediction on photographs, folders and videos: ``Predictor`` and ``python -m csa_keras.predict``."""
+import csv
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from csa_keras.data.faces import FaceDetector, FaceSettings, preprocess_image
+from csa_keras.inference.predictor import RECORD_KEYS, Predictor
+from csa_keras.predict import main
+
+PROG = "python -m csa_keras.predict"
+VRN_CLASSES = ["happiness", "neutral", "surprise"]
+
+
+@pytest.fixture(scope="module")
+def csa_run(tmp_path_factory):
+    """A real run directory of the CSA smoke preset (classifier.keras, metrics.json, config.json)."""
+    from csa_keras.csa.config import preset
+    from csa_keras.csa.training import run_csa
+
+    out = tmp_path_factory.mktemp("csa") / "run"
+    metrics = run_csa(preset("smoke").replace(gradcam=False), output=out, verbose=0, log=lambda _: None)
+    return out, metrics["class_names"]
+
+
+@pytest.fixture(scope="module")
+def csa(csa_run):
+    return Predictor.from_run(csa_run[0])
+
+
+@pytest.fixture(scope="module")
+def vrn_run(tmp_path_factory):
+    """An untrained Voting ResNet (split after module 3) saved like a run directory."""
+    from voting_resnet.models import build_voting_resnet
+
+    out = tmp_path_factory.mktemp("vrn")
+    build_voting_resnet(len(VRN_CLASSES), split_after=3).save(out / "model.keras")
+    (out / "metrics.json").write_text(json.dumps({"task": "voting_resnet", "class_names": VRN_CLASSES}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hopper_bgr(grace_hopper):
+    return cv2.imread(str(grace_hopper))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, grace_hopper):
+    """A good photograph, a truncated JPEG, a face-less frame, and a file that is not an image."""
+    root = tmp_path_factory.mktemp("photos") / "photos"
+    root.mkdir()
+    data = grace_hopper.read_bytes()
+    (root / "a_hopper.jpg").write_bytes(data)
+    (root / "b_corrupt.jpg").write_bytes(data[: len(data) // 3])
+    cv2.imwrite(str(root / "c_blank.png"), np.full((300, 400, 3), 128, np.uint8))
+    (root / "notes.txt").write_text("not an input")
+    return root
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, hopper_bgr):
+    """Seven MJPG frames of the photograph, mirrored on odd frames, at 10 fps."""
+    path = tmp_path_factory.mktemp("video") / "clip.avi"
+    height, width = hopper_bgr.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (width, height))
+    assert writer.isOpened()
+    for i in range(7):
+        writer.write(hopper_bgr if i % 2 == 0 else cv2.flip(hopper_bgr, 1))
+    writer.release()
+    return path
+
+
+def _probability_sum(record):
+    return sum(record["probabilities"].values())
+
+
+def run_main(argv, capsys):
+    """``main(argv)`` in this process: exit status, stdout, stderr."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit:
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# ----------------------------------------------------------------------------- Predictor
+
+
+def test_one_face_in_a_real_photograph(csa, csa_run, grace_hopper):
+    records = csa.predict(grace_hopper)
+    assert len(records) == 1
+    record = records[0]
+    assert list(record) == list(RECORD_KEYS)
+    assert record["status"] == "ok" and record["crop"] == "detected" and record["face"] == 0
+    width, height = Image.open(grace_hopper).size
+    x, y, w, h = record["box"]
+    assert 0 <= x and 0 <= y and x + w <= width and y + h <= height and min(w, h) >= 100
+    assert list(record["probabilities"]) == csa_run[1] == csa.class_names
+    assert _probability_sum(record) == pytest.approx(1.0, abs=1e-6)
+    assert record["label"] == max(record["probabilities"], key=record["probabilities"].get)
+    assert record["score"] == record["probabilities"][record["label"]]
+
+
+def test_the_face_is_preprocessed_as_in_training(csa, grace_hopper):
+    rgb = np.asarray(Image.open(grace_hopper).convert("RGB"))
+    face, status = preprocess_image(rgb, FaceSettings())
+    assert status == "detected"
+    box = FaceDetector().largest(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    record = csa.predict(rgb)[0]
+    assert record["source"] == "<array>" and record["box"] == list(box)
+    np.testing.assert_allclose(csa.classify(face[None])[0], list(record["probabilities"].values()),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_a_face_crop_is_taken_whole_and_centre_square_on_request(csa, hopper_bgr):
+    crop = cv2.resize(hopper_bgr[105:327, 155:377], (64, 64), interpolation=cv2.INTER_AREA)
+    record = csa.predict(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))[0]
+    assert record["crop"] == "whole" and record["box"] == [0, 0, 64, 64]
+    blank = np.full((300, 400, 3), 128, np.uint8)
+    assert [r["status"] for r in csa.predict(blank)] == ["no_face"]
+    centre = Predictor(csa.model, csa.class_names, no_face="center").predict(blank)
+    assert centre[0]["crop"] == "center" and centre[0]["box"] == [50, 0, 300, 300]
+
+
+def test_a_folder_reports_every_file(csa, folder):
+    records = list(csa.predict_paths(folder, progress=False))
+    assert [r["source"] for r in records] == [str(folder / n) for n in ("a_hopper.jpg", "b_corrupt.jpg", "c_blank.png")]
+    good, corrupt, blank = records
+    assert good["status"] == "ok" and _probability_sum(good) == pytest.approx(1.0, abs=1e-6)
+    assert corrupt["status"] == "error" and "truncated" in corrupt["error"] and corrupt["label"] is None
+    assert blank["status"] == "no_face" and blank["box"] is None and blank["error"] is None
+
+
+def test_faces_are_batched_across_images(csa_run, folder, tmp_path):
+    for i in range(5):
+        (tmp_path / f"{i}.jpg").write_bytes((folder / "a_hopper.jpg").read_bytes())
+    predictor = Predictor.from_run(csa_run[0], batch_size=2)
+    calls = []
+    scores = predictor._scores
+    predictor._scores = lambda x: calls.append(len(x)) or scores(x)
+    records = list(predictor.predict_paths(tmp_path, progress=False))
+    assert [r["source"] for r in records] == [str(tmp_path / f"{i}.jpg") for i in range(5)]
+    assert calls == [2, 2, 1]
+
+
+def test_video_frames_are_sampled(csa, video):
+    records = list(csa.predict_paths([video], every=3, progress=False))
+    assert [r["frame"] for r in records] == [0, 3, 6]
+    assert [r["time_s"] for r in records] == pytest.approx([0.0, 0.3, 0.6])
+    assert all(r["status"] == "ok" and r["source"] == str(video) for r in records)
+    assert all(_probability_sum(r) == pytest.approx(1.0, abs=1e-6) for r in records)
+
+
+def test_an_unreadable_video_is_an_error_record(csa, tmp_path, grace_hopper):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    records = list(csa.predict_paths([bad, grace_hopper], progress=False))
+    assert [r["status"] for r in records] == ["error", "ok"]
+    assert "video" in records[0]["error"]
+
+
+def test_voting_resnet_prediction(vrn_run, grace_hopper):
+    soft = Predictor.from_run(vrn_run)
+    assert soft.task == "voting_resnet" and soft.class_names == VRN_CLASSES
+    assert soft.settings.colour and soft.settings.size == 48
+    hard = Predictor.from_run(vrn_run / "model.keras", voting="hard")
+    for predictor in (soft, hard):
+        [record] = predictor.predict(grace_hopper)
+        assert record["status"] == "ok" and list(record["probabilities"]) == VRN_CLASSES
+        assert _probability_sum(record) == pytest.approx(1.0, abs=1e-6)
+        assert record["label"] == max(record["probabilities"], key=record["probabilities"].get)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_jsonl_and_annotations(csa_run, folder, video, tmp_path, capsys):
+    annotate = tmp_path / "annotated"
+    code, out, err = run_main([csa_run[0], folder, video, "--every", "3", "--annotate", annotate], capsys)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["status"] for r in records] == ["ok", "error", "no_face", "ok", "ok", "ok"]
+    assert err.splitlines()[-1] == "4 faces in 4 files, 1 image with no face, 1 unreadable"
+    written = sorted(p.relative_to(annotate).as_posix() for p in annotate.rglob("*") if p.is_file())
+    assert written == ["clip_frame000000.jpg", "clip_frame000003.jpg", "clip_frame000006.jpg",
+                       "photos/a_hopper.jpg", "photos/c_blank.png"]
+    original = cv2.imread(str(folder / "a_hopper.jpg"))
+    drawn = cv2.imread(str(annotate / "photos" / "a_hopper.jpg"))
+    assert drawn.shape == original.shape
+    x, y, w, h = records[0]["box"]
+    assert np.abs(drawn[y + h // 2, x].astype(int) - (0, 200, 0)).max() < 60
+
+
+def test_cli_csv_to_a_file(csa_run, folder, tmp_path, capsys):
+    target = tmp_path / "predictions.csv"
+    code, out, err = run_main([csa_run[0], folder, "--format", "csv", "--output", target, "--quiet"], capsys)
+    assert code == 0, err
+    assert out == "" and err == ""
+    rows = list(csv.DictReader(target.open()))
+    names = csa_run[1]
+    assert list(rows[0])[-len(names) - 1:] == [f"p_{n}" for n in names] + ["error"]
+    assert [r["status"] for r in rows] == ["ok", "error", "no_face"]
+    assert sum(float(rows[0][f"p_{n}"]) for n in names) == pytest.approx(1.0, abs=1e-4)
+    assert rows[0]["label"] in names and int(rows[0]["w"]) >= 100
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_cli_voting_resnet(vrn_run, grace_hopper, capsys):
+    code, out, err = run_main([vrn_run, grace_hopper, "--voting", "hard", "--quiet"], capsys)
+    assert code == 0, err
+    [record] = [json.loads(line) for line in out.splitlines()]
+    assert list(record["probabilities"]) == VRN_CLASSES
+
+
+def _bad_inputs(tmp, csa_dir, folder):
+    truncated = tmp / "truncated.keras"
+    truncated.write_bytes((csa_dir / "classifier.keras").read_bytes()[:5000])
+    (tmp / "empty").mkdir()
+    (tmp / "not_a_run").mkdir()
+    return {
+        "missing model": ([tmp / "nothing", folder], "does not exist"),
+        "not a .keras file": ([folder / "a_hopper.jpg", folder], "not a .keras file"),
+        "truncated .keras": ([truncated, folder], "truncated"),
+        "not a run directory": ([tmp / "not_a_run", folder], "not a run directory"),
+        "autoencoder": ([csa_dir / "autoencoder.keras", folder], "autoencoder"),
+        "voting with a CSA model": ([csa_dir, folder, "--voting", "soft"], "Voting ResNet"),
+        "empty folder": ([csa_dir, tmp / "empty"], "holds no image or video"),
+        "missing input": ([csa_dir, tmp / "nope.jpg"], "does not exist"),
+        "bad --every": ([csa_dir, folder, "--every", "0"], "--every"),
+    }
+
+
+def test_bad_input_is_one_line_and_exit_2(csa_run, folder, tmp_path, capsys):
+    for name, (argv, message) in _bad_inputs(tmp_path, csa_run[0], folder).items():
+        code, out, err = run_main(argv, capsys)
+        assert code == 2, name
+        assert out == "", name
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{PROG}: error: ") and message in lines[0], (name, err)
+
+
+def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "csa_keras.predict", str(tmp_path), str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"{PROG}: error: {tmp_path} is not a run directory: it holds no classifier.keras (CSA) "
+        "or model.keras (Voting ResNet)"]

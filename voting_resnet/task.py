@@ -1,0 +1,96 @@
+"""The Voting ResNet as a registered task: what the shared commands need to drive it.
+
+Registered through the ``csa_keras.tasks`` entry point (``setup.cfg``), so
+``python -m voting_resnet.train`` and the predict, export and evaluate
+commands of :mod:`csa_keras` find it by name, by a run's ``metrics.json`` or
+by a loaded model, without importing this package by name.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from csa_keras.tasks import Task
+from voting_resnet.config import PRESETS, VRNConfig
+from voting_resnet.layers.voting import VOTING_MODES, vote
+from voting_resnet.models.resnet18 import SPLIT_POINTS
+from voting_resnet.report import write_vrn_report
+from voting_resnet.training import (MODEL_FILE, aggregate, check_splits, fit_split,
+                                    prepare_dataset)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Voting ResNet")
+    group.add_argument("--split-after", type=int, nargs="+", choices=SPLIT_POINTS,
+                       help="module(s) after which to crop: 0 baseline, 1, 2, 3 (default 1); "
+                            "several are compared on validation and the best is tested")
+    group.add_argument("--voting", choices=VOTING_MODES)
+    group.add_argument("--epochs", type=int)
+    group.add_argument("--lr", type=float, help="initial learning rate (paper: 2e-4)")
+    group.add_argument("--lr-decay", type=float,
+                       help="factor applied after every epoch (RAF-DB 0.95, AffectNet 0.65)")
+    group.add_argument("--balance", action="store_true", default=None,
+                       help="class-balanced batches (down- and over-sampling)")
+    group.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    group.add_argument("--init-from", help="a model.keras or run directory to start from")
+    group.add_argument("--channels", type=int, choices=[1, 3],
+                       help="input channels (default 3; grey data repeats its channel)")
+    group.add_argument("--val-per-class", type=int,
+                       help="validation images per class carved from train (AffectNet: 500)")
+    group.add_argument("--no-retrain", dest="retrain_on_train_val", action="store_false",
+                       default=None, help="skip retraining the best split point on train + val")
+
+
+def config_changes(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(
+        split_after=tuple(args.split_after) if args.split_after else None,
+        voting=args.voting, epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
+        balance=args.balance, augment=args.augment, init_from=args.init_from,
+        channels=args.channels, val_per_class=args.val_per_class,
+        retrain_on_train_val=args.retrain_on_train_val)
+
+
+def summary(metrics: dict) -> str:
+    return (f"split_after {metrics['split_after']}  accuracy soft {metrics['accuracy_soft']:.4f}"
+            f"  hard {metrics['accuracy_hard']:.4f}")
+
+
+def owns(model) -> bool:
+    """A model with a ``vote`` output: the Voting ResNet's."""
+    return "vote" in getattr(model, "output_names", [])
+
+
+def probabilities(outputs, voting: str | None = None, **options: Any) -> np.ndarray:
+    """The vote over the ten views, as the saved model casts it or re-voted with ``voting``.
+
+    ``outputs`` is the model's dict of ``crop_logits`` ``(N, 10, K)`` and
+    ``vote`` ``(N, K)``; ``voting="soft"`` or ``"hard"`` votes the crop
+    logits again instead of the mode the model was built with.
+    """
+    if voting is None:
+        return np.asarray(outputs["vote"], dtype=np.float32)
+    return vote(np.asarray(outputs["crop_logits"]), voting)
+
+
+TASK = Task(
+    name="voting_resnet",
+    description="ResNet-18 for 48x48 faces whose feature maps are cut into 5 crops and their "
+                "mirrors, which vote (Gómez-Sirvent et al., 2023)",
+    model_file=MODEL_FILE,
+    run_files=(MODEL_FILE,),
+    packages=("voting_resnet",),
+    presets=PRESETS,
+    add_arguments=add_arguments,
+    config_changes=config_changes,
+    fit_split=fit_split,
+    prepare_dataset=prepare_dataset,
+    write_report=write_vrn_report,
+    summary=summary,
+    owns=owns,
+    probabilities=probabilities,
+    check_splits=check_splits,
+    aggregate=aggregate,
+    colour=lambda config: isinstance(config, VRNConfig) and config.channels == 3,
+)
