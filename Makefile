@@ -5,33 +5,36 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all profile bench clean
+.PHONY: venv demo lint test test-all profile bench clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
 demo: venv
 	$(PY) -m csa_keras.train --preset quick --output runs/demo
 
-test: venv
+# Style (ruff) and the import contracts of setup.cfg (import-linter).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: venv
+test-all: lint
 	$(PY) -m pytest -q
 
 profile: venv
 	$(PY) -m voting_resnet.profile
 
-# The performance report; TORCH_PYTHON=... REFERENCE=.../torch_reference.py adds the PyTorch side.
+# The performance report (Keras side; the PyTorch reference is not shipped yet).
 bench: venv
-	$(PY) benchmarks/run.py --output benchmarks/results \
-		$(if $(TORCH_PYTHON),--torch-python $(TORCH_PYTHON) --reference $(REFERENCE))
+	$(PY) benchmarks/run.py --output benchmarks/results
 
 clean:
 	rm -rf runs .pytest_cache

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from csa_keras.csa.training import load_data
+    from csa_keras.training import load_data
     from csa_keras.training.strategy import describe, get_strategy
     from voting_resnet.config import preset
 

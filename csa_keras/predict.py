@@ -1,14 +1,19 @@
 """Predict expressions on photographs, folders and videos: ``python -m csa_keras.predict``.
 
 A thin ``argparse`` front end over
-:class:`csa_keras.inference.predictor.Predictor`, for a model of either
-training command (a run directory, ``classifier.keras`` or ``model.keras``).
-It writes one record per face (JSON lines, or CSV with one ``p_<class>``
-column per class) to stdout or to ``--output``, which is written under a
-temporary name and renamed at the end, so a killed run never leaves a
-half-written file. Bad arguments, an unusable model file, a missing input or
-an empty folder end in one line on stderr and exit status 2; an unreadable
-image or video among the inputs is an ``error`` record and the rest goes on.
+:class:`csa_keras.inference.predictor.Predictor`, for a model of any
+registered task (a run directory, or its ``classifier.keras`` /
+``model.keras``). It writes one record per face (JSON lines, or CSV with one
+``p_<class>`` column per class) to stdout or to ``--output``, which is
+written under a temporary name and renamed at the end, so a killed run never
+leaves a half-written file. Bad arguments, an unusable model file, a missing
+input or an empty folder end in one line on stderr and exit status 2
+(:mod:`csa_keras.utils.cli`); an unreadable image or video among the inputs
+is an ``error`` record and the rest goes on.
+
+The inference modules are imported after the arguments are parsed: ``--help``
+and usage errors answer without loading TensorFlow, and TensorFlow's C++
+logging is quieted before it loads.
 """
 from __future__ import annotations
 
@@ -21,17 +26,20 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any, Sequence
 
+from csa_keras.utils.cli import Parser, run_main
+from csa_keras.utils.files import temporary_name
+
 PROG = "python -m csa_keras.predict"
 CSV_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "x", "y", "w", "h", "label", "score")
 """The CSV columns before the ``p_<class>`` probabilities and the final ``error`` column."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="Detect the faces in photographs, folders and videos (Viola-Jones, as in "
-                    "training) and classify the expression of each with a trained CSA or "
-                    "Voting ResNet; one record per face.",
+                    "training) and classify the expression of each with a trained model of "
+                    "any registered task (CSA, Voting ResNet); one record per face.",
     )
     parser.add_argument("model", metavar="RUN_DIR_OR_MODEL",
                         help="a run directory of either training command, or its classifier.keras / model.keras")
@@ -62,33 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace) -> tuple[Path, list]:
-    """Everything that can be checked before TensorFlow is loaded; one-line ``ValueError`` s."""
-    from csa_keras.inference.predictor import archive_task, collect_inputs, read_archive_config, resolve_model_path
+    """Everything that can be checked before the model is loaded; one-line ``ValueError`` s."""
+    from csa_keras.inference.drawing import annotation_folder
+    from csa_keras.inference.inputs import collect_inputs
+    from csa_keras.inference.loading import read_archive_config, resolve_model_path
 
     if args.every < 1:
-        raise ValueError(f"--every must be at least 1, got {args.every}")
+        raise ValueError(f"every must be at least 1. Received: every={args.every}")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise ValueError(f"batch_size must be at least 1. Received: batch_size={args.batch_size}")
     model_path = resolve_model_path(args.model)
-    config = read_archive_config(model_path)
-    if args.voting is not None and archive_task(config) != "voting_resnet":
-        raise ValueError(f"--voting applies to a Voting ResNet model; {model_path} is a CSA classifier")
+    read_archive_config(model_path)
     items = collect_inputs(args.inputs)
     if args.output is not None:
         target = Path(args.output)
         if target.is_dir():
-            raise ValueError(f"--output {target} is a folder")
+            raise ValueError(f"--output must be a file, not a folder: {target}")
         if not target.parent.is_dir():
             raise ValueError(f"--output {target}: folder {target.parent} does not exist")
         if not os.access(target.parent, os.W_OK):
             raise ValueError(f"--output {target}: folder {target.parent} is not writable")
     if args.annotate is not None:
-        from csa_keras.training.rundir import prepare
-
-        try:
-            prepare(args.annotate)
-        except ValueError as error:
-            raise ValueError(str(error).replace("--output", "--annotate")) from None
+        annotation_folder(args.annotate)
     return model_path, items
 
 
@@ -137,29 +140,18 @@ def _summary(counts: Counter, sources: set) -> str:
     return ", ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        model_path, items = _check(args)
-    except ValueError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The command's work once the arguments are parsed; a ``ValueError`` is a one-line exit 2."""
+    model_path, items = _check(args)
     from csa_keras.inference.predictor import Predictor
 
-    try:
-        predictor = Predictor.from_run(model_path, detect=args.detect, no_face=args.no_face,
-                                       voting=args.voting, batch_size=args.batch_size)
-    except ValueError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
-
+    predictor = Predictor.from_run(model_path, detect=args.detect, no_face=args.no_face,
+                                   voting=args.voting, batch_size=args.batch_size)
     temporary = None
     if args.output is None:
         stream = sys.stdout
     else:
-        target = Path(args.output)
-        temporary = target.with_name(f".{target.name}.partial")
+        temporary = temporary_name(Path(args.output))
         stream = temporary.open("w", encoding="utf-8", newline="")
     counts: Counter = Counter()
     sources: set = set()
@@ -173,9 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         if temporary is not None:
             stream.close()
             os.replace(temporary, args.output)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
     except OSError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
@@ -186,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         print(_summary(counts, sources), file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return run_main(parser, lambda: _predict(args, parser))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from csa_keras.training.config import RunConfig, must, one_of, pick_preset
+from csa_keras.training.config import RunConfig, pick_preset
+from csa_keras.utils.messages import must, one_of
 from voting_resnet.layers.voting import VOTING_MODES
 from voting_resnet.models.resnet18 import SPLIT_POINTS
 

@@ -37,10 +37,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 
+import keras
 import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from voting_resnet.layers.crop_and_mirror import CropAndMirror
+from voting_resnet.layers.voting import Regroup
+from voting_resnet.models.resnet18 import build_voting_resnet
 
 #: The paper's Table 2: (split_after, input_size) -> (label, GFLOPs, forward pass MB).
 PAPER_TABLE2 = {
@@ -64,9 +72,6 @@ def _layer_views(model):
     whose crop layer every path crosses (a split network), each layer after it
     in ``model.layers`` runs on every view.
     """
-    from voting_resnet.layers.crop_and_mirror import CropAndMirror
-    from voting_resnet.layers.voting import Regroup
-
     views = 1
     for layer in model.layers:
         if isinstance(layer, CropAndMirror):
@@ -87,8 +92,6 @@ def count_macs(model, include_batchnorm: bool = False) -> int:
     BatchNormalization output element (the convention that reproduces the
     paper's rounded figures).
     """
-    import keras
-
     total = 0
     for layer, views in _layer_views(model):
         if isinstance(layer, keras.layers.Conv2D):
@@ -104,10 +107,6 @@ def count_macs(model, include_batchnorm: bool = False) -> int:
 
 def forward_elements(model) -> int:
     """Activation elements per image kept by a training forward pass (module docstring)."""
-    import keras
-
-    from voting_resnet.layers.crop_and_mirror import CropAndMirror
-
     kept = (keras.layers.InputLayer, keras.layers.Conv2D, keras.layers.ReLU, CropAndMirror,
             keras.layers.GlobalAveragePooling2D)
     total = 0
@@ -123,18 +122,12 @@ def trainable_parameters(model) -> int:
 
 
 def _build(split_after: int, input_size: int, num_classes: int, channels: int = 3):
-    from voting_resnet.models.resnet18 import build_voting_resnet
-
     return build_voting_resnet(num_classes=num_classes, input_shape=(input_size, input_size, channels),
                                split_after=split_after)
 
 
 def _peak_rss_child(split_after: int, input_size: int, batch: int, num_classes: int) -> int:
     """Peak RSS in bytes of a process that runs one training-mode forward pass under a tape."""
-    import resource
-
-    import tensorflow as tf
-
     model = _build(split_after, input_size, num_classes)
     images = tf.random.uniform((batch, input_size, input_size, 3), seed=0)
     with tf.GradientTape() as tape:
@@ -168,9 +161,6 @@ def profile_rows(num_classes: int = 7, measure: bool = False,
                  measure_batches: tuple[int, int] = DEFAULT_MEASURE_BATCHES,
                  progress: bool = False) -> list[dict]:
     """One dict per row of the paper's Table 2 (module docstring for every key)."""
-    import keras
-    from tqdm import tqdm
-
     rows = []
     for split_after, input_size in tqdm(PAPER_TABLE2, desc="profiling", unit="model",
                                         disable=not progress, file=sys.stderr):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 
 from csa_keras.csa.model import CLOSURES
-from csa_keras.training.config import RunConfig, must, one_of, pick_preset
+from csa_keras.training.config import RunConfig, pick_preset
+from csa_keras.utils.messages import must, one_of
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The convolutional sparse autoencoder (CSA) and its classifier (CSA paper §3.2-3.3, SPEC §3).
+"""The convolutional sparse autoencoder (CSA) and its classifier (CSA paper §3.2-3.3).
 
 Encoder: four blocks ``Conv2D 3x3 same -> BatchNormalization -> ReLU ->
 MaxPooling2D 2x2``, the pooled maps carrying an L1 activity penalty (the
@@ -8,7 +8,7 @@ UpSampling2D 2x2`` and a ``Conv2D`` to the input channels with a sigmoid.
 Classifier (§3.3): the pretrained encoder, ``Flatten -> Dense(128, relu) ->
 Dense(K, softmax)``, everything fine-tuned.
 
-Closing the shapes (the open point of SPEC §3)
+Closing the shapes (an open point of the paper)
 ----------------------------------------------
 Four 2x2 pools take 48 to 3, but three 2x2 upsamplings only take 3 to 24, and
 the paper's figure is not available. Two closures keep 4 encoder blocks, 3
@@ -91,11 +91,12 @@ from typing import Sequence
 
 import keras
 
+from csa_keras.layers import BN_EPSILON, BN_MOMENTUM
+from csa_keras.utils.messages import one_of
+
 CLOSURES = ("code6", "pool4")
 DEFAULT_FILTERS = (32, 64, 128, 256)
 DEFAULT_SPARSITY = 1e-5
-BN_MOMENTUM = 0.9
-BN_EPSILON = 1e-5
 DEFAULT_INPUT_SHAPE = (48, 48, 1)
 N_ENCODER_BLOCKS = 4
 LAST_CONV_LAYER = "enc4_conv"
@@ -104,9 +105,14 @@ LAST_CONV_LAYER = "enc4_conv"
 PENALTY_DTYPE = "float32"
 
 
+SIDE_MULTIPLE = {"code6": 8, "pool4": 16}
+"""What an input side must be divisible by, per closure, so that the poolings and
+upsamplings return to it (three halvings for ``code6``, four for ``pool4``)."""
+
+
 def _check_closure(closure: str) -> None:
     if closure not in CLOSURES:
-        raise ValueError(f"unknown closure {closure!r}: choose one of {', '.join(CLOSURES)}")
+        raise ValueError(one_of("closure", CLOSURES, closure))
 
 
 def _check_filters(filters: Sequence[int]) -> tuple[int, ...]:
@@ -174,7 +180,7 @@ def architecture(filters: Sequence[int] = DEFAULT_FILTERS,
 
 
 DEFAULT_ARCHITECTURE = {closure: architecture(DEFAULT_FILTERS, closure) for closure in CLOSURES}
-"""The block tables with the default widths, per closure (SPEC §3)."""
+"""The block tables with the default widths, per closure."""
 
 
 def build_encoder(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,

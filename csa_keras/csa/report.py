@@ -16,7 +16,7 @@ import numpy as np
 from csa_keras.csa.model import LAST_CONV_LAYER
 from csa_keras.data.protocols import LEAK_NOTE
 from csa_keras.evaluation.figures import plot_confusion_matrix, plot_curves, plot_reconstructions
-from csa_keras.evaluation.metrics import PAPER_PSNR_NOTE, table1_markdown
+from csa_keras.evaluation.metrics import PAPER_PSNR_NOTE, SCALAR_METRICS, table1_markdown
 from csa_keras.evaluation.report import gradcam_figure, mean_std, percent, skipped_section
 from csa_keras.utils import files
 
@@ -75,12 +75,7 @@ def write_csa_report(out: Path, config, dataset, outcomes: list, metrics: dict[s
         "| metric | value |",
         "|---|---|",
     ]
-    for key, label in [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
-                       ("precision_macro", "precision (macro)"),
-                       ("recall_macro", "recall (macro)"), ("f1_macro", "F1 (macro)"),
-                       ("precision_weighted", "precision (weighted)"),
-                       ("recall_weighted", "recall (weighted)"),
-                       ("f1_weighted", "F1 (weighted)")]:
+    for key, label in SCALAR_METRICS.items():
         if key in metrics:
             lines.append(f"| {label} | {mean_std(metrics, key)} |")
     lines += [

@@ -14,7 +14,8 @@ import numpy as np
 from csa_keras.csa.config import PRESETS
 from csa_keras.csa.model import CLOSURES
 from csa_keras.csa.report import write_csa_report
-from csa_keras.csa.training import MODEL_FILES, prepare_dataset, train_split
+from csa_keras.csa import training
+from csa_keras.csa.training import MODEL_FILES, prepare_dataset
 from csa_keras.tasks import Task
 
 
@@ -47,7 +48,7 @@ def probabilities(outputs, **options: Any) -> np.ndarray:
 
 
 def _fit_split(config, dataset, split, folder, strategy, *, verbose, log, chief, state, resume):
-    return train_split(config, dataset, split, folder, strategy, verbose=verbose, state=state,
+    return training.train_split(config, dataset, split, folder, strategy, verbose=verbose, state=state,
                        resume=resume, log=log, chief=chief)
 
 

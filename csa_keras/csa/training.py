@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from csa_keras.csa.config import CSAConfig
-from csa_keras.csa.model import build_autoencoder, build_classifier
+from csa_keras.csa.model import SIDE_MULTIPLE, build_autoencoder, build_classifier
 from csa_keras.data.dataset import FaceDataset
 from csa_keras.data.protocols import Split
 from csa_keras.evaluation.metrics import classification_metrics, reconstruction_metrics
@@ -166,7 +166,7 @@ def prepare_dataset(config: CSAConfig, dataset: FaceDataset,
     if dataset.channels == 3:
         log(f"{dataset.name}: colour images converted to grey (the CSA works on grey faces)")
         dataset = dataclasses.replace(dataset, images=as_channels(dataset.images, 1))
-    check_dataset(dataset, multiple=8 if config.closure == "code6" else 16)
+    check_dataset(dataset, multiple=SIDE_MULTIPLE[config.closure])
     return dataset
 
 

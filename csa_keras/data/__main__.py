@@ -1,11 +1,11 @@
-"""``python -m csa_keras.data summary PATH``: what a reader and the face preprocessing found (SPEC §5).
+"""``python -m csa_keras.data summary PATH``: what a reader and the face preprocessing found.
 
 Prints counts per class and split, subjects, faces detected, and every
 skipped file grouped by reason with examples; ``--json`` prints one JSON
 object instead (format, n_images, class_counts, split_counts, n_subjects,
 skipped, ...). The progress bar goes to stderr, so ``--json`` output stays
-parseable. Bad input ends with one ``error: ...`` line on stderr and exit
-status 2.
+parseable. Bad input ends with one ``python -m csa_keras.data: error: ...``
+line on stderr and exit status 2.
 """
 from __future__ import annotations
 
@@ -15,22 +15,12 @@ import os
 import sys
 from pathlib import Path
 
+from csa_keras.data.faces import DETECT_MODES, NO_FACE_MODES, FaceDetectorError, FaceSettings
+from csa_keras.data.loader import load_dataset
+from csa_keras.data.readers import FORMATS
+from csa_keras.utils.cli import Parser, fail, run_main
+
 BUILTIN = "builtin"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one ``error:`` line and exit status 2."""
-
-    def error(self, message: str):  # noqa: D401 - argparse hook
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-def _formats() -> str:
-    try:
-        from csa_keras.data.readers import FORMATS
-    except ImportError:
-        return "auto"
-    return ", ".join(("auto", *FORMATS))
 
 
 def _positive_int(text: str) -> int:
@@ -44,8 +34,8 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m csa_keras.data", description="Inspect datasets as the loader sees them.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="python -m csa_keras.data", description="Inspect datasets as the loader sees them.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     summary = commands.add_parser(
         "summary",
         help="counts per class and split, subjects, faces detected, skipped files and why",
@@ -56,11 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"dataset folder or file; omit it or give '{BUILTIN}' for the built-in synthetic data "
              f"(a path named '{BUILTIN}' that exists is read as a dataset)",
     )
-    summary.add_argument("--format", default="auto", help=f"dataset format: {_formats()} (default: auto)")
-    summary.add_argument("--detect", default="auto", choices=("auto", "always", "never"),
+    summary.add_argument("--format", default="auto", help=f"dataset format: {', '.join(('auto', *FORMATS))} (default: auto)")
+    summary.add_argument("--detect", default="auto", choices=DETECT_MODES,
                          help="Viola-Jones face detection: auto (formats of full frames, and images over 4x the "
                               "face size), always, never (default: auto)")
-    summary.add_argument("--no-face", default="skip", choices=("skip", "center", "error"),
+    summary.add_argument("--no-face", default="skip", choices=NO_FACE_MODES,
                          help="a frame with no face: skip it, take the centre square, or stop (default: skip)")
     summary.add_argument("--colour", "--color", action="store_true", help="keep colour (3 channels) instead of grey")
     summary.add_argument("--size", type=_positive_int, default=48, help="face size in pixels (default: 48)")
@@ -109,9 +99,6 @@ def _table(summary: dict, dataset) -> list[str]:
 
 
 def summary_command(args: argparse.Namespace) -> int:
-    from csa_keras.data.faces import FaceSettings
-    from csa_keras.data.loader import load_dataset
-
     path = args.path
     if path == BUILTIN and not Path(path).exists():
         path = None
@@ -134,21 +121,19 @@ def summary_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from csa_keras.data.faces import FaceDetectorError
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
-    args = build_parser().parse_args(argv)
-    try:
-        return summary_command(args)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except (ValueError, OSError, FaceDetectorError) as error:
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    def body() -> int:
+        try:
+            return summary_command(args)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+        except (OSError, FaceDetectorError) as error:
+            return fail(parser, " ".join(str(error).split()) or type(error).__name__)
+
+    return run_main(parser, body)
 
 
 if __name__ == "__main__":

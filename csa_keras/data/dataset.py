@@ -1,4 +1,4 @@
-"""The canonical form of a loaded dataset (SPEC §2) and what readers hand over.
+"""The canonical form of a loaded dataset and what readers hand over.
 
 A reader turns a dataset on disk into a :class:`Catalogue`: one :class:`Sample`
 per usable image (its source, canonical label, subject, split, optional face
@@ -149,7 +149,7 @@ class Catalogue:
 
 @dataclasses.dataclass
 class FaceDataset:
-    """A loaded dataset in canonical form (SPEC §2).
+    """A loaded dataset in canonical form.
 
     ``images`` are ``uint8`` ``(N, H, W, C)``; :meth:`scaled` gives the
     ``float32`` [0, 1] arrays the models take. ``subjects`` and ``splits``
@@ -214,7 +214,7 @@ class FaceDataset:
         return {name: int(c) for name, c in zip(self.class_names, counts)}
 
     def summary(self) -> dict:
-        """The JSON object of ``python -m csa_keras.data summary`` (SPEC §5)."""
+        """The JSON object of ``python -m csa_keras.data summary``."""
         split_counts = {}
         if self.splits is not None:
             for split in [s for s in SPLITS if s in set(self.splits)]:

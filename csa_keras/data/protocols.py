@@ -1,4 +1,4 @@
-"""Evaluation protocols (SPEC §2): holdout, subject k-fold, predefined splits.
+"""Evaluation protocols: holdout, subject k-fold, predefined splits.
 
 Every protocol returns a list of :class:`Split` (one for ``holdout`` and
 ``predefined``, k for ``subject-kfold``) holding indices into the dataset.

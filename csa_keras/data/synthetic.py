@@ -1,4 +1,4 @@
-"""The built-in synthetic expression dataset (SPEC §6).
+"""The built-in synthetic expression dataset.
 
 Every command runs without a download on faces drawn here with OpenCV
 primitives. Each class is told apart by the facial geometry that the

@@ -1,4 +1,4 @@
-"""Evaluation of a run (SPEC §3 "Report", SPEC §5).
+"""Evaluation of a run.
 
 - :mod:`~csa_keras.evaluation.metrics`: classification metrics, PSNR, fold
   aggregation, the paper's Table 1 (scikit-learn and numpy only).

@@ -1,4 +1,4 @@
-"""The PNG figures of a run (SPEC §5): confusion matrix, curves, reconstructions, Grad-CAM.
+"""The PNG figures of a run: confusion matrix, curves, reconstructions, Grad-CAM.
 
 Each function draws on a :class:`matplotlib.figure.Figure` of its own (no
 pyplot state, so it works headless, in threads and in notebooks alike),
@@ -76,7 +76,7 @@ def plot_confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]],
 def read_history_csv(path: str | os.PathLike) -> dict[str, dict[str, list[float]]]:
     """A ``history.csv`` as ``{phase: {metric: [value per epoch]}}``.
 
-    Reads the run directory's file (a ``phase`` column, SPEC §5) and Keras'
+    Reads the run directory's file (a ``phase`` column) and Keras'
     ``CSVLogger`` files (no ``phase``: one phase named ``"train"``). Empty
     cells (a metric a phase does not log) are left out.
     """

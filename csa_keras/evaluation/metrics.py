@@ -1,7 +1,7 @@
-"""Classification and reconstruction metrics of a run (SPEC §3 "Report", SPEC §5 ``metrics.json``).
+"""Classification and reconstruction metrics of a run.
 
 Classification figures come from scikit-learn with the standard definitions
-(the CSA paper's accuracy formula (1) has a typo, TP + FN on top; SPEC §3).
+(the CSA paper's accuracy formula (1) has a typo, TP + FN on top).
 Every value returned is a plain Python ``int``/``float``/``list``/``dict`` so
 ``metrics.json`` can be written with :mod:`json` as is.
 """
@@ -43,7 +43,7 @@ PAPER_PSNR_NOTE = (
     f"{PAPER_PSNR_DB} dB would need an MSE of {10 ** (-PAPER_PSNR_DB / 10):.1e} on [0, 1] "
     f"images. We report PSNR with MAX = 1 and do not imitate the paper's figure."
 )
-"""The paper's PSNR inconsistency (SPEC §3), in one paragraph for reports."""
+"""The paper's PSNR inconsistency, in one paragraph for reports."""
 
 PAPER_TABLE1 = {
     "anger": ("Anger", 96.0),
@@ -59,11 +59,17 @@ PAPER_TABLE1 = {
 PAPER_TABLE1_AVERAGE = 98.0
 """The Average row of the paper's Table 1 (the mean of its seven figures is 97.71)."""
 
-SCALAR_METRICS = (
-    "accuracy", "balanced_accuracy",
-    "precision_macro", "recall_macro", "f1_macro",
-    "precision_weighted", "recall_weighted", "f1_weighted",
-)
+SCALAR_METRICS = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "precision_macro": "precision (macro)",
+    "recall_macro": "recall (macro)",
+    "f1_macro": "F1 (macro)",
+    "precision_weighted": "precision (weighted)",
+    "recall_weighted": "recall (weighted)",
+    "f1_weighted": "F1 (weighted)",
+}
+"""The classification metrics of ``metrics.json`` that are one number, with their names in reports."""
 
 
 def normalize_confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
@@ -78,7 +84,7 @@ def normalize_confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]]) -> np.n
 def classification_metrics(y_true: Sequence[int] | np.ndarray,
                            y_pred: Sequence[int] | np.ndarray,
                            class_names: Sequence[str]) -> dict:
-    """Accuracy, precision, recall, F1, per-class accuracy and confusion matrices (SPEC §5).
+    """Accuracy, precision, recall, F1, per-class accuracy and confusion matrices.
 
     Labels are integers into ``class_names``. Macro averages run over the
     classes present in ``y_true`` or ``y_pred`` (scikit-learn's default), so a
@@ -155,7 +161,7 @@ def psnr(x: np.ndarray, x_hat: np.ndarray, max_value: float = 1.0) -> np.ndarray
 
 
 def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray, max_value: float = 1.0) -> dict:
-    """Reconstruction MSE and PSNR of an autoencoder on test images (SPEC §3).
+    """Reconstruction MSE and PSNR of an autoencoder on test images.
 
     ``reconstruction_mse`` is the mean over images of the per-image MSE;
     ``psnr_db`` the mean over images of the per-image PSNR (MAX = 1 for
@@ -184,7 +190,7 @@ def _is_scalar(value) -> bool:
 
 
 def aggregate_folds(fold_metrics: Sequence[Mapping]) -> dict:
-    """Mean ± std over cross-validation folds and the pooled confusion matrix (SPEC §2, §5).
+    """Mean ± std over cross-validation folds and the pooled confusion matrix.
 
     For every key whose value is a number in every fold: ``<name>`` is the
     mean over folds and ``<name>_std`` the sample standard deviation

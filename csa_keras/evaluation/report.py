@@ -11,7 +11,8 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from csa_keras.utils import files
+from csa_keras.evaluation.figures import plot_gradcam
+from csa_keras.evaluation.gradcam import gradcam, one_per_class
 
 
 def percent(value: float | None) -> str:
@@ -45,9 +46,6 @@ def skipped_section(skipped: dict[str, int], lines: Sequence[str] = ()) -> str:
 def gradcam_figure(classifier, images: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
                    layer_name: str, path: Path, seed: int = 0, predict=None) -> Path | None:
     """Grad-CAM of one test face per class (tf-keras-vis), overlaid, as a PNG."""
-    from csa_keras.evaluation.figures import plot_gradcam
-    from csa_keras.evaluation.gradcam import gradcam, one_per_class
-
     index = one_per_class(labels, len(class_names), seed=seed)
     if len(index) == 0:
         return None

@@ -1,6 +1,22 @@
-"""Using trained models outside training.
+"""Using trained models outside training, for any registered task.
 
-Submodules are imported on demand, so importing this package loads neither
-TensorFlow nor Keras; :mod:`csa_keras.inference.predictor` classifies the
-faces in photographs, folders and videos (``python -m csa_keras.predict``).
+One module per job, imported on demand (this package imports nothing):
+
+- :mod:`~csa_keras.inference.loading`: the run or model path resolver, the
+  bounded ``.keras`` archive inspector, the one safe model loader, and the
+  class names and channels a run recorded;
+- :mod:`~csa_keras.inference.probabilities`: class probabilities from a
+  model's outputs through its task, as rows summing to 1;
+- :mod:`~csa_keras.inference.inputs`: files and folders to predict on, and
+  sampled video frames;
+- :mod:`~csa_keras.inference.drawing`: records drawn on their images, and
+  the folder of annotated copies;
+- :mod:`~csa_keras.inference.predictor`: :class:`Predictor`, the faces of
+  photographs, folders and videos classified (``python -m csa_keras.predict``);
+- :mod:`~csa_keras.inference.artifacts`: SavedModel and TFLite artifacts
+  written, run and timed;
+- :mod:`~csa_keras.inference.run_images`: a run's test images re-created
+  for the parity check;
+- :mod:`~csa_keras.inference.export`: a run's model exported and checked
+  (``python -m csa_keras.export``).
 """

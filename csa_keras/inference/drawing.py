@@ -59,15 +59,31 @@ def _draw_label(canvas: np.ndarray, text: str, x: int, y: int, colour, scale: fl
     cv2.putText(canvas, text, (x + 2, top + th + 2), font, scale, _BLACK, thickness, cv2.LINE_AA)
 
 
+def annotation_folder(annotate: str | os.PathLike) -> Path:
+    """The folder of annotated copies, created; a one-line ``ValueError`` if it cannot be one."""
+    path = Path(annotate)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"annotate must be a folder. Received: annotate={path} (a file)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"annotate must be a folder that can be created ({error.strerror}). "
+                         f"Received: annotate={path}") from None
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"annotate must be a writable folder. Received: annotate={path}")
+    return path
+
+
 class Annotator:
     """Writes annotated copies under one folder, keeping each input's relative name.
 
     A video frame becomes ``<video>_frame000120.jpg``; two inputs with the
-    same name get ``_2``, ``_3``... rather than overwriting each other.
+    same name get ``_2``, ``_3``... rather than overwriting each other. The
+    folder is created at once (:func:`annotation_folder`).
     """
 
     def __init__(self, folder: str | os.PathLike) -> None:
-        self.folder = Path(folder)
+        self.folder = annotation_folder(folder)
         self.used: set[Path] = set()
 
     def target(self, item: InputFile, frame: int | None) -> Path:

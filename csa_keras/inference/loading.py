@@ -4,7 +4,7 @@ A run directory holds the model file of its task (the ``model_file`` of a
 registered :class:`~csa_keras.tasks.Task`); :func:`resolve_model_path` turns
 a run directory or a ``.keras`` file into that file. :func:`read_archive_config`
 reads the model config stored in the ``.keras`` zip without Keras, so a
-truncated or foreign file fails in one line before TensorFlow is loaded.
+truncated or foreign file fails in one line before Keras reads it.
 :func:`load_model` is the safe loader every command uses.
 
 A ``.keras`` file is data from anywhere, so loading it must never run or
@@ -23,8 +23,9 @@ The class names and input channels of a saved model come from the run that
 wrote it: ``metrics.json`` or ``config.json`` beside the model, or in the
 run directory above a ``foldNN`` / ``splitK`` folder.
 
-Keras is imported inside :func:`load_model` only: the commands resolve and
-inspect a model file, and fail in one line, before TensorFlow starts.
+Keras is imported inside :func:`load_model` only, so that the commands can
+resolve and inspect a model file, and refuse a bad one in one clean line,
+before TensorFlow loads (TensorFlow writes log lines on stderr as it does).
 """
 from __future__ import annotations
 
@@ -64,8 +65,8 @@ def task_files() -> str:
 
 
 def task_title(task: Task) -> str:
-    """The name a person knows the task by: the part of its description before a colon."""
-    return task.description.split(":", 1)[0].strip() or task.name
+    """The name a person knows the task by (``CSA``, ``Voting ResNet``): its ``title``, else its name."""
+    return getattr(task, "title", "") or task.name
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:

@@ -33,12 +33,17 @@ def class_probabilities(task: Task, outputs: Any, **options: Any) -> np.ndarray:
 
 
 def _takes(task: Task, option: str) -> bool:
-    """Whether the task's ``probabilities`` has a parameter ``option`` (or takes any keyword)."""
+    """Whether ``option`` is a named parameter of the task's ``probabilities``.
+
+    The options a task takes are the keyword parameters its
+    ``probabilities`` names (``voting`` for the Voting ResNet); an option
+    only a ``**options`` catch-all would swallow is not one of them.
+    """
     try:
-        parameters = inspect.signature(task.probabilities).parameters.values()
+        parameters = inspect.signature(task.probabilities).parameters
     except (TypeError, ValueError):
         return True
-    return any(p.name == option or p.kind is p.VAR_KEYWORD for p in parameters)
+    return option in list(parameters)[1:]
 
 
 def _blank_outputs(outputs: Any) -> Any:
@@ -53,9 +58,10 @@ def _blank_outputs(outputs: Any) -> Any:
 def num_classes(task: Task, model, source: str, **options: Any) -> int:
     """The classes ``task`` reads from ``model``'s outputs with ``options``, checked without running it.
 
-    An option the task does not take is refused in one line naming the
-    tasks that do; a value it refuses raises its own ``ValueError``. The
-    result must be ``(batch, K)`` with ``K >= 2``.
+    An option that is not a named parameter of the task's ``probabilities``
+    is refused in one line naming the tasks that take it; a value the task
+    refuses raises its own ``ValueError``. The result must be
+    ``(batch, K)`` with ``K >= 2``.
     """
     for option, value in options.items():
         if not _takes(task, option):

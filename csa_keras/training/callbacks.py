@@ -3,7 +3,7 @@
 Every ``fit`` of both papers' training is a :class:`TrainingPhase`: a folder
 of state (under the run directory's ``.backup/``) and the callbacks that keep
 it, so that ``--resume`` continues a run killed at any moment from its last
-completed epoch (issue 6, "kill and resume"):
+completed epoch:
 
 - ``backup/``: :class:`keras.callbacks.BackupAndRestore` (weights, optimizer
   state and epoch after every epoch, with the previous epoch's copy kept in

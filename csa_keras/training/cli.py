@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from csa_keras.data.faces import DETECT_MODES, NO_FACE_MODES
 from csa_keras.data.protocols import PROTOCOLS
 from csa_keras.tasks import Task, get_task
 from csa_keras.training import rundir
@@ -38,9 +39,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets, preset_help: 
                       help="a reader setting, repeatable: classes=8 (affectnet), "
                            "last_frames=3 / first_as_neutral=true (ckplus), "
                            "public_test_as=val (fer2013-csv), variant=original (rafdb)")
-    data.add_argument("--detect", choices=["auto", "always", "never"],
+    data.add_argument("--detect", choices=DETECT_MODES,
                       help="Viola-Jones face detection (default auto: full frames only)")
-    data.add_argument("--no-face", choices=["skip", "center", "error"],
+    data.add_argument("--no-face", choices=NO_FACE_MODES,
                       help="what to do with a frame where no face is found (default skip)")
     train = parser.add_argument_group("training")
     train.add_argument("--preset", default="paper", choices=sorted(presets), help=preset_help)

@@ -14,6 +14,7 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from csa_keras.data.protocols import PROTOCOLS
+from csa_keras.utils.messages import must, one_of
 
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 """The values of ``strategy``: how :func:`~csa_keras.training.strategy.get_strategy` distributes."""
@@ -21,15 +22,6 @@ STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 """The values of ``precision``: a Keras dtype policy, or ``auto`` (see
 :func:`~csa_keras.training.strategy.resolve_precision`)."""
-
-
-def must(setting: str, rule: str, received: Any) -> str:
-    """A setting's error in Keras's style: what it must be, and what it got."""
-    return f"{setting} must {rule}. Received: {setting}={received!r}"
-
-
-def one_of(setting: str, choices: Sequence[str], received: Any) -> str:
-    return must(setting, f"be one of {', '.join(map(str, choices))}", received)
 
 
 def pick_preset(presets: Mapping[str, Any], name: str):

@@ -1,6 +1,6 @@
 """One training entry point for every strategy: ``model.fit``, or a distributed loop across workers.
 
-Why two paths (issue 6, "multi-worker training"): Keras 3's ``model.fit``,
+Why two paths: Keras 3's ``model.fit``,
 ``evaluate`` and the rest of its data handling fail under
 ``tf.distribute.MultiWorkerMirroredStrategy`` with "Attempt to convert a
 value (PerReplica...)" (keras-team/keras#20585, open for TensorFlow 2.21 and
@@ -70,7 +70,7 @@ def distributed_fit(model: keras.Model, data: tf.data.Dataset, *, epochs: int,
                     callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy,
                     validation_data: tf.data.Dataset | None = None,
                     steps_per_epoch: int | None = None, verbose: int | str = "auto") -> None:
-    """``model.fit`` as a loop of ``strategy.run(model.train_step)`` (issue 6; keras#20585).
+    """``model.fit`` as a loop of ``strategy.run(model.train_step)`` (keras#20585).
 
     ``data`` yields global batches; ``strategy.experimental_distribute_dataset``
     splits them over the replicas of every worker. Every worker must take the

@@ -101,7 +101,7 @@ def replica_batching(index: np.ndarray, batch_size: int, strategy: tf.distribute
 
 
 def check_images(images: np.ndarray, what: str = "images", shape: tuple | None = None) -> None:
-    """Refuse, in one line, arrays no model here can take (issue 6, the bad-input matrix).
+    """Refuse, in one line, arrays no model here can take .
 
     ``images`` must be ``(N, H, W, C)`` with C = 1 (grey) or 3 (colour),
     ``uint8``, or floating point with every value finite and in [0, 1] (the

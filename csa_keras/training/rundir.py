@@ -1,4 +1,4 @@
-"""The run directory of SPEC §5, written so that a crash never leaves a torn file.
+"""The run directory, written so that a crash never leaves a torn file.
 
 Every artifact goes to a temporary name in the same folder and is renamed
 into place (``os.replace`` is atomic on one file system), so a run killed at
@@ -27,7 +27,7 @@ from csa_keras.utils.files import temporary_name, write_json, write_text
 
 
 def default_output(command: str) -> Path:
-    """``runs/<command>-<timestamp>`` (SPEC §5)."""
+    """``runs/<command>-<timestamp>``."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{command}-{stamp}"
 

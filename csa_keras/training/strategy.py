@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import tensorflow as tf
 
-from csa_keras.training.config import PRECISIONS, STRATEGIES, one_of
+from csa_keras.training.config import PRECISIONS, STRATEGIES
+from csa_keras.utils.messages import one_of
 
 
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
@@ -114,8 +116,6 @@ def set_precision(precision: str) -> str:
     weights; output layers are built with ``dtype="float32"`` so the softmax,
     the logits and the losses stay in float32.
     """
-    import keras
-
     policy = resolve_precision(precision)
     keras.mixed_precision.set_global_policy(policy)
     return keras.mixed_precision.global_policy().name
@@ -124,7 +124,7 @@ def set_precision(precision: str) -> str:
 def seed_everything(seed: int, deterministic: bool = False) -> bool:
     """Seed Python, NumPy and TensorFlow, and turn TensorFlow op determinism on where it is free.
 
-    Issue 6 ("determinism"): the same seed and data on a CPU give the same
+    The same seed and data on a CPU give the same
     ``metrics.json``. ``keras.utils.set_random_seed`` fixes the initial
     weights, the shuffles and the augmentation draws;
     ``tf.config.experimental.enable_op_determinism`` makes the kernels and
@@ -134,8 +134,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> bool:
     asked (``--deterministic``). Once on it stays on for the process, which
     TensorFlow offers no public way to undo. Returns whether it is on.
     """
-    import keras
-
     keras.utils.set_random_seed(seed)
     if deterministic or not tf.config.list_logical_devices("GPU"):
         tf.config.experimental.enable_op_determinism()

@@ -1,8 +1,15 @@
-"""The CSA builders (csa_keras.csa.model): shapes, names, parameter counts, sparsity, saving."""
+"""The CSA builders (csa_keras.csa.model): shapes, names, parameter counts, sparsity, saving.
+
+Each builder's model also goes through the Keras contract of ``keras_contract``
+(config round trip, ``.keras`` save and load without ``custom_objects``,
+symbolic shapes for an unknown batch); the CSA has no custom layer of its own.
+"""
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
+
+from keras_contract import run_model_contract  # noqa: E402
 
 from csa_keras.csa.model import (  # noqa: E402
     CLOSURES,
@@ -54,20 +61,19 @@ def _expected_params(filters, channels, closure, num_classes=None, dense=128):
 
 @pytest.mark.parametrize("closure", CLOSURES)
 @pytest.mark.parametrize("channels", [1, 3])
-def test_shapes_of_every_model(closure, channels):
+def test_shapes_of_every_model(closure, channels, tmp_path):
     ae = build_autoencoder((48, 48, channels), SMALL, closure=closure)
-    encoder = ae.get_layer("encoder")
+    encoder, decoder = ae.get_layer("encoder"), ae.get_layer("decoder")
     side = CODE[closure]
-    assert tuple(encoder.output.shape) == (None, side, side, SMALL[-1])
-    assert tuple(ae.get_layer("decoder").input.shape) == (None, side, side, SMALL[-1])
+    code = (3, side, side, SMALL[-1])
+    assert tuple(decoder.input.shape) == (None,) + code[1:]
     x = _images(3, channels)
-    assert tuple(encoder(x).shape) == (3, side, side, SMALL[-1])
-    reconstruction = np.asarray(ae(x))
-    assert reconstruction.shape == (3, 48, 48, channels)
+    codes = run_model_contract(encoder, x, tmp_path, code, rtol=0, atol=0).output
+    run_model_contract(decoder, codes, tmp_path, (3, 48, 48, channels), rtol=0, atol=0)
+    reconstruction = run_model_contract(ae, x, tmp_path, (3, 48, 48, channels), rtol=0, atol=0).output
     assert reconstruction.min() >= 0.0 and reconstruction.max() <= 1.0
     classifier = build_classifier(encoder, 5, dense_units=16)
-    probabilities = np.asarray(classifier(x))
-    assert probabilities.shape == (3, 5)
+    probabilities = run_model_contract(classifier, x, tmp_path, (3, 5), rtol=0, atol=0).output
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
@@ -229,7 +235,7 @@ def mixed_precision():
     keras.mixed_precision.set_global_policy("float32")
 
 
-def test_penalties_stay_finite_under_mixed_precision(mixed_precision):
+def test_penalties_stay_finite_under_mixed_precision(mixed_precision, tmp_path):
     """The L1 sums exceed float16's 65504 here; the penalised layers compute in float32."""
     keras.utils.set_random_seed(0)
     ae = build_autoencoder()
@@ -247,6 +253,9 @@ def test_penalties_stay_finite_under_mixed_precision(mixed_precision):
     np.testing.assert_allclose(values, expected, rtol=1e-4)
     classifier = build_classifier(enc, 7)
     assert classifier(x).dtype == "float32"
+    loaded = run_model_contract(ae, x[:4], tmp_path, (4, 48, 48, 1)).loaded.get_layer("encoder")
+    assert loaded.get_layer("enc1_conv").compute_dtype == "float16"
+    assert {loaded.get_layer(name).compute_dtype for name in names} == {"float32"}
 
 
 @pytest.mark.parametrize("closure", CLOSURES)
@@ -254,12 +263,8 @@ def test_keras_round_trip_without_custom_objects(tmp_path, closure):
     ae = build_autoencoder(filters=SMALL, closure=closure)
     classifier = build_classifier(ae.get_layer("encoder"), 4, dense_units=8)
     x = _images(3, seed=7)
-    ae.save(tmp_path / "autoencoder.keras")
-    classifier.save(tmp_path / "classifier.keras")
-    ae2 = keras.models.load_model(tmp_path / "autoencoder.keras")
-    classifier2 = keras.models.load_model(tmp_path / "classifier.keras")
-    np.testing.assert_array_equal(np.asarray(ae2(x)), np.asarray(ae(x)))
-    np.testing.assert_array_equal(np.asarray(classifier2(x)), np.asarray(classifier(x)))
+    ae2 = run_model_contract(ae, x, tmp_path, (3, 48, 48, 1), rtol=0, atol=0).loaded
+    classifier2 = run_model_contract(classifier, x, tmp_path, (3, 4), rtol=0, atol=0).loaded
     assert classifier2.get_layer(LAST_CONV_LAYER).filters == SMALL[-1]
     classifier2(x)
     assert len(classifier2.losses) == 4
@@ -301,9 +306,10 @@ def test_bad_arguments_give_one_line_errors(kwargs, message):
         build_autoencoder(**kwargs)
 
 
-def test_other_sizes_and_builder_errors():
+def test_other_sizes_and_builder_errors(tmp_path):
     ae = build_autoencoder((40, 40, 1), SMALL, closure="code6")
-    assert tuple(ae.output.shape) == (None, 40, 40, 1)
+    x = np.random.default_rng(11).random((2, 40, 40, 1)).astype("float32")
+    run_model_contract(ae, x, tmp_path, (2, 40, 40, 1), rtol=0, atol=0)
     assert tuple(ae.get_layer("encoder").output.shape) == (None, 5, 5, SMALL[-1])
     encoder = build_encoder(filters=SMALL)
     with pytest.raises(ValueError, match="num_classes"):

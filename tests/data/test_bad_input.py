@@ -1,4 +1,4 @@
-"""The bad-input matrix (issue 6): what every kind of bad input gets, through the real entry points.
+"""The bad-input matrix: what every kind of bad input gets, through the real entry points.
 
 Each case of :data:`CASES` is a row of the README table "What bad input
 gets" and a test here. Files a run can skip are planted in two messy

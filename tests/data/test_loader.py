@@ -184,7 +184,7 @@ def test_summary_cli_bad_path_is_one_line():
     result = _cli("summary", "/no/such/dataset")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "/no/such/dataset" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("python -m csa_keras.data: error:") and "/no/such/dataset" in lines[0]
     assert result.stdout == ""
 
 
@@ -194,12 +194,12 @@ def test_summary_table_and_errors_in_process(kaggle_folder, capsys):
     for text in ("fer-mini", "anger", "happiness", "train", "test", "truncated_image: 1", "dropped", "sadness"):
         assert text in out
     assert main(["summary", str(kaggle_folder), "--format", "jaffe", "--no-cache", "--no-progress"]) == 2
-    assert capsys.readouterr().err.startswith("error:")
+    assert capsys.readouterr().err.startswith("python -m csa_keras.data: error:")
     with pytest.raises(SystemExit) as code:
         main(["summary", "--detect", "sometimes"])
     assert code.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and len(err.strip().splitlines()) == 1
+    assert err.startswith("python -m csa_keras.data: error:") and len(err.strip().splitlines()) == 1
 
 
 def test_summary_builtin_json(capsys):

@@ -1,4 +1,4 @@
-"""Evaluation protocols (SPEC §2): holdout, subject k-fold, predefined, duplicates."""
+"""Evaluation protocols: holdout, subject k-fold, predefined, duplicates."""
 import dataclasses
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Tests of the dataset readers and format detection (SPEC §2 "Formats to read").
+"""Tests of the dataset readers and format detection.
 
 Every fixture is written here, in the real on-disk layout of its format, with
 tiny real images; nothing depends on a downloaded dataset.

@@ -1,4 +1,4 @@
-"""The built-in synthetic expression dataset (SPEC §6)."""
+"""The built-in synthetic expression dataset."""
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA

@@ -21,17 +21,12 @@ import numpy as np
 import pytest
 
 from csa_keras.data.synthetic import make_synthetic_dataset
-from csa_keras.inference.export import (
-    ExportError,
-    artifact_bytes,
-    export_run,
-    run_test_images,
-    saved_model_predictor,
-    tflite_predictor,
-)
-from csa_keras.training.config import config_json
 from csa_keras.csa.config import preset as csa_preset
 from csa_keras.csa.training import run_csa
+from csa_keras.inference.artifacts import artifact_bytes, saved_model_predictor, tflite_predictor
+from csa_keras.inference.export import ExportError, export_run
+from csa_keras.inference.run_images import run_test_images
+from csa_keras.training.config import config_json
 
 SAVEDMODEL_BOUND = 1e-6
 TFLITE_BOUND = 1e-4
@@ -101,7 +96,7 @@ def test_csa_tflite_within_bound_and_beside_the_savedmodel_record(csa_run):
 
 
 def test_recreated_test_images_are_the_runs(csa_run):
-    from csa_keras.csa.training import load_data
+    from csa_keras.training.experiment import load_data
 
     images, source = run_test_images(csa_run, (48, 48, 1), max_images=5)
     test = json.loads((csa_run / "splits.json").read_text())["holdout"]["test"]

@@ -3,6 +3,9 @@ import csv
 import json
 import subprocess
 import sys
+import time
+import tracemalloc
+import zipfile
 
 import cv2
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 from PIL import Image
 
 from csa_keras.data.faces import FaceDetector, FaceSettings, preprocess_image
+from csa_keras.inference.loading import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, load_model
 from csa_keras.inference.predictor import RECORD_KEYS, Predictor
 from csa_keras.predict import main
 
@@ -142,8 +146,8 @@ def test_faces_are_batched_across_images(csa_run, folder, tmp_path):
         (tmp_path / f"{i}.jpg").write_bytes((folder / "a_hopper.jpg").read_bytes())
     predictor = Predictor.from_run(csa_run[0], batch_size=2)
     calls = []
-    scores = predictor._scores
-    predictor._scores = lambda x: calls.append(len(x)) or scores(x)
+    classify_batch = predictor.classify_batch
+    predictor.classify_batch = lambda x: calls.append(len(x)) or classify_batch(x)
     records = list(predictor.predict_paths(tmp_path, progress=False))
     assert [r["source"] for r in records] == [str(tmp_path / f"{i}.jpg") for i in range(5)]
     assert calls == [2, 2, 1]
@@ -252,3 +256,74 @@ def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"{PROG}: error: {tmp_path} is not a run directory: it holds no classifier.keras (CSA) "
         "or model.keras (Voting ResNet)"]
+
+
+# ----------------------------------------------------------------------------- safe loading
+
+
+def _archive(path, config_bytes=None, chunks=None):
+    """A .keras zip whose config.json is ``config_bytes`` (or the ``chunks`` streamed in)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("config.json", "w", force_zip64=True) as member:
+            for chunk in ([config_bytes] if chunks is None else chunks):
+                member.write(chunk)
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.0.0"}))
+        archive.writestr("model.weights.h5", b"")
+    return path
+
+
+def _one_line_refusal(path):
+    """The ValueError of loading ``path``, its seconds and its peak traced memory (bytes)."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(ValueError) as caught:
+        load_model(path)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    message = str(caught.value)
+    assert message and "\n" not in message
+    return message, seconds, peak
+
+
+def test_a_keras_file_cannot_import_a_module_of_its_choosing(tmp_path, monkeypatch, grace_hopper, capsys):
+    """A layer registered as ``evil>Layer`` must not make predict import ``evil`` from the working folder."""
+    marker = tmp_path / "imported"
+    (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    layer = {"module": "evil", "class_name": "Layer", "config": {"name": "evil"},
+             "registered_name": "evil>Layer"}
+    config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
+              "config": {"name": "model", "layers": [layer]}}
+    model = _archive(tmp_path / "evil.keras", json.dumps(config).encode())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # as `python -m` run from this folder would
+    message, _, _ = _one_line_refusal(model)
+    assert "evil>Layer" in message
+    code, out, err = run_main([model, grace_hopper], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"{PROG}: error: ")
+    assert not marker.exists() and "evil" not in sys.modules
+
+
+def test_a_huge_config_is_refused_quickly(tmp_path):
+    """A gigabyte of whitespace compresses to a few MB: it is refused by size, without being read."""
+    model = _archive(tmp_path / "huge.keras", chunks=(b" " * 2**24 for _ in range(64)))
+    message, seconds, peak = _one_line_refusal(model)
+    assert "config.json" in message and str(MAX_CONFIG_BYTES) in message
+    assert seconds < 5 and peak < 64 * 2**20
+
+
+def test_a_deeply_nested_config_is_refused_quickly(tmp_path):
+    depth = 100_000
+    model = _archive(tmp_path / "deep.keras", b"[" * depth + b"]" * depth)
+    message, seconds, peak = _one_line_refusal(model)
+    assert f"nested {depth} deep" in message and str(MAX_CONFIG_DEPTH) in message
+    assert seconds < 5 and peak < 64 * 2**20
+    nested_in_strings = {"config": {"name": "[" * depth}}
+    with pytest.raises(ValueError, match="not a model config"):
+        load_model(_archive(tmp_path / "strings.keras", json.dumps([nested_in_strings]).encode()))
+
+
+def test_a_config_that_is_not_an_object_is_refused(tmp_path):
+    message, _, _ = _one_line_refusal(_archive(tmp_path / "list.keras", b"[1, 2, 3]"))
+    assert "not a model config" in message

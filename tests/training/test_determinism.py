@@ -1,4 +1,4 @@
-"""Determinism (issue 6): the same seed and data on a CPU give the same ``metrics.json``.
+"""Determinism: the same seed and data on a CPU give the same ``metrics.json``.
 
 Two processes run the same ``smoke`` command at the same time, so they also
 compete for the cores: with TensorFlow op determinism on (always on without

@@ -1,4 +1,4 @@
-"""Multi-worker training (issue 6): two worker processes on localhost train the ``smoke`` preset.
+"""Multi-worker training: two worker processes on localhost train the ``smoke`` preset.
 
 Both workers run the same training with ``--strategy multi-worker`` and the
 same ``--output``, as on machines sharing a file system. The chief (worker 0)
@@ -24,15 +24,15 @@ WORKER = textwrap.dedent("""
     task, output, keep = sys.argv[1:4]
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     if task == "csa":
-        from csa_keras.training import csa as module
+        from csa_keras.csa import training as module
         from csa_keras.csa.config import preset
         inner, run, name = module.train_split, module.run_csa, "train_split"
-        final = lambda result: result.classifier
+        final = lambda outcome: outcome.details.classifier
     else:
         from voting_resnet import training as module
         from voting_resnet.config import preset
         inner, run, name = module.evaluate_split, module.run_vrn, "evaluate_split"
-        final = lambda outcome: outcome.model
+        final = lambda outcome: outcome.details.model
 
     def keeping(*args, **kwargs):
         result = inner(*args, **kwargs)

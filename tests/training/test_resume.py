@@ -1,4 +1,4 @@
-"""Kill and resume (issue 6): a training process killed with SIGKILL goes on with ``--resume``.
+"""Kill and resume: a training process killed with SIGKILL goes on with ``--resume``.
 
 Each test starts a real training process, waits until the phase it wants
 to interrupt has logged an epoch, kills it with SIGKILL (no clean-up code
@@ -105,7 +105,7 @@ def test_resume_returns_a_finished_run_and_refuses_other_settings(tmp_path):
     with pytest.raises(ValueError) as error:
         run_csa(config.replace(finetune_epochs=3), output=out, verbose=0, resume=True)
     message = str(error.value)
-    assert "--resume" in message and "finetune_epochs" in message and "\n" not in message
+    assert "resume=True" in message and "finetune_epochs" in message and "\n" not in message
 
 
 VRN_SCRIPT = textwrap.dedent("""

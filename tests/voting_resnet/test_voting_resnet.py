@@ -1,35 +1,54 @@
-"""The Voting ResNet-18: parameters, shapes, voting, the crop loss, saving and one training step."""
+"""The Voting ResNet-18: parameters, shapes, voting, the crop loss, saving and one training step.
+
+The model, the regroup and vote layers and the crop loss also go through the
+Keras contract of ``keras_contract`` (config round trip, ``.keras`` save and
+load without ``custom_objects``, symbolic shapes for an unknown batch).
+"""
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras_contract import assert_config_round_trip, run_layer_contract, run_model_contract
 
-from voting_resnet.layers import Voting, hard_vote, soft_vote, vote
+from voting_resnet.layers import Regroup, Voting, hard_vote, soft_vote, vote
 from voting_resnet.losses import CropCrossEntropy
 from voting_resnet.models import build_voting_resnet, crop_size, feature_size
 
-_MODELS = {}
 
+@pytest.fixture(scope="module")
+def model_for():
+    """``model_for(k)``: the 7-class model split after module ``k``, built once per test module.
 
-def model_for(split_after):
-    """Each split's model is built once per test module (a ResNet-18 build takes seconds)."""
-    if split_after not in _MODELS:
-        _MODELS[split_after] = build_voting_resnet(split_after=split_after)
-    return _MODELS[split_after]
+    An 11M-parameter build costs a noticeable share of these tests' time;
+    the models are dropped when the module's tests are done.
+    """
+    models = {}
+
+    def get(split_after):
+        if split_after not in models:
+            models[split_after] = build_voting_resnet(split_after=split_after)
+        return models[split_after]
+
+    yield get
+    models.clear()
 
 
 def images(n, seed=0, size=48, channels=3):
     return np.random.default_rng(seed).uniform(size=(n, size, size, channels)).astype("float32")
 
 
-def test_trainable_parameters_match_the_paper():
+def test_trainable_parameters_match_the_paper(model_for):
     model = model_for(0)
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 11_172_423
     # BatchNormalization moving statistics: 2 x (64*5 + 128*5 + 256*5 + 512*5) = 9,600
     assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 9_600
 
 
-def test_layer_names_and_structure():
+def test_layer_names_and_structure(model_for):
     model = model_for(1)
     names = {layer.name for layer in model.layers}
     for name in ["stem_conv", "stem_bn", "stem_relu", "stack1_block1_conv1", "stack1_block1_bn1",
@@ -46,7 +65,7 @@ def test_layer_names_and_structure():
     assert model.get_layer("stack4_block2_out").output.shape[1:] == (5, 5, 512)
 
 
-def test_strided_convolution_pads_like_pytorch():
+def test_strided_convolution_pads_like_pytorch(model_for):
     """Stride-2 3x3 convs pad one pixel on every side (PyTorch's padding=1), not TF's 'same'."""
     model = model_for(0)
     probe = keras.Model(model.input, [model.get_layer("stack1_block2_out").output,
@@ -59,14 +78,12 @@ def test_strided_convolution_pads_like_pytorch():
 
 
 @pytest.mark.parametrize("split_after, views", [(0, 1), (1, 10), (2, 10), (3, 10)])
-def test_output_shapes_for_every_split(split_after, views):
+def test_output_shapes_for_every_split(split_after, views, model_for, tmp_path):
     model = model_for(split_after)
-    out = model(images(2, seed=split_after), training=False)
+    out = run_model_contract(model, images(2, seed=split_after), tmp_path,
+                             {"crop_logits": (2, views, 7), "vote": (2, 7)}, rtol=1e-5, atol=1e-6).output
     assert set(out) == {"crop_logits", "vote"}
-    assert out["crop_logits"].shape == (2, views, 7)
-    assert out["vote"].shape == (2, 7)
-    logits = keras.ops.convert_to_numpy(out["crop_logits"])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(out["vote"]), soft_vote(logits), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["vote"], soft_vote(out["crop_logits"]), rtol=1e-5, atol=1e-6)
     if split_after:
         assert model.get_layer("crop_and_mirror").output.shape[1] == crop_size(48, split_after)
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 11_172_423
@@ -94,7 +111,7 @@ def constructed_logits():
     return logits.astype("float32")
 
 
-def test_soft_and_hard_voting_on_constructed_logits():
+def test_soft_and_hard_voting_on_constructed_logits(tmp_path):
     logits = constructed_logits()
     probs = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
     soft = probs.mean(axis=1)
@@ -103,20 +120,37 @@ def test_soft_and_hard_voting_on_constructed_logits():
     np.testing.assert_allclose(soft_vote(logits), soft, rtol=1e-6)
     np.testing.assert_allclose(hard_vote(logits), hard, rtol=1e-6)
     np.testing.assert_allclose(vote(logits, "hard"), hard, rtol=1e-6)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(Voting("soft")(logits)), soft, rtol=1e-5)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(Voting("hard")(logits)), hard, rtol=1e-5)
+    for mode, expected in [("soft", soft), ("hard", hard)]:
+        result = run_layer_contract(Voting, {"mode": mode}, logits, (2, 3), tmp_path,
+                                    rtol=0, atol=0)
+        np.testing.assert_allclose(result.output, expected, rtol=1e-5)
+        assert result.clone.get_config()["mode"] == mode
     np.testing.assert_allclose(hard.sum(axis=1), 1.0)
     assert hard.argmax(axis=1).tolist() == [0, 2]
 
 
-def test_hard_vote_follows_the_majority_against_the_soft_score():
+def test_hard_vote_follows_the_majority_against_the_soft_score(tmp_path):
     """Two confident views for class 0 lose to three lukewarm views for class 1."""
     logits = np.zeros((1, 5, 2), dtype="float32")
     logits[0, :2, 0] = 9.0
     logits[0, 2:, 1] = 0.2
     assert soft_vote(logits).argmax() == 0
     assert hard_vote(logits).argmax() == 1
-    assert keras.ops.convert_to_numpy(Voting("hard")(logits)).argmax() == 1
+    assert run_layer_contract(Voting, {"mode": "hard"}, logits, (1, 2), tmp_path,
+                              rtol=0, atol=0).output.argmax() == 1
+
+
+@pytest.mark.parametrize("num_views", [1, 10])
+def test_regroup_puts_each_images_views_side_by_side(num_views, tmp_path):
+    """``(B * V, K) -> (B, V, K)``: row ``b * V + v`` of the input is view ``v`` of image ``b``."""
+    rows = np.arange(3 * num_views * 4, dtype="float32").reshape(3 * num_views, 4)
+    out = run_layer_contract(Regroup, {"num_views": num_views}, rows, (3, num_views, 4), tmp_path,
+                             rtol=0, atol=0).output
+    for b in range(3):
+        for v in range(num_views):
+            np.testing.assert_array_equal(out[b, v], rows[b * num_views + v])
+    with pytest.raises(ValueError, match="num_views"):
+        Regroup(0)
 
 
 def test_voting_checks_the_number_of_views():
@@ -142,7 +176,7 @@ def test_crop_cross_entropy_with_one_view_is_the_plain_cross_entropy():
     labels = np.array([0, 1, 2, 4])
     plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits[:, 0])
     assert float(CropCrossEntropy()(labels, logits)) == pytest.approx(float(plain), rel=1e-6)
-    restored = CropCrossEntropy.from_config(CropCrossEntropy(from_logits=False).get_config())
+    restored = assert_config_round_trip(CropCrossEntropy(from_logits=False))
     assert restored.from_logits is False
     with pytest.raises(ValueError, match="crop logits"):
         CropCrossEntropy()(labels, logits[:, 0])
@@ -151,20 +185,56 @@ def test_crop_cross_entropy_with_one_view_is_the_plain_cross_entropy():
 def test_keras_round_trip_keeps_hard_voting(tmp_path):
     model = build_voting_resnet(split_after=3, voting="hard", num_classes=5)
     x = images(2, seed=9)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
+    loaded = run_model_contract(model, x, tmp_path, {"crop_logits": (2, 10, 5), "vote": (2, 5)},
+                                rtol=1e-5, atol=1e-6).loaded
     assert loaded.get_layer("vote").get_config()["mode"] == "hard"
     assert loaded.get_layer("crop_and_mirror").get_config()["crop_fraction"] == pytest.approx(5 / 6)
-    before, after = model(x, training=False), loaded(x, training=False)
-    for key in ("crop_logits", "vote"):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(before[key]),
-                                   keras.ops.convert_to_numpy(after[key]), rtol=1e-5, atol=1e-6)
+    after = loaded(x, training=False)
     hard = keras.ops.convert_to_numpy(after["vote"])
     np.testing.assert_allclose(hard, hard_vote(keras.ops.convert_to_numpy(after["crop_logits"])), rtol=1e-5)
 
 
-def test_mixed_precision_keeps_logits_and_vote_in_float32():
+_LOAD_IN_A_FRESH_INTERPRETER = """
+import sys
+import numpy as np
+import keras
+import voting_resnet
+
+path, reference = sys.argv[1], np.load(sys.argv[2])
+model = keras.models.load_model(path)
+out = model(reference["x"], training=False)
+for key in ("crop_logits", "vote"):
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out[key]), reference[key], rtol=1e-5, atol=1e-6)
+assert model.compiled, "the compile config was not restored"
+print(type(model.get_layer("crop_and_mirror")).__name__, type(model.get_layer("vote")).__name__,
+      model.get_layer("vote").mode, type(model.loss["crop_logits"]).__name__)
+"""
+
+
+def test_saved_model_loads_in_a_fresh_interpreter_after_importing_the_package(tmp_path):
+    """``import voting_resnet`` alone must register what a saved, compiled model holds.
+
+    A script, notebook or serving process that loads a checkpoint imports the
+    package, not its submodules; the load must then need no
+    ``custom_objects``. Run in a new interpreter, where nothing this test
+    module imported is registered.
+    """
+    from voting_resnet.training import compile_voting_resnet
+
+    model = compile_voting_resnet(build_voting_resnet(split_after=2, voting="hard", num_classes=4), 1e-3)
+    x = images(2, seed=11)
+    out = model(x, training=False)
+    path = tmp_path / "compiled.keras"
+    model.save(path)
+    np.savez(tmp_path / "reference.npz", x=x, **{k: keras.ops.convert_to_numpy(v) for k, v in out.items()})
+    done = subprocess.run([sys.executable, "-c", _LOAD_IN_A_FRESH_INTERPRETER, str(path),
+                           str(tmp_path / "reference.npz")],
+                          cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-4:] == ["CropAndMirror", "Voting", "hard", "CropCrossEntropy"], done.stdout
+
+
+def test_mixed_precision_keeps_logits_and_vote_in_float32(tmp_path):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = build_voting_resnet(split_after=3, input_shape=(48, 48, 1))
@@ -173,6 +243,10 @@ def test_mixed_precision_keeps_logits_and_vote_in_float32():
     assert model.get_layer("stack1_block1_conv1").compute_dtype == "float16"
     assert model.get_layer("logits").compute_dtype == "float32"
     assert [t.dtype for t in model.outputs] == ["float32", "float32"]
+    loaded = run_model_contract(model, images(2, seed=12, channels=1), tmp_path,
+                                {"crop_logits": (2, 10, 7), "vote": (2, 7)}, rtol=1e-5, atol=1e-6).loaded
+    assert loaded.get_layer("stack1_block1_conv1").compute_dtype == "float16"
+    assert [t.dtype for t in loaded.outputs] == ["float32", "float32"]
 
 
 def test_one_training_step_with_the_crop_loss():

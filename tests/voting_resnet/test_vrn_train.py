@@ -1,4 +1,4 @@
-"""``python -m voting_resnet.train`` and its training pieces (SPEC §4-5).
+"""``python -m voting_resnet.train`` and its training pieces.
 
 The CLI runs use the ``smoke`` preset (42 synthetic 48x48 faces, one epoch);
 the in-process runs give :func:`run_vrn` 16x16 synthetic faces, where a

@@ -6,7 +6,7 @@ bottom-left, bottom-right, centre) and, with ``mirror=True``, the same five
 crops of the horizontally mirrored map. The views are folded into the batch,
 sample-major as in Algorithm 1 (image 0's views, then image 1's, ...), so the
 layers after it see ``B * num_views`` independent images and the voting
-layers can regroup them with a plain reshape (SPEC §4).
+layers can regroup them with a plain reshape.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def crop_offsets(height: int, width: int, crop_fraction: float = 5 / 6) -> tuple
     Returns ``(h, w, offsets)`` with ``h = floor(crop_fraction * height)``,
     ``w = floor(crop_fraction * width)`` and the offsets of the top-left,
     top-right, bottom-left, bottom-right and centre crops; the centre crop
-    starts at ``((height - h) // 2, (width - w) // 2)`` (SPEC §4).
+    starts at ``((height - h) // 2, (width - w) // 2)``.
     """
     fraction = _as_fraction(crop_fraction)
     h = int(fraction * height)

@@ -1,4 +1,4 @@
-"""Regrouping of the crop logits and the vote over the views (VRN §3.1, SPEC §4).
+"""Regrouping of the crop logits and the vote over the views (VRN paper §3.1).
 
 After :class:`~voting_resnet.layers.CropAndMirror` the network classifies
 ``B * V`` views; :class:`Regroup` folds them back to ``(B, V, K)`` and
@@ -25,7 +25,8 @@ VOTING_MODES = ("soft", "hard")
 _TIE_WEIGHT = 0.5
 
 
-def _check_mode(mode: str) -> str:
+def check_mode(mode: str) -> str:
+    """``mode`` itself when it is a voting mode, else a one-line error."""
     if mode not in VOTING_MODES:
         raise ValueError(f"voting mode must be one of {VOTING_MODES}, got {mode!r}")
     return mode
@@ -77,7 +78,7 @@ class Voting(keras.layers.Layer):
 
     def __init__(self, mode: str = "soft", num_views: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.mode = _check_mode(mode)
+        self.mode = check_mode(mode)
         self.num_views = None if num_views is None else int(num_views)
 
     def build(self, input_shape):
@@ -139,4 +140,4 @@ def hard_vote(logits_bvk: np.ndarray) -> np.ndarray:
 
 def vote(logits_bvk: np.ndarray, mode: str = "soft") -> np.ndarray:
     """NumPy vote by name: :func:`soft_vote` or :func:`hard_vote`."""
-    return {"soft": soft_vote, "hard": hard_vote}[_check_mode(mode)](logits_bvk)
+    return {"soft": soft_vote, "hard": hard_vote}[check_mode(mode)](logits_bvk)

@@ -1,6 +1,6 @@
 """ResNet-18 for 48x48 faces with an optional in-graph crop-and-mirror split (VRN §3.1).
 
-Architecture (SPEC §4; the paper's Figure 1 and Figure 3):
+Architecture (the paper's Figure 1 and Figure 3):
 
 =========  ==========================================  ======  =======  ==============
 stage      layers                                      width   stride   map at 48x48
@@ -41,15 +41,14 @@ import keras
 from keras import layers
 
 from voting_resnet.layers.crop_and_mirror import CropAndMirror, crop_offsets
-from voting_resnet.layers.voting import Regroup, Voting, _check_mode
+from csa_keras.layers import BN_EPSILON, BN_MOMENTUM
+from voting_resnet.layers.voting import Regroup, Voting, check_mode
 
 STACK_WIDTHS = (64, 128, 256, 512)
 BLOCKS_PER_STACK = (2, 2, 2, 2)
 STACK_STRIDES = (1, 2, 2, 2)
 SPLIT_POINTS = (0, 1, 2, 3)
 CROP_FRACTION = 5 / 6
-BN_MOMENTUM = 0.9
-BN_EPSILON = 1e-5
 
 
 def _conv_initializer():
@@ -124,7 +123,7 @@ def build_voting_resnet(num_classes: int = 7, input_shape=(48, 48, 3), split_aft
         3 channels give 11,172,423 trainable parameters for every split.
     """
     split_after = _check_split(split_after)
-    voting = _check_mode(voting)
+    voting = check_mode(voting)
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     input_shape = tuple(int(d) for d in input_shape)

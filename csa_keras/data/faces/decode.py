@@ -237,7 +237,8 @@ def as_uint8_image(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise ValueError(f"image must be grey (H, W), (H, W, 1) or RGB (H, W, 3). Received: image with shape={image.shape}")
+        raise ValueError(f"image must be grey (H, W), (H, W, 1) or RGB (H, W, 3). "
+                         f"Received: image with shape={image.shape}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"image must have at least one pixel. Received: image with shape={image.shape}")
     return image

@@ -50,7 +50,8 @@ class FaceSettings:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.size, int) and self.size >= 8):
-            raise ValueError(f"size must be an integer of at least 8 (face sizes are in pixels). Received: size={self.size!r}")
+            raise ValueError(f"size must be an integer of at least 8 (face sizes are in pixels). "
+                             f"Received: size={self.size!r}")
         if self.detect not in DETECT_MODES:
             raise ValueError(f"detect must be one of {', '.join(DETECT_MODES)}. Received: detect={self.detect!r}")
         if self.no_face not in NO_FACE_MODES:
@@ -58,7 +59,8 @@ class FaceSettings:
         if not self.scale_factor > 1.0:
             raise ValueError(f"scale_factor must be greater than 1. Received: scale_factor={self.scale_factor!r}")
         if not (isinstance(self.min_neighbors, int) and self.min_neighbors >= 0):
-            raise ValueError(f"min_neighbors must be an integer of at least 0. Received: min_neighbors={self.min_neighbors!r}")
+            raise ValueError(f"min_neighbors must be an integer of at least 0. "
+                             f"Received: min_neighbors={self.min_neighbors!r}")
         if not (isinstance(self.min_size, int) and self.min_size >= 1):
             raise ValueError(f"min_size must be an integer of at least 1. Received: min_size={self.min_size!r}")
         if not 0.0 <= self.margin <= 2.0:

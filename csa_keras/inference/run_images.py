@@ -1,0 +1,101 @@
+"""The images an exported model is checked on: the run's own test images, else built-in faces.
+
+A run directory's ``config.json`` records the settings every run shares
+(the data, the protocol, the seed) and a summary of the dataset it loaded;
+:func:`run_test_images` loads the dataset again as the run did, checks it
+against that summary, and takes the first split's test images.
+:func:`synthetic_images` is the fallback where the data cannot be re-created.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from csa_keras.data.protocols import dedupe, make_splits
+from csa_keras.data.synthetic import make_synthetic_dataset
+from csa_keras.training.config import RunConfig
+from csa_keras.training.experiment import load_data
+from csa_keras.training.pipeline import as_channels
+
+
+def _run_config(settings: dict[str, Any]) -> RunConfig:
+    """The settings every run shares (data, protocol, seed), as a :class:`RunConfig`."""
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    kept = {k: v for k, v in settings.items() if k in fields}
+    kept["reader_options"] = tuple(tuple(pair) for pair in kept.get("reader_options") or ())
+    return RunConfig(**kept)
+
+
+def _first_test_split(run: Path, body: dict[str, Any], config: RunConfig, dataset) -> tuple[str, np.ndarray]:
+    """The name and test indices of the run's first split: from ``splits.json``, else the protocol.
+
+    A run that recorded no ``splits.json`` gets its protocol re-applied with
+    its seed; the splitters are deterministic.
+    """
+    splits_path = run / "splits.json"
+    if splits_path.is_file():
+        name, split = next(iter(json.loads(splits_path.read_text(encoding="utf-8")).items()))
+        return name, np.asarray(split["test"], dtype=np.int64)
+    protocol = body.get("run", {}).get("protocol_used", config.protocol)
+    first = make_splits(dataset, protocol, folds=config.folds, seed=config.seed,
+                        val_fraction=config.val_fraction,
+                        val_per_class=body.get("config", {}).get("val_per_class"),
+                        test_size=config.test_size)[0]
+    if config.dedupe:
+        first, _ = dedupe(first, dataset.images)
+    return first.name, np.asarray(first.test, dtype=np.int64)
+
+
+def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
+                    max_images: int | None = None) -> tuple[np.ndarray, str]:
+    """The first split's test images of a run, re-created from its ``config.json``.
+
+    The dataset is loaded as the run loaded it (the same reader settings, or
+    the built-in data with the same seed and size), checked against the
+    dataset summary the run recorded, and indexed by the first split.
+    Returns ``[0, 1]`` float32 images with ``input_shape``'s channels, at
+    most ``max_images`` (``None`` or 0: all), and a description of where
+    they came from. Raises ``ValueError`` when the data cannot be re-created.
+    """
+    run = Path(run_dir)
+    path = run / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{run} holds no config.json")
+    body = json.loads(path.read_text(encoding="utf-8"))
+    recorded = body.get("run", {}).get("dataset", {})
+    config = _run_config(body.get("config", {}))
+    if config.data is not None and not os.path.exists(config.data):
+        raise ValueError(f"its dataset {config.data} is not there")
+    dataset = load_data(config, progress=False, colour=input_shape[-1] == 3)
+    images = as_channels(dataset.images, input_shape[-1])
+    if tuple(images.shape[1:3]) != tuple(input_shape[:2]):
+        raise ValueError(f"its dataset re-creates {images.shape[1]}x{images.shape[2]} images, "
+                         f"the model takes {input_shape[0]}x{input_shape[1]}")
+    if recorded and (recorded.get("n_images") != len(dataset)
+                     or list(recorded.get("image_shape", [])[:2]) != list(images.shape[1:3])):
+        raise ValueError(f"config.json re-creates {len(dataset)} images of "
+                         f"{list(images.shape[1:])}, the run recorded {recorded.get('n_images')} "
+                         f"of {recorded.get('image_shape')}")
+    name, test = _first_test_split(run, body, config, dataset)
+    if len(test) == 0 or test.max() >= len(dataset):
+        raise ValueError("its recorded test indices do not fit the re-created dataset")
+    if max_images:
+        test = test[:max_images]
+    x = images[test]
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    return x, f"{len(test)} test images of split {name!r} of the run's dataset ({dataset.name})"
+
+
+def synthetic_images(input_shape: tuple[int, int, int], n: int) -> np.ndarray:
+    """``n`` built-in synthetic faces of the model's input shape, as [0, 1] float32."""
+    size, channels = int(input_shape[0]), int(input_shape[-1])
+    subjects = max(1, math.ceil(n / 7))
+    faces = make_synthetic_dataset(seed=0, n_subjects=subjects, images_per_class=1, size=size,
+                                   colour=channels == 3)
+    return faces.scaled()[:n]
