@@ -1,4 +1,4 @@
-"""Viola-Jones face preprocessing throughput on 640x480 photographs (SPEC §2).
+"""Viola-Jones face preprocessing throughput on 640x480 photographs.
 
 Builds ``--frames`` 640x480 JPEG frames from the photograph matplotlib ships
 (``grace_hopper.jpg``), pasted at seeded random scales, positions and

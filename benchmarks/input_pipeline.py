@@ -30,7 +30,7 @@ from voting_resnet.training import build_augmentation
 
 def _epoch_rate(dataset: tf.data.Dataset, n: int) -> float:
     start = time.perf_counter()
-    for batch in dataset:
+    for _batch in dataset:
         pass
     return n / (time.perf_counter() - start)
 

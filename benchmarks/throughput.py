@@ -71,7 +71,8 @@ def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int) -
     batch = len(x)
     if mode == "train":
         ends: list[float] = []
-        stamp = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs=None: ends.append(time.perf_counter()))
+        stamp = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs=None: ends.append(time.perf_counter()))
         data = tf.data.Dataset.from_tensors((x, y)).repeat()
         model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[stamp])
         elapsed = ends[-1] - ends[warmup - 1]

@@ -16,10 +16,10 @@ is quieted before it loads.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from csa_keras.utils.cli import Parser, run_main
+from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m csa_keras.export"
 
@@ -61,7 +61,7 @@ def _export(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow()
     return run_main(parser, lambda: _export(args))
 
 

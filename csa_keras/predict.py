@@ -23,11 +23,13 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any
 
 from csa_keras.utils.cli import Parser, run_main
 from csa_keras.utils.files import temporary_name
+from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m csa_keras.predict"
 CSV_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "x", "y", "w", "h", "label", "score")
@@ -180,7 +182,7 @@ def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow()
     return run_main(parser, lambda: _predict(args, parser))
 
 

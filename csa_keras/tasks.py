@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 ENTRY_POINT_GROUP = "csa_keras.tasks"
 
@@ -28,6 +29,7 @@ class Task:
     Args:
         name: the name recorded as ``task`` in ``metrics.json`` and used in
             default run folders (``runs/<name>-<timestamp>``).
+        title: the task's name in messages (``CSA``, ``Voting ResNet``).
         description: one line for ``--help`` and reports.
         model_file: the ``.keras`` file of a run directory that predicts
             (``classifier.keras``, ``model.keras``).
@@ -56,6 +58,7 @@ class Task:
     """
 
     name: str
+    title: str
     description: str
     model_file: str
     run_files: tuple[str, ...]

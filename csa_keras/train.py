@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import sys
 
-from csa_keras.training.cli import train_main
+from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m csa_keras.train"
 
 
 def main(argv: list[str] | None = None) -> int:
+    import_tensorflow()
+    # After the quiet import: the training engine imports TensorFlow itself.
+    from csa_keras.training.cli import train_main
+
     return train_main("csa", argv, prog=PROG)
 
 

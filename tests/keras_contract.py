@@ -83,7 +83,7 @@ def _unknown_batch(shapes):
         return {key: _unknown_batch(item) for key, item in shapes.items()}
     if isinstance(shapes, list):
         return [_unknown_batch(item) for item in shapes]
-    return (None,) + shapes[1:]
+    return (None, *shapes[1:])
 
 
 def _to_numpy(structure):
@@ -145,7 +145,7 @@ def _check_shapes(obj, input_data, real_shapes, symbolic_output, expected_output
                   name: str) -> None:
     input_shape = tuple(np.shape(input_data))
     unknown = _unknown_batch(real_shapes)
-    assert _shapes(obj.compute_output_shape((None,) + input_shape[1:])) == unknown, \
+    assert _shapes(obj.compute_output_shape((None, *input_shape[1:]))) == unknown, \
         f"{name}: compute_output_shape with an unknown batch disagrees with the real output"
     assert _shapes(obj.compute_output_shape(input_shape)) == real_shapes, \
         f"{name}: compute_output_shape{input_shape} disagrees with the real output"

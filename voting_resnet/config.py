@@ -47,7 +47,7 @@ class VRNConfig(RunConfig):
     init_from: str | None = None
     retrain_on_train_val: bool = True
 
-    def replace(self, **changes: Any) -> "VRNConfig":
+    def replace(self, **changes: Any) -> VRNConfig:
         """A copy with the given settings; ``split_after`` may be one value, and a value
         given twice is trained once (``1 1 3`` is ``1 3``)."""
         split_after = changes.get("split_after")
@@ -58,7 +58,8 @@ class VRNConfig(RunConfig):
         return super().replace(**changes)
 
     def checks(self) -> list[tuple[bool, str]]:
-        return super().checks() + [
+        return [
+            *super().checks(),
             (self.epochs >= 1, must("epochs", "be at least 1", self.epochs)),
             (self.lr > 0, must("lr", "be positive", self.lr)),
             (0 < self.lr_decay <= 1, must("lr_decay", "lie in (0, 1]", self.lr_decay)),

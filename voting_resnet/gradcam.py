@@ -35,7 +35,7 @@ explained on its float32 twin (:func:`csa_keras.evaluation.gradcam.float32_copy`
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import keras

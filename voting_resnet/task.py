@@ -17,8 +17,7 @@ from voting_resnet.config import PRESETS, VRNConfig
 from voting_resnet.layers.voting import VOTING_MODES, vote
 from voting_resnet.models.resnet18 import SPLIT_POINTS
 from voting_resnet.report import write_vrn_report
-from voting_resnet.training import (MODEL_FILE, aggregate, check_splits, fit_split,
-                                    prepare_dataset)
+from voting_resnet.training import MODEL_FILE, aggregate, check_splits, fit_split, prepare_dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +75,7 @@ def probabilities(outputs, voting: str | None = None, **options: Any) -> np.ndar
 
 TASK = Task(
     name="voting_resnet",
+    title="Voting ResNet",
     description="ResNet-18 for 48x48 faces whose feature maps are cut into 5 crops and their "
                 "mirrors, which vote (Gómez-Sirvent et al., 2023)",
     model_file=MODEL_FILE,

@@ -27,8 +27,9 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -37,6 +38,7 @@ import tensorflow as tf
 from csa_keras.data.dataset import FaceDataset
 from csa_keras.data.protocols import Split
 from csa_keras.evaluation import classification_metrics
+from csa_keras.inference.loading import load_model
 from csa_keras.tasks import get_task
 from csa_keras.training import (
     BACKUP,
@@ -123,12 +125,11 @@ def transfer_weights(model: keras.Model, source: str | os.PathLike) -> dict[str,
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
-        raise ValueError(f"init_from {source} holds no {MODEL_FILE}")
+        raise ValueError(f"init_from {source}: no {MODEL_FILE} there")
     try:
-        donor = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
-        raise ValueError(f"init_from {source} is not a Keras model "
-                         f"({error.__class__.__name__})") from None
+        donor = load_model(path)
+    except ValueError as error:
+        raise ValueError(f"init_from {source} is not a Keras model: {error}") from None
     copied = skipped = 0
     for layer in model.layers:
         if not layer.weights:
@@ -330,8 +331,8 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
     metrics = vote_metrics(logits, labels[test], class_names, config.voting)
     metrics.update(
         n_train=int(len(train) + (len(val) if retrained else 0)),
-        n_val=0 if val is None else int(len(val)),
-        n_test=int(len(test)),
+        n_val=0 if val is None else len(val),
+        n_test=len(test),
         split_after=final.split_after,
         selected_on=f"val_{config.voting}_vote" if several else None,
         retrained_on_train_val=bool(retrained),

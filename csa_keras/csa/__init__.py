@@ -28,9 +28,9 @@ from csa_keras.csa.training import compile_autoencoder, run_csa, train_split
 
 __all__ = [
     "CLOSURES",
-    "CSAConfig",
     "LAST_CONV_LAYER",
     "PRESETS",
+    "CSAConfig",
     "architecture",
     "build_autoencoder",
     "build_classifier",

@@ -31,7 +31,8 @@ class CSAConfig(RunConfig):
     finetune_lr: float = 1e-3
 
     def checks(self) -> list[tuple[bool, str]]:
-        return super().checks() + [
+        return [
+            *super().checks(),
             (self.pretrain_epochs >= 0,
              must("pretrain_epochs", "be at least 0", self.pretrain_epochs)),
             (self.finetune_epochs >= 1,

@@ -56,7 +56,7 @@ of the L1 norm, so the penalty's weight against the reconstruction MSE does
 not change with the batch size. tf.keras 2 divided the same way; Keras 3
 releases before the fix of keras-team/keras#22018 (PR #22021, January 2026)
 added the undivided sum, a penalty 32 times stronger at batch 32, so the
-division depends on the installed Keras (``tests/test_csa_model.py`` checks
+division depends on the installed Keras (``tests/csa/test_csa_model.py`` checks
 it).
 ``model.losses`` holds the four terms after a call; ``fit`` adds them to the
 compiled loss. The classifier shares the encoder's layers, so the penalty
@@ -87,7 +87,7 @@ classifier: ``flatten``, ``dense``, ``predictions``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
@@ -183,6 +183,14 @@ DEFAULT_ARCHITECTURE = {closure: architecture(DEFAULT_FILTERS, closure) for clos
 """The block tables with the default widths, per closure."""
 
 
+def _conv_bn_relu(x, block: BlockSpec, **relu_options):
+    """``<block>_conv`` 3x3 same → ``<block>_bn`` → ``<block>_relu``: the body of every block."""
+    x = keras.layers.Conv2D(block.filters, 3, padding="same", name=f"{block.name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                                        name=f"{block.name}_bn")(x)
+    return keras.layers.ReLU(name=f"{block.name}_relu", **relu_options)(x)
+
+
 def build_encoder(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                   filters: Sequence[int] = DEFAULT_FILTERS,
                   sparsity: float = DEFAULT_SPARSITY,
@@ -209,11 +217,8 @@ def build_encoder(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for block in blocks:
-        x = keras.layers.Conv2D(block.filters, 3, padding="same", name=f"{block.name}_conv")(x)
-        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                                            name=f"{block.name}_bn")(x)
         relu = f"{block.name}_relu"
-        x = keras.layers.ReLU(name=relu, **regulariser(relu, block))(x)
+        x = _conv_bn_relu(x, block, **regulariser(relu, block))
         if block.resample == "pool":
             pool = f"{block.name}_pool"
             x = keras.layers.MaxPooling2D(2, name=pool, **regulariser(pool, block))(x)
@@ -241,10 +246,7 @@ def build_decoder(code_shape: Sequence[int],
     inputs = keras.Input(shape=code_shape, name="code")
     x = inputs
     for block in blocks:
-        x = keras.layers.Conv2D(block.filters, 3, padding="same", name=f"{block.name}_conv")(x)
-        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                                            name=f"{block.name}_bn")(x)
-        x = keras.layers.ReLU(name=f"{block.name}_relu")(x)
+        x = _conv_bn_relu(x, block)
         x = keras.layers.UpSampling2D(2, name=f"{block.name}_up")(x)
     if closure == "pool4":
         x = keras.layers.UpSampling2D(2, name="dec_out_up")(x)

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from csa_keras.csa import training
 from csa_keras.csa.config import PRESETS
 from csa_keras.csa.model import CLOSURES
 from csa_keras.csa.report import write_csa_report
-from csa_keras.csa import training
 from csa_keras.csa.training import MODEL_FILES, prepare_dataset
 from csa_keras.tasks import Task
 
@@ -54,6 +54,7 @@ def _fit_split(config, dataset, split, folder, strategy, *, verbose, log, chief,
 
 TASK = Task(
     name="csa",
+    title="CSA",
     description="Convolutional sparse autoencoder: unsupervised pretraining, then its encoder "
                 "fine-tuned as an expression classifier (Mohana & Subashini)",
     model_file="classifier.keras",

@@ -23,8 +23,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -145,8 +146,8 @@ def train_split(
     y_pred = probabilities.argmax(axis=1)
     metrics = classification_metrics(labels[test], y_pred, dataset.class_names)
     metrics.update(recon)
-    metrics.update(n_train=int(len(train)), n_val=int(0 if val is None else len(val)),
-                   n_test=int(len(test)))
+    metrics.update(n_train=len(train), n_val=int(0 if val is None else len(val)),
+                   n_test=len(test))
 
     files.save_model(classifier, folder / "classifier.keras")
     rundir.write_history(folder / "history.csv", history.items())

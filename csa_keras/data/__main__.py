@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"dataset folder or file; omit it or give '{BUILTIN}' for the built-in synthetic data "
              f"(a path named '{BUILTIN}' that exists is read as a dataset)",
     )
-    summary.add_argument("--format", default="auto", help=f"dataset format: {', '.join(('auto', *FORMATS))} (default: auto)")
+    summary.add_argument("--format", default="auto",
+                         help=f"dataset format: {', '.join(('auto', *FORMATS))} (default: auto)")
     summary.add_argument("--detect", default="auto", choices=DETECT_MODES,
                          help="Viola-Jones face detection: auto (formats of full frames, and images over 4x the "
                               "face size), always, never (default: auto)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class SkipLog:
         if source and len(examples) < self.max_examples:
             examples.append(str(source))
 
-    def merge(self, other: "SkipLog") -> "SkipLog":
+    def merge(self, other: SkipLog) -> SkipLog:
         for reason, n in other.counts.items():
             self.counts[reason] += n
             examples = self.examples.setdefault(reason, [])
@@ -197,7 +197,7 @@ class FaceDataset:
             return self.images.astype(np.float32) / 255.0
         return self.images.astype(np.float32)
 
-    def subset(self, index: Sequence[int] | np.ndarray) -> "FaceDataset":
+    def subset(self, index: Sequence[int] | np.ndarray) -> FaceDataset:
         index = np.asarray(index, dtype=np.int64)
         return dataclasses.replace(
             self,
@@ -227,7 +227,7 @@ class FaceDataset:
             "class_names": list(self.class_names),
             "class_counts": self.class_counts(),
             "split_counts": split_counts,
-            "n_subjects": None if self.subjects is None else int(len(set(self.subjects))),
+            "n_subjects": None if self.subjects is None else len(set(self.subjects)),
             "skipped": self.skipped.as_dict(),
             **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str, bool, type(None)))},
         }

@@ -115,7 +115,8 @@ def _synthetic(settings: FaceSettings, seed: int, options: dict) -> FaceDataset:
     try:
         dataset = make_synthetic_dataset(seed=seed, size=settings.size, colour=settings.colour, **options)
     except TypeError as error:
-        raise ValueError(f"the built-in dataset does not take option(s) {', '.join(sorted(options))}: {error}") from None
+        raise ValueError(f"the built-in dataset does not take option(s) "
+                         f"{', '.join(sorted(options))}: {error}") from None
     if dataset.images.shape[1:] != (settings.size, settings.size, settings.channels):
         dataset.images = _conform(dataset.images, settings)
     dataset.info.setdefault("from_cache", False)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
@@ -65,7 +65,7 @@ class Split:
 
     @property
     def n_val(self) -> int:
-        return 0 if self.val is None else int(len(self.val))
+        return 0 if self.val is None else len(self.val)
 
 
 def _index(values) -> np.ndarray:
@@ -172,7 +172,7 @@ def carve_validation(train_idx, labels, fraction: float = 0.1, seed: int = 0,
     if fraction == 0.0 or len(train_idx) == 0:
         return np.sort(train_idx), empty
     train_labels = labels[train_idx]
-    classes, inverse, counts = np.unique(train_labels, return_inverse=True, return_counts=True)
+    _classes, inverse, counts = np.unique(train_labels, return_inverse=True, return_counts=True)
     eligible = counts[inverse] >= 2
     pool = train_idx[eligible]
     n_classes = int((counts >= 2).sum())
@@ -285,7 +285,7 @@ def dedupe(split: Split, images: np.ndarray) -> tuple[Split, int]:
     """
     duplicates = find_duplicates(images, _development(split), split.test)
     test = np.setdiff1d(_index(split.test), duplicates)
-    return dataclasses.replace(split, test=test), int(len(duplicates))
+    return dataclasses.replace(split, test=test), len(duplicates)
 
 
 def _repeats(images: np.ndarray, index: np.ndarray) -> int:
@@ -306,10 +306,10 @@ def duplicate_report(images: np.ndarray, split: Split) -> dict:
     test = _index(split.test)
     leaked = find_duplicates(images, development, test)
     return {
-        "n_train": int(len(_index(split.train))),
+        "n_train": len(_index(split.train)),
         "n_val": split.n_val,
-        "n_test": int(len(test)),
-        "test_in_train": int(len(leaked)),
+        "n_test": len(test),
+        "test_in_train": len(leaked),
         "test_in_train_fraction": float(len(leaked) / len(test)) if len(test) else 0.0,
         "within_train": _repeats(images, development),
         "within_test": _repeats(images, test),

@@ -26,7 +26,7 @@ need them, so that ``csa_keras.evaluation`` (metrics) imports without them.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

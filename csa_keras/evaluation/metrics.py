@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import (
@@ -115,7 +115,7 @@ def classification_metrics(y_true: Sequence[int] | np.ndarray,
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     out = {
         "class_names": names,
-        "n_test": int(len(y_true)),
+        "n_test": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
     }
     with warnings.catch_warnings():

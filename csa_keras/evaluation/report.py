@@ -5,8 +5,8 @@ from these, so a figure is formatted the same way in every run directory.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
 
 import keras
 import numpy as np

@@ -8,8 +8,8 @@ input's relative name, each file written under a temporary name and renamed.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -175,9 +176,16 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
     """
     check_settings(format, max_images, latency_runs, num_threads)
     task, model_path, model = open_run(run_dir)
-    from csa_keras.inference.artifacts import (artifact_bytes, keras_predictor, median_latency_ms,
-                                               saved_model_predictor, tflite_predictor, versions,
-                                               write_saved_model, write_tflite)
+    from csa_keras.inference.artifacts import (
+        artifact_bytes,
+        keras_predictor,
+        median_latency_ms,
+        saved_model_predictor,
+        tflite_predictor,
+        versions,
+        write_saved_model,
+        write_tflite,
+    )
 
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     path = Path(output) if output is not None else default_output(run_dir, model_path, format)
@@ -211,7 +219,7 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
         "keras_bytes": model_path.stat().st_size,
         "input_shape": [None, *input_shape],
         "outputs": sorted(keras_out) if isinstance(keras_out, dict) else ["probabilities"],
-        "parity_images": int(len(images)),
+        "parity_images": len(images),
         "parity_source": source,
         "max_abs_diff": float(np.max(np.abs(p_keras - p_artifact))),
         "argmax_agreement": float(np.mean(p_keras.argmax(1) == p_artifact.argmax(1))),

@@ -66,7 +66,7 @@ def task_files() -> str:
 
 def task_title(task: Task) -> str:
     """The name a person knows the task by (``CSA``, ``Voting ResNet``): its ``title``, else its name."""
-    return getattr(task, "title", "") or task.name
+    return task.title or task.name
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
@@ -204,7 +204,7 @@ def load_model(path: str | os.PathLike):
                          "(only their packages are imported)")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # noqa: BLE001 - any failure to rebuild a saved model is a bad model file
+    except Exception as error:
         text = str(error).strip().splitlines()
         raise ValueError(f"cannot load {path}: {text[0] if text else type(error).__name__}") from None
 

@@ -63,8 +63,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -83,7 +83,14 @@ from csa_keras.data.faces import (
     reduce_image,
 )
 from csa_keras.inference.drawing import Annotator
-from csa_keras.inference.inputs import InputFile, VideoError, collect_inputs, frame_estimate, kind_of, video_frames
+from csa_keras.inference.inputs import (
+    InputFile,
+    VideoError,
+    collect_inputs,
+    frame_estimate,
+    kind_of,
+    video_frames,
+)
 from csa_keras.inference.loading import class_names_for, load_model, resolve_model_path, trained_channels
 from csa_keras.inference.probabilities import class_probabilities, num_classes
 from csa_keras.tasks import task_of_model
@@ -186,7 +193,8 @@ class Predictor:
         self.task = self._task.name
         self.options = {} if voting is None else {"voting": voting}
         self.num_classes = num_classes(self._task, model, self.source, **self.options)
-        names = [f"class_{i}" for i in range(self.num_classes)] if class_names is None else [str(n) for n in class_names]
+        names = ([f"class_{i}" for i in range(self.num_classes)] if class_names is None
+                 else [str(n) for n in class_names])
         if len(names) != self.num_classes:
             raise ValueError(f"class_names must name the model's {self.num_classes} classes. "
                              f"Received: {len(names)} class_names")
@@ -201,7 +209,7 @@ class Predictor:
         self._detector: FaceDetector | None = None
 
     @classmethod
-    def from_run(cls, path: str | os.PathLike, **options: Any) -> "Predictor":
+    def from_run(cls, path: str | os.PathLike, **options: Any) -> Predictor:
         """A predictor for a run directory or a ``.keras`` file, with the run's class names.
 
         ``options`` go to :class:`Predictor`. Every problem with the model
@@ -228,7 +236,8 @@ class Predictor:
         mode = self.settings.detect
         return mode == "always" or (mode == "auto" and max(height, width) > AUTO_DETECT_FACTOR * self.settings.size)
 
-    def _analyse(self, rgb: np.ndarray, original_shape: tuple[int, int], base: dict) -> tuple[list[dict], list[np.ndarray]]:
+    def _analyse(self, rgb: np.ndarray, original_shape: tuple[int, int],
+                 base: dict) -> tuple[list[dict], list[np.ndarray]]:
         """The records of one decoded image (predictions still empty) and its faces to classify."""
         height, width = rgb.shape[:2]
         if self._detects(height, width):
@@ -362,7 +371,8 @@ class Predictor:
 
     def _generate(self, items: list[InputFile], every: int, progress: bool,
                   annotator: Annotator | None) -> Iterator[dict]:
-        total = sum(1 if item.kind == "image" else frame_estimate(item.path, every) for item in items) if progress else None
+        total = (sum(1 if item.kind == "image" else frame_estimate(item.path, every) for item in items)
+                 if progress else None)
         with tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False) as bar:
             yield from self._batched(self._entries(items, every, bar, annotator is not None), annotator)
 
@@ -376,7 +386,7 @@ class Predictor:
                     records, faces = self._analyse(rgb, original, {"source": source})
                 except NoFaceError:
                     raise
-                except Exception as error:  # noqa: BLE001 - one bad file is reported, the batch goes on
+                except Exception as error:
                     yield _Entry([make_record(source, status="error", error=error_reason(error))], [])
                 else:
                     yield _Entry(records, faces, item, rgb if keep_images else None, original)
@@ -388,7 +398,7 @@ class Predictor:
                     index, seconds, rgb, original = next(frames)
                 except StopIteration:
                     break
-                except Exception as error:  # noqa: BLE001 - an unreadable video is reported, the batch goes on
+                except Exception as error:
                     yield _Entry([make_record(source, status="error", error=error_reason(error))], [])
                     bar.update(1)
                     break

@@ -121,7 +121,6 @@ def train_main(task_name: str, argv: list[str] | None = None, prog: str | None =
 
     def body() -> int:
         config, output = check()
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         verbose = 0 if args.quiet else ("auto" if sys.stdout.isatty() else 2)
         metrics = run_experiment(task, config, output=output, verbose=verbose,
                                  resume=args.resume, log=lambda line: print(line, file=sys.stderr))

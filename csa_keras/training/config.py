@@ -11,7 +11,8 @@ import dataclasses
 import json
 import platform
 import sys
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any
 
 from csa_keras.data.protocols import PROTOCOLS
 from csa_keras.utils.messages import must, one_of

@@ -27,8 +27,9 @@ import dataclasses
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -42,8 +43,14 @@ from csa_keras.evaluation.metrics import aggregate_folds
 from csa_keras.tasks import Task
 from csa_keras.training import rundir
 from csa_keras.training.config import RunConfig, config_json
-from csa_keras.training.strategy import (describe, get_strategy, is_chief, seed_everything,
-                                         set_precision, task_id)
+from csa_keras.training.strategy import (
+    describe,
+    get_strategy,
+    is_chief,
+    seed_everything,
+    set_precision,
+    task_id,
+)
 from csa_keras.utils import files
 
 
@@ -169,7 +176,7 @@ def _experiment(task: Task, config: RunConfig, out: Path, dataset: FaceDataset |
         metrics = aggregate_folds([dict(o.metrics, fold=n) for o, n in zip(outcomes, names)])
         for key in ("n_train", "n_val"):
             if key in outcomes[0].metrics:
-                metrics[key] = int(round(np.mean([o.metrics[key] for o in outcomes])))
+                metrics[key] = round(np.mean([o.metrics[key] for o in outcomes]))
         metrics = task.aggregate(config, outcomes, names, metrics)
         if chief:
             _copy_first_fold(out, task.run_files)

@@ -16,14 +16,14 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from csa_keras.utils.files import temporary_name, write_json, write_text
+from csa_keras.utils.files import temporary_name
 
 
 def default_output(command: str) -> Path:

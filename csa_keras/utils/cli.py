@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 USAGE_ERROR = 2
 """Exit status of a bad argument or unusable data."""
@@ -55,7 +55,8 @@ def flag_message(message: str, parser: argparse.ArgumentParser) -> str:
             return lead + flags[name]
         return lead + flags[name] + value
 
-    return re.sub(r"(^|Received: |(?<=[\s(,]))([a-z][a-z0-9_]*)(=True\b|=)?", flag, message)
+    return re.sub(r"(^|Received: |(?<=[\s(,]))([a-z][a-z0-9_]*)(=True\b|=|(?![\w./\\-]))", flag,
+                  message)
 
 
 def fail(parser: argparse.ArgumentParser, error: BaseException | str) -> int:

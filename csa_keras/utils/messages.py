@@ -5,7 +5,8 @@ settings; a command turns them into its flags (:func:`csa_keras.utils.cli.flag_m
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def must(setting: str, rule: str, received: Any) -> str:

@@ -66,7 +66,7 @@ def test_shapes_of_every_model(closure, channels, tmp_path):
     encoder, decoder = ae.get_layer("encoder"), ae.get_layer("decoder")
     side = CODE[closure]
     code = (3, side, side, SMALL[-1])
-    assert tuple(decoder.input.shape) == (None,) + code[1:]
+    assert tuple(decoder.input.shape) == (None, *code[1:])
     x = _images(3, channels)
     codes = run_model_contract(encoder, x, tmp_path, code, rtol=0, atol=0).output
     run_model_contract(decoder, codes, tmp_path, (3, 48, 48, channels), rtol=0, atol=0)

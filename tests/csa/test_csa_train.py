@@ -154,9 +154,9 @@ def test_saved_autoencoder_is_the_one_the_psnr_was_measured_on(smoke_run):
     import keras
     import numpy as np
 
+    from csa_keras.csa.config import preset
     from csa_keras.data.synthetic import make_synthetic_dataset
     from csa_keras.evaluation.metrics import reconstruction_metrics
-    from csa_keras.csa.config import preset
 
     out, _ = smoke_run
     config = preset("smoke")

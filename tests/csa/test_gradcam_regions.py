@@ -49,10 +49,10 @@ asserted.
 import numpy as np
 import pytest
 
+from csa_keras.csa.model import LAST_CONV_LAYER, build_classifier, build_encoder
 from csa_keras.data.protocols import subject_kfold
 from csa_keras.data.synthetic import make_synthetic_dataset
 from csa_keras.evaluation.gradcam import gradcam, heatmap_mass_in
-from csa_keras.csa.model import LAST_CONV_LAYER, build_classifier, build_encoder
 from csa_keras.training.pipeline import make_dataset
 
 SEED = 0

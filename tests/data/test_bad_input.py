@@ -160,7 +160,7 @@ def test_folder_skips_are_counted_in_the_run_report(folder_run, case):
     reason, count, name = FOLDER_SKIPS[case]
     assert folder_run["metrics"]["skipped"][reason] == count
     assert f"| {reason} | {count} |" in folder_run["report"]
-    line = next(l for l in folder_run["report"].splitlines() if l.startswith(f"- {reason}:"))
+    line = next(x for x in folder_run["report"].splitlines() if x.startswith(f"- {reason}:"))
     assert name in line
 
 
@@ -243,7 +243,7 @@ def test_csv_rows_that_do_not_parse_are_counted_in_the_run_report(csv_run, case)
     reason, row = CSV_SKIPS[case]
     assert csv_run["metrics"]["skipped"][reason] == 1
     assert f"| {reason} | 1 |" in csv_run["report"]
-    line = next(l for l in csv_run["report"].splitlines() if l.startswith(f"- {reason}:"))
+    line = next(x for x in csv_run["report"].splitlines() if x.startswith(f"- {reason}:"))
     assert row in line
 
 

@@ -90,7 +90,7 @@ def test_detects_exactly_one_face_in_a_real_photograph(grace_hopper, hopper_rgb)
     boxes = FaceDetector().detect(grey)
     assert len(boxes) == 1
     x, y, w, h = boxes[0]
-    assert 0 <= x and 0 <= y and x + w <= grey.shape[1] and y + h <= grey.shape[0]
+    assert x >= 0 and y >= 0 and x + w <= grey.shape[1] and y + h <= grey.shape[0]
     assert w >= 100 and h >= 100
 
     face, status = preprocess_image(hopper_rgb, FaceSettings(), source=str(grace_hopper))
@@ -262,7 +262,8 @@ def image_files(tmp_path) -> dict[str, Path]:
 
 
 def test_decode_gives_uint8_rgb_for_every_encoding(image_files):
-    for name in ("grey.png", "grey16.png", "rgb16.png", "rgba.png", "palette.png", "palette.tiff", "cmyk.jpg", "photo.jpg"):
+    for name in ("grey.png", "grey16.png", "rgb16.png", "rgba.png", "palette.png", "palette.tiff",
+                 "cmyk.jpg", "photo.jpg"):
         image = decode_image(image_files[name])
         assert image.shape == (60, 80, 3), name
         assert image.dtype == np.uint8, name
@@ -274,7 +275,8 @@ def test_decode_values(image_files):
     np.testing.assert_array_equal(grey[..., 0], np.asarray(Image.open(image_files["grey.png"])))
 
     raw16 = np.asarray(Image.open(image_files["grey16.png"])).astype(np.float64)
-    np.testing.assert_array_equal(decode_image(image_files["grey16.png"])[..., 0], np.rint(raw16 / 257).astype(np.uint8))
+    np.testing.assert_array_equal(decode_image(image_files["grey16.png"])[..., 0],
+                                  np.rint(raw16 / 257).astype(np.uint8))
     raw_rgb16 = cv2.cvtColor(cv2.imread(str(image_files["rgb16.png"]), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
     diff = decode_image(image_files["rgb16.png"]).astype(int) - raw_rgb16.astype(np.float64) / 257
     assert np.abs(diff).max() <= 1.0
@@ -340,7 +342,7 @@ def test_bad_files_are_counted_skips_and_the_rest_processed(image_files):
     good = [i for i, n in enumerate(names) if n not in bad]
     assert result.kept.tolist() == good
     assert result.images.shape == (len(good), 48, 48, 1)
-    assert result.skipped.as_dict() == {reason: 1 for reason in bad.values()}
+    assert result.skipped.as_dict() == dict.fromkeys(bad.values(), 1)
     for name, reason in bad.items():
         assert result.skipped.examples[reason] == [str(image_files[name])]
         assert result.statuses[names.index(name)] == reason
@@ -463,7 +465,8 @@ def test_cache_can_be_disabled(tmp_path, monkeypatch):
     cache = tmp_path / "env-cache"
     monkeypatch.setenv("CSA_KERAS_CACHE", str(cache))
     assert faces.default_cache_dir() == cache
-    result = preprocess_samples([Sample(str(path), "anger")], FaceSettings(), workers=1, cache_dir=False, progress=False)
+    result = preprocess_samples([Sample(str(path), "anger")], FaceSettings(), workers=1, cache_dir=False,
+                                progress=False)
     assert result.cache_path is None and not cache.exists()
     preprocess_samples([Sample(str(path), "anger")], FaceSettings(), workers=1, progress=False)
     assert len(list(cache.glob("*.npz"))) == 1

@@ -76,7 +76,8 @@ def test_load_kaggle_folder(kaggle_folder, tmp_path):
     for image, path, label in zip(dataset.images, dataset.paths, dataset.labels):
         expected = np.asarray(Image.open(path).convert("L"))
         np.testing.assert_array_equal(image[..., 0], expected)
-        assert dataset.class_names[label] == {"angry": "anger", "happy": "happiness", "surprise": "surprise"}[Path(path).parent.name]
+        folder = Path(path).parent.name
+        assert dataset.class_names[label] == {"angry": "anger", "happy": "happiness", "surprise": "surprise"}[folder]
 
     again = load_dataset(kaggle_folder, cache_dir=tmp_path / "cache", workers=1, progress=False)
     assert again.info["from_cache"] is True
@@ -184,7 +185,8 @@ def test_summary_cli_bad_path_is_one_line():
     result = _cli("summary", "/no/such/dataset")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("python -m csa_keras.data: error:") and "/no/such/dataset" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("python -m csa_keras.data: error:")
+    assert "/no/such/dataset" in lines[0]
     assert result.stdout == ""
 
 

@@ -199,8 +199,8 @@ def test_one_per_class():
 
 keras = pytest.importorskip("keras")
 
-from csa_keras.evaluation.gradcam import gradcam  # noqa: E402
 from csa_keras.csa.model import LAST_CONV_LAYER, build_classifier, build_encoder  # noqa: E402
+from csa_keras.evaluation.gradcam import gradcam  # noqa: E402
 
 SMALL = (4, 6, 8, 10)
 

@@ -70,7 +70,7 @@ def test_class_absent_from_the_test_set():
     """A class with no test image and no prediction: zero row, no NaN, macro figures unchanged."""
     y_true, y_pred = _labels_from(CM)
     m3 = classification_metrics(y_true, y_pred, NAMES)
-    m4 = classification_metrics(y_true, y_pred, NAMES + ["contempt"])
+    m4 = classification_metrics(y_true, y_pred, [*NAMES, "contempt"])
     assert len(m4["confusion_matrix"]) == 4
     assert m4["confusion_matrix"][3] == [0, 0, 0, 0]
     assert m4["confusion_matrix_normalized"][3] == [0.0, 0.0, 0.0, 0.0]

@@ -20,9 +20,9 @@ import sys
 import numpy as np
 import pytest
 
-from csa_keras.data.synthetic import make_synthetic_dataset
 from csa_keras.csa.config import preset as csa_preset
 from csa_keras.csa.training import run_csa
+from csa_keras.data.synthetic import make_synthetic_dataset
 from csa_keras.inference.artifacts import artifact_bytes, saved_model_predictor, tflite_predictor
 from csa_keras.inference.export import ExportError, export_run
 from csa_keras.inference.run_images import run_test_images
@@ -114,7 +114,7 @@ def test_vrn_test_images_follow_the_protocol_without_splits_json(tmp_path):
     (tmp_path / "config.json").write_text(
         config_json(config, run={"protocol_used": "holdout", "dataset": faces}))
     images, source = run_test_images(tmp_path, (48, 48, 3), max_images=0)
-    assert images.shape == (9, 48, 48, 3)  # the smoke run's n_test (tests/test_vrn_train.py)
+    assert images.shape == (9, 48, 48, 3)  # the smoke run's n_test (tests/voting_resnet/test_vrn_train.py)
     assert np.all(images[..., 0] == images[..., 2])  # grey faces repeated to 3 channels
     assert "split 'holdout'" in source
 

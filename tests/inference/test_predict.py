@@ -104,7 +104,7 @@ def test_one_face_in_a_real_photograph(csa, csa_run, grace_hopper):
     assert record["status"] == "ok" and record["crop"] == "detected" and record["face"] == 0
     width, height = Image.open(grace_hopper).size
     x, y, w, h = record["box"]
-    assert 0 <= x and 0 <= y and x + w <= width and y + h <= height and min(w, h) >= 100
+    assert x >= 0 and y >= 0 and x + w <= width and y + h <= height and min(w, h) >= 100
     assert list(record["probabilities"]) == csa_run[1] == csa.class_names
     assert _probability_sum(record) == pytest.approx(1.0, abs=1e-6)
     assert record["label"] == max(record["probabilities"], key=record["probabilities"].get)
@@ -197,7 +197,7 @@ def test_cli_jsonl_and_annotations(csa_run, folder, video, tmp_path, capsys):
     original = cv2.imread(str(folder / "a_hopper.jpg"))
     drawn = cv2.imread(str(annotate / "photos" / "a_hopper.jpg"))
     assert drawn.shape == original.shape
-    x, y, w, h = records[0]["box"]
+    x, y, _w, h = records[0]["box"]
     assert np.abs(drawn[y + h // 2, x].astype(int) - (0, 200, 0)).max() < 60
 
 

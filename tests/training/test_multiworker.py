@@ -100,7 +100,7 @@ def test_two_workers_on_localhost(task, tmp_path):
             if p.poll() is None:
                 p.kill()
     wall = time.perf_counter() - started
-    for p, (stdout, stderr) in zip(processes, results):
+    for p, (_stdout, stderr) in zip(processes, results):
         assert p.returncode == 0, stderr[-3000:]
     print(f"{task}: two workers trained the smoke preset in {wall:.1f} s")
 

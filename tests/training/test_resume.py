@@ -90,9 +90,9 @@ def test_killed_csa_run_resumes_from_its_last_epoch(tmp_path):
 
 
 def test_resume_returns_a_finished_run_and_refuses_other_settings(tmp_path):
-    from csa_keras.training.config import config_json
     from csa_keras.csa.config import preset
     from csa_keras.csa.training import run_csa
+    from csa_keras.training.config import config_json
 
     out = tmp_path / "run"
     out.mkdir()

@@ -269,7 +269,7 @@ def test_transfer_weights_rejects_a_file_that_is_no_model(tmp_path):
     for source in (bogus, tmp_path / "missing"):
         with pytest.raises(ValueError) as error:
             transfer_weights(model, source)
-        assert "--init-from" in str(error.value) and "\n" not in str(error.value)
+        assert "init_from" in str(error.value) and "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -21,6 +21,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from csa_keras.utils.messages import one_of
+
 VOTING_MODES = ("soft", "hard")
 _TIE_WEIGHT = 0.5
 
@@ -28,7 +30,7 @@ _TIE_WEIGHT = 0.5
 def check_mode(mode: str) -> str:
     """``mode`` itself when it is a voting mode, else a one-line error."""
     if mode not in VOTING_MODES:
-        raise ValueError(f"voting mode must be one of {VOTING_MODES}, got {mode!r}")
+        raise ValueError(one_of("voting", VOTING_MODES, mode))
     return mode
 
 

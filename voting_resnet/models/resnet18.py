@@ -40,8 +40,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from voting_resnet.layers.crop_and_mirror import CropAndMirror, crop_offsets
 from csa_keras.layers import BN_EPSILON, BN_MOMENTUM
+from voting_resnet.layers.crop_and_mirror import CropAndMirror, crop_offsets
 from voting_resnet.layers.voting import Regroup, Voting, check_mode
 
 STACK_WIDTHS = (64, 128, 256, 512)

@@ -39,7 +39,13 @@ from csa_keras.data.faces.decode import (
     read_image,
     reduce_image,
 )
-from csa_keras.data.faces.detect import CASCADE_FILE, FaceDetector, FaceDetectorError, LazyFaceDetector, cascade_path
+from csa_keras.data.faces.detect import (
+    CASCADE_FILE,
+    FaceDetector,
+    FaceDetectorError,
+    LazyFaceDetector,
+    cascade_path,
+)
 from csa_keras.data.faces.result import PreprocessResult
 from csa_keras.data.faces.settings import AUTO_DETECT_FACTOR, DETECT_MODES, NO_FACE_MODES, FaceSettings
 

@@ -15,8 +15,8 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -77,7 +77,8 @@ def cache_key(samples: Sequence[Sample], settings: FaceSettings, needs_detection
     for sample in samples:
         if sample.pixels is not None:
             pixels = np.ascontiguousarray(sample.pixels)
-            identity = ["pixels", str(pixels.dtype), list(pixels.shape), hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest()]
+            digest = hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest()
+            identity = ["pixels", str(pixels.dtype), list(pixels.shape), digest]
         else:
             path = os.path.abspath(sample.source)
             try:
@@ -150,7 +151,7 @@ def load_cache(path: Path, key: str, n_samples: int, settings: FaceSettings) -> 
             images, kept = data["images"], data["kept"]
             statuses, boxes = data["statuses"], data["boxes"]
             skipped = _skiplog_from_json(str(data["skipped"]))
-    except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed, never fatal
+    except Exception:
         return None
     expected = (len(kept), settings.size, settings.size, settings.channels)
     if meta.get("key") != key or images.shape != expected or len(statuses) != n_samples:

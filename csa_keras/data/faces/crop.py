@@ -11,7 +11,8 @@ same and also returns the crop box, which prediction draws and reports.
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -123,7 +124,8 @@ def crop_face(
 
     x, y, w, h = crop_box
     if settings.colour:
-        region = image[y:y + h, x:x + w] if image.ndim == 3 else cv2.cvtColor(grey[y:y + h, x:x + w], cv2.COLOR_GRAY2RGB)
+        region = (image[y:y + h, x:x + w] if image.ndim == 3
+                  else cv2.cvtColor(grey[y:y + h, x:x + w], cv2.COLOR_GRAY2RGB))
         face = _resize(region, settings.size)
     else:
         face = _resize(grey[y:y + h, x:x + w], settings.size)[..., None]

@@ -138,7 +138,7 @@ def read_image(
         raise ImageDecodeError("unreadable_file", source, error.strerror or "") from None
     except OSError as error:
         raise ImageDecodeError(_os_error_reason(error), source) from None
-    except Exception as error:  # noqa: BLE001 - any decoder failure on untrusted bytes is a bad file
+    except Exception as error:
         raise ImageDecodeError("corrupt_image", source, type(error).__name__) from None
 
     with image:
@@ -157,7 +157,7 @@ def read_image(
             raise ImageDecodeError("image_too_large", source, str(error).split(".")[0]) from None
         except OSError as error:
             raise ImageDecodeError(_os_error_reason(error), source) from None
-        except Exception as error:  # noqa: BLE001 - any decoder failure on untrusted bytes is a bad file
+        except Exception as error:
             raise ImageDecodeError("corrupt_image", source, type(error).__name__) from None
     return np.ascontiguousarray(reduce_image(rgb, max_side)), (height, width)
 
@@ -210,7 +210,7 @@ def image_from_pixels(pixels: np.ndarray) -> np.ndarray | None:
     """
     array = np.asarray(pixels)
     if array.ndim == 1:
-        side = int(round(np.sqrt(array.size)))
+        side = round(np.sqrt(array.size))
         if side * side != array.size or side == 0:
             return None
         array = array.reshape(side, side)

@@ -55,7 +55,7 @@ class FaceDetector:
         self.min_size = min_size
 
     @classmethod
-    def from_settings(cls, settings: FaceSettings) -> "FaceDetector":
+    def from_settings(cls, settings: FaceSettings) -> FaceDetector:
         """The detector with the cascade parameters of ``settings``."""
         return cls(settings.scale_factor, settings.min_neighbors, settings.min_size)
 

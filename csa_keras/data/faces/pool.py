@@ -13,7 +13,7 @@ import multiprocessing
 import sys
 import threading
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -21,8 +21,8 @@ format         reader                               options
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from csa_keras.data.dataset import Catalogue, canonical_class
 from csa_keras.data.readers.affectnet import LISTS_FOLDER, read_affectnet
@@ -49,8 +49,17 @@ READER_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = [
-    "FORMATS", "READERS", "READER_OPTIONS", "detect_format", "read_catalogue",
-    "read_folder", "read_ckplus", "read_fer2013", "read_rafdb", "read_affectnet", "read_jaffe",
+    "FORMATS",
+    "READERS",
+    "READER_OPTIONS",
+    "detect_format",
+    "read_affectnet",
+    "read_catalogue",
+    "read_ckplus",
+    "read_fer2013",
+    "read_folder",
+    "read_jaffe",
+    "read_rafdb",
 ]
 
 
