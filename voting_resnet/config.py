@@ -22,6 +22,10 @@ from csa_keras.utils.messages import must, one_of
 from voting_resnet.layers.voting import VOTING_MODES
 from voting_resnet.models.resnet18 import SPLIT_POINTS
 
+RETRAIN_MODES = ("never", "several", "always")
+"""When the chosen split point is trained again on train + validation: never; only when it
+was chosen among several (the default); always (the ``paper`` preset, the paper's §3.3)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class VRNConfig(RunConfig):
@@ -45,7 +49,7 @@ class VRNConfig(RunConfig):
     balance: bool = False
     augment: bool = True
     init_from: str | None = None
-    retrain_on_train_val: bool = True
+    retrain: str = "several"
 
     def replace(self, **changes: Any) -> VRNConfig:
         """A copy with the given settings; ``split_after`` may be one value, and a value
@@ -64,6 +68,7 @@ class VRNConfig(RunConfig):
             (self.lr > 0, must("lr", "be positive", self.lr)),
             (0 < self.lr_decay <= 1, must("lr_decay", "lie in (0, 1]", self.lr_decay)),
             (self.voting in VOTING_MODES, one_of("voting", VOTING_MODES, self.voting)),
+            (self.retrain in RETRAIN_MODES, one_of("retrain", RETRAIN_MODES, self.retrain)),
             (self.channels in (1, 3), one_of("channels", (1, 3), self.channels)),
             (len(self.split_after) >= 1 and all(s in SPLIT_POINTS for s in self.split_after),
              must("split_after", "take values in " + " ".join(map(str, SPLIT_POINTS)),
@@ -72,7 +77,7 @@ class VRNConfig(RunConfig):
 
 
 PRESETS: dict[str, VRNConfig] = {
-    "paper": VRNConfig(preset="paper"),
+    "paper": VRNConfig(preset="paper", retrain="always"),
     "quick": VRNConfig(preset="quick", epochs=5, batch_size=64, split_after=(3,),
                        synthetic_subjects=20, synthetic_images_per_class=2),
     "smoke": VRNConfig(

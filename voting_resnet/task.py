@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from csa_keras.tasks import Task
-from voting_resnet.config import PRESETS, VRNConfig
+from voting_resnet.config import PRESETS, RETRAIN_MODES, VRNConfig
 from voting_resnet.layers.voting import VOTING_MODES, vote
 from voting_resnet.models.resnet18 import SPLIT_POINTS
 from voting_resnet.report import write_vrn_report
@@ -38,8 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="input channels (default 3; grey data repeats its channel)")
     group.add_argument("--val-per-class", type=int,
                        help="validation images per class carved from train (AffectNet: 500)")
-    group.add_argument("--no-retrain", dest="retrain_on_train_val", action="store_false",
-                       default=None, help="skip retraining the best split point on train + val")
+    group.add_argument("--retrain", choices=RETRAIN_MODES,
+                       help="train the chosen split point again on train + validation for the "
+                            "selected number of epochs: never, several (only when chosen among "
+                            "several split points; default), always (the paper preset)")
+    group.add_argument("--no-retrain", dest="retrain", action="store_const", const="never",
+                       help="the same as --retrain never")
 
 
 def config_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,7 +52,7 @@ def config_changes(args: argparse.Namespace) -> dict[str, Any]:
         voting=args.voting, epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
         balance=args.balance, augment=args.augment, init_from=args.init_from,
         channels=args.channels, val_per_class=args.val_per_class,
-        retrain_on_train_val=args.retrain_on_train_val)
+        retrain=args.retrain)
 
 
 def summary(metrics: dict) -> str:

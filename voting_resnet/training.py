@@ -42,6 +42,7 @@ from csa_keras.inference.loading import load_model
 from csa_keras.tasks import get_task
 from csa_keras.training import (
     BACKUP,
+    SelectionScore,
     SplitOutcome,
     TrainingPhase,
     as_channels,
@@ -62,6 +63,9 @@ from voting_resnet.models.resnet18 import build_voting_resnet
 
 MODEL_FILE = "model.keras"
 """The model a Voting ResNet run directory holds."""
+
+SELECTION = "val_selection"
+"""The history key of the epoch selection: validation vote accuracy, ties to the lower loss."""
 
 
 def build_augmentation(channels: int = 3, seed: int = 0) -> keras.Sequential:
@@ -183,6 +187,7 @@ class FitResult:
     history: dict[str, list[float]]
     seconds: float
     init: dict[str, int] | None = None
+    best_epoch: int | None = None
 
 
 def compile_voting_resnet(model: keras.Model, learning_rate: float) -> keras.Model:
@@ -203,15 +208,23 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
               num_classes: int, folder: Path, strategy: tf.distribute.Strategy,
               val: tuple[np.ndarray, np.ndarray] | None = None,
               verbose: int | str = "auto", state: Path | None = None,
-              resume: bool = False) -> FitResult:
+              resume: bool = False, epochs: int | None = None,
+              images_per_epoch: int | None = None) -> FitResult:
     """Build, optionally initialise (``init_from``), and train one Voting ResNet.
 
     The model trains on the crop logits (:class:`~voting_resnet.losses.CropCrossEntropy`);
     the ``vote`` output has no loss and is scored by accuracy (history keys
     ``loss``, ``vote_accuracy``, their ``val_`` twins, ``learning_rate`` and
     ``epoch_seconds``). The learning rate is ``lr * lr_decay ** epoch``
-    (once per epoch, :mod:`voting_resnet.config`). The weights of the best
-    epoch on ``val_loss`` (``loss`` without validation) are restored.
+    (once per epoch, :mod:`voting_resnet.config`). With validation data the
+    weights of the epoch with the best validation vote accuracy are restored,
+    ties going to the lower validation loss (the paper selects "based on the
+    classification accuracy on the validation set", §3.3; history key
+    ``val_selection``); without, the epoch of the lowest training loss.
+    ``epochs`` replaces ``config.epochs`` (a retraining for the selected
+    number of epochs); ``images_per_epoch`` makes an epoch that many
+    training images of an endless reshuffled stream instead of one pass
+    (a short fine-tuning).
     ``state`` keeps the resumable phase (:class:`~csa_keras.training.callbacks.TrainingPhase`);
     without one, a temporary ``folder/.backup`` is used and removed, so
     ``folder`` is left as it was found.
@@ -241,6 +254,9 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
         train_ds = make_dataset(images[index], labels[index], shuffle=True, seed=config.seed,
                                 target="labels", map_fn=with_targets, **batching)
         steps = None
+        if images_per_epoch:
+            train_ds = train_ds.repeat()
+            steps = max(1, images_per_epoch // config.batch_size)
     val_ds = None
     if val is not None and len(val[1]):
         index, batching = replica_batching(np.arange(len(val[1])), config.batch_size,
@@ -250,16 +266,21 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
                               **batching)
     decay = keras.callbacks.LearningRateScheduler(
         lambda epoch, _: config.lr * config.lr_decay ** epoch)
-    monitor = "val_loss" if val_ds is not None else "loss"
     scratch = state is None
-    phase = TrainingPhase(folder / BACKUP / "train" if scratch else state, monitor,
-                          resume and not scratch, backup=not scratch)
+    where = folder / BACKUP / "train" if scratch else state
+    if val_ds is not None:
+        phase = TrainingPhase(where, SELECTION, resume and not scratch, backup=not scratch,
+                              mode="max", selection=SelectionScore(SELECTION, "val_vote_accuracy",
+                                                                   "val_loss"))
+    else:
+        phase = TrainingPhase(where, "loss", resume and not scratch, backup=not scratch)
     history = train_phase(model, phase, train_ds, validation_data=val_ds,
-                               epochs=config.epochs, steps_per_epoch=steps, callbacks=[decay],
-                               strategy=strategy, verbose=verbose)
+                          epochs=epochs or config.epochs, steps_per_epoch=steps, callbacks=[decay],
+                          strategy=strategy, verbose=verbose)
+    best_epoch = phase.best_epoch()
     if scratch:
         shutil.rmtree(folder / BACKUP, ignore_errors=True)
-    return FitResult(split_after, model, history, time.perf_counter() - start, init)
+    return FitResult(split_after, model, history, time.perf_counter() - start, init, best_epoch)
 
 
 @dataclasses.dataclass
@@ -281,10 +302,12 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
     Every split point of ``config.split_after`` is trained on ``split.train``
     and scored with soft and hard voting on validation and test (a row of
     :func:`~voting_resnet.report.comparison_markdown`, the paper's Table 3).
-    With several, the best on validation (by the configured vote) is chosen
-    and, unless ``retrain_on_train_val`` is off, trained again from scratch
-    on train + validation; each candidate's model and history go to
-    ``folder/split<k>/``. The chosen model is evaluated on ``split.test``
+    With several, the best on validation (by the configured vote) is chosen;
+    each candidate's model and history go to ``folder/split<k>/``. The
+    chosen one is trained again from scratch on train + validation for the
+    number of epochs selected on validation when ``config.retrain`` is
+    ``always`` (the ``paper`` preset, as the paper's §3.3 does for its final
+    figures) or ``several`` with several split points (the default). The chosen model is evaluated on ``split.test``
     and saved as ``folder/model.keras``. ``state`` holds every training's
     resumable phase (default ``folder/.backup``).
     """
@@ -317,13 +340,16 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
         if best is None or row[key] > best_row[key]:
             best, best_row = result, row
     final, curves = best, {f"split{best.split_after}": best.history}
-    retrained = several and config.retrain_on_train_val
+    retrained = val is not None and (config.retrain == "always"
+                                     or (config.retrain == "several" and several))
+    retrain_epochs = best.best_epoch or config.epochs
     if retrained:
         both = np.sort(np.concatenate([train, val]))
-        log(f"retraining split_after={best.split_after} on train + val ({len(both)} images)")
+        log(f"retraining split_after={best.split_after} on train + val ({len(both)} images) "
+            f"for the {retrain_epochs} epochs selected on validation")
         final = fit_model(config, best.split_after, images[both], labels[both], k, folder,
                           strategy, val=None, verbose=verbose, state=state / "retrain",
-                          resume=resume)
+                          resume=resume, epochs=retrain_epochs)
         histories.append((f"retrain_split{final.split_after}", final.history))
         curves[f"retrain_split{final.split_after}"] = final.history
 
@@ -335,7 +361,9 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
         n_test=len(test),
         split_after=final.split_after,
         selected_on=f"val_{config.voting}_vote" if several else None,
+        selected_epoch=best.best_epoch,
         retrained_on_train_val=bool(retrained),
+        retrain_epochs=retrain_epochs if retrained else None,
         comparison=comparison,
     )
     if final.init is not None:

@@ -13,7 +13,7 @@
   training of one split;
 - :mod:`~csa_keras.training.cli`: the training command of every task.
 """
-from csa_keras.training.callbacks import TrainingPhase
+from csa_keras.training.callbacks import SelectionScore, TrainingPhase
 from csa_keras.training.config import PRECISIONS, STRATEGIES, RunConfig, config_json
 from csa_keras.training.experiment import SplitOutcome, load_data, run_experiment
 from csa_keras.training.loop import predict as predict_dataset
@@ -33,6 +33,7 @@ __all__ = [
     "PRECISIONS",
     "STRATEGIES",
     "RunConfig",
+    "SelectionScore",
     "SplitOutcome",
     "TrainingPhase",
     "as_channels",

@@ -8,7 +8,8 @@ completed epoch:
 - ``backup/``: :class:`keras.callbacks.BackupAndRestore` (weights, optimizer
   state and epoch after every epoch, with the previous epoch's copy kept in
   case the kill tore the latest);
-- ``best.weights.h5``: the best epoch on the monitored loss
+- ``best.weights.h5``: the best epoch on the monitored quantity (a loss, or
+  an accuracy with ties broken by the loss, :class:`SelectionScore`)
   (:class:`AtomicModelCheckpoint`, written to a temporary name and renamed);
 - ``history.csv``: :class:`keras.callbacks.CSVLogger`, one row per completed
   epoch, appended to on resume so the history covers every epoch;
@@ -48,6 +49,28 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+class SelectionScore(keras.callbacks.Callback):
+    """Adds ``name``: an accuracy with ties broken by the lower loss, for a best checkpoint.
+
+    ``score = accuracy - TIE_BREAK * loss``. Accuracies on a validation set
+    of ``N`` images differ by at least ``1 / N``, far more than the loss
+    term (losses stay below ``1 / (N * TIE_BREAK)`` for any realistic
+    ``N``), so the highest score is the highest accuracy, and of equally
+    accurate epochs the one with the lower loss. Runs before the checkpoint
+    callback, which keeps the epoch of the highest score.
+    """
+
+    TIE_BREAK = 1e-7
+
+    def __init__(self, name: str, accuracy: str, loss: str) -> None:
+        super().__init__()
+        self.name, self.accuracy, self.loss = name, accuracy, loss
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.accuracy in logs and self.loss in logs:
+            logs[self.name] = float(logs[self.accuracy]) - self.TIE_BREAK * float(logs[self.loss])
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -107,16 +130,23 @@ class TrainingPhase:
     """The resumable state of one ``fit`` in ``state`` (see the module docstring).
 
     ``monitor`` is the quantity whose best epoch is kept (``val_loss``, or
-    ``loss`` without validation). Without ``resume`` any state left in
+    ``loss`` without validation), the lowest with ``mode="min"`` and the
+    highest with ``mode="max"``; ``selection`` (a :class:`SelectionScore`)
+    computes a monitored score before the checkpoint sees it. Without ``resume`` any state left in
     ``state`` by an earlier run is removed first, so a fresh run never
     restores a stranger's weights. ``backup=False`` leaves out the per-epoch
     backup, for a phase that will never be resumed.
     """
 
     def __init__(self, state: str | os.PathLike, monitor: str, resume: bool = False,
-                 backup: bool = True) -> None:
+                 backup: bool = True, mode: str = "min",
+                 selection: SelectionScore | None = None) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be one of min, max. Received: mode={mode!r}")
         self.state = Path(state)
         self.monitor = monitor
+        self.mode = mode
+        self.selection = selection
         self.resume = resume
         self.backup = backup
         if not resume:
@@ -199,14 +229,15 @@ class TrainingPhase:
             values = [_number(row.get(self.monitor)) for row in rows]
             values = [v for v in values if math.isfinite(v)]
             if values and self.best_path.exists():
-                threshold = min(values)
+                threshold = min(values) if self.mode == "min" else max(values)
         else:
             self.log_path.unlink(missing_ok=True)
         backup = [keras.callbacks.BackupAndRestore(str(self.backup_dir), double_checkpoint=True,
                                                    delete_checkpoint=False)] if self.backup else []
         return [
             EpochTimer(),
-            AtomicModelCheckpoint(self.best_path, monitor=self.monitor, mode="min",
+            *([self.selection] if self.selection is not None else []),
+            AtomicModelCheckpoint(self.best_path, monitor=self.monitor, mode=self.mode,
                                   initial_value_threshold=threshold),
             LastEpochLogs(self.last_path),
             keras.callbacks.TerminateOnNaN(),
@@ -217,6 +248,15 @@ class TrainingPhase:
     def history(self) -> dict[str, list[float]]:
         """Every completed epoch of the phase, across restarts, as a Keras history."""
         return read_csv_history(self.log_path)
+
+    def best_epoch(self) -> int | None:
+        """The 1-based epoch whose weights the phase kept (``None`` before any epoch)."""
+        values = [v if math.isfinite(v) else None for v in self.history().get(self.monitor, [])]
+        finite = [(v, i) for i, v in enumerate(values) if v is not None]
+        if not finite:
+            return None
+        best = min(finite) if self.mode == "min" else max(finite, key=lambda p: (p[0], -p[1]))
+        return best[1] + 1
 
     def finish(self, model: keras.Model) -> None:
         """After ``fit``: restore the best epoch, keep it as the phase's result, drop the backup.

@@ -115,7 +115,7 @@ VRN_SCRIPT = textwrap.dedent("""
     from voting_resnet.training import run_vrn
     data = make_synthetic_dataset(seed=0, n_subjects=4, images_per_class=1, size=16, colour=True)
     config = preset("smoke").replace(split_after=(0, 3), epochs=2, gradcam=False, test_size=0.25,
-                                     retrain_on_train_val=False)
+                                     retrain="never")
     run_vrn(config, output=sys.argv[1], dataset=data, verbose=0, log=lambda line: None,
             resume=sys.argv[2] == "resume")
 """)

@@ -1,0 +1,286 @@
+"""The paper's Table 3 measured: does voting after a module beat the plain ResNet-18?
+
+One resumable experiment on a dataset's train / validation / test split,
+with every model scored on the same test images:
+
+1. ``baseline``: the ResNet-18 without a split (``split_after=0``), trained
+   with the recipe, the epoch chosen on validation vote accuracy;
+2. ``test-time``: the baseline's weights in the model split after module 1,
+   2 and 3 (the crop layer has no weights, so they load as they are), with
+   soft and hard voting: voting at no training cost;
+3. ``fine-tuned``: each of those voters trained further from the baseline's
+   weights, as the paper initialises its RAF-DB models from its AffectNet
+   ones, with soft and hard voting.
+
+Every row holds the test accuracy, macro F1, the 95% bootstrap interval of
+the accuracy, the exact McNemar p-value against the baseline on the same
+test images, the epochs, the training throughput and the wall time. Rows are
+written to ``comparison.json`` as soon as they are measured, and every model
+to its folder, so ``resume`` goes on from the last finished row (and a
+training from its last completed epoch).
+
+Budgets (:data:`BUDGETS`): ``paper`` is the paper's RAF-DB schedule for each
+model (40 epochs, batch 135, Adam 2e-4 x 0.95 per epoch; for a GPU);
+``cpu`` a schedule that fits about 2.5 hours on two CPU cores with bfloat16
+(6 baseline epochs at a higher rate, then 2 short epochs of 3,000 images per
+voter); ``smoke`` runs in seconds for tests.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from csa_keras.data.dataset import FaceDataset
+from csa_keras.data.protocols import dedupe, make_splits
+from csa_keras.evaluation.figures import read_history_csv
+from csa_keras.evaluation.metrics import classification_metrics
+from csa_keras.evaluation.statistics import bootstrap_interval, mcnemar_p
+from csa_keras.training import (
+    config_json,
+    get_strategy,
+    load_data,
+    rundir,
+    set_precision,
+    write_history,
+)
+from csa_keras.training.experiment import split_indices
+from csa_keras.training.strategy import describe, seed_everything
+from csa_keras.utils import files
+from csa_keras.utils.messages import must
+from voting_resnet.comparison_report import write_comparison_report
+from voting_resnet.config import VRNConfig
+from voting_resnet.layers.voting import VOTING_MODES, vote
+from voting_resnet.models.resnet18 import build_voting_resnet
+from voting_resnet.training import MODEL_FILE, crop_logits, fit_model, prepare_dataset, transfer_weights
+
+TRAININGS = ("baseline", "test-time", "fine-tuned")
+"""How a row's model was trained (the ``training`` key of a row)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareConfig(VRNConfig):
+    """The comparison's settings: the recipe of the baseline, then how voters are fine-tuned.
+
+    ``epochs``, ``lr``, ``lr_decay`` and ``batch_size`` train the baseline;
+    ``finetune_epochs`` epochs of ``finetune_images`` training images each
+    (``None``: the whole training set) at ``finetune_lr`` x ``lr_decay`` per
+    epoch fine-tune each voter of ``split_after`` from it.
+    """
+
+    split_after: tuple[int, ...] = (1, 2, 3)
+    retrain: str = "never"
+    finetune_epochs: int = 2
+    finetune_images: int | None = 3000
+    finetune_lr: float = 1e-4
+    bootstrap_seed: int = 0
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
+            *super().checks(),
+            (0 not in self.split_after,
+             must("split_after", "name voters (1, 2, 3): the baseline is always compared",
+                  list(self.split_after))),
+            (self.finetune_epochs >= 0, must("finetune_epochs", "be at least 0",
+                                             self.finetune_epochs)),
+            (self.finetune_images is None or self.finetune_images >= 1,
+             must("finetune_images", "be at least 1", self.finetune_images)),
+            (self.finetune_lr > 0, must("finetune_lr", "be positive", self.finetune_lr)),
+        ]
+
+
+BUDGETS: dict[str, CompareConfig] = {
+    "cpu": CompareConfig(preset="cpu", epochs=6, batch_size=64, lr=1e-3, lr_decay=0.75,
+                         finetune_epochs=2, finetune_images=3000, finetune_lr=1e-4,
+                         precision="auto"),
+    "paper": CompareConfig(preset="paper", epochs=40, batch_size=135, lr=2e-4, lr_decay=0.95,
+                           finetune_epochs=40, finetune_images=None, finetune_lr=2e-4,
+                           precision="auto"),
+    "smoke": CompareConfig(preset="smoke", epochs=1, batch_size=16, finetune_epochs=1,
+                           finetune_images=16, synthetic_subjects=6,
+                           synthetic_images_per_class=1),
+}
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return rows if isinstance(rows, list) else []
+
+
+@dataclasses.dataclass
+class _Scorer:
+    """Scores models on the comparison's fixed validation and test images."""
+
+    config: CompareConfig
+    dataset: FaceDataset
+    val: np.ndarray
+    test: np.ndarray
+    baseline_correct: np.ndarray | None = None
+
+    def rows(self, model, split_after: int, training: str, epochs: float, seconds: float,
+             images_per_second: float | None) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+        """One row per voting mode (one for the baseline), and the test predictions of each."""
+        labels, names = self.dataset.labels, self.dataset.class_names
+        val_logits = crop_logits(model, self.dataset.images[self.val], self.config.batch_size)
+        test_logits = crop_logits(model, self.dataset.images[self.test], self.config.batch_size)
+        modes = ("none",) if split_after == 0 else VOTING_MODES
+        rows, predictions = [], {}
+        for mode in modes:
+            voting = "soft" if mode == "none" else mode
+            predicted = vote(test_logits, voting).argmax(axis=1)
+            correct = predicted == labels[self.test]
+            metrics = classification_metrics(labels[self.test], predicted, names)
+            low, high = bootstrap_interval(correct, seed=self.config.bootstrap_seed)
+            val_accuracy = float(np.mean(vote(val_logits, voting).argmax(axis=1) == labels[self.val]))
+            p_value = (None if self.baseline_correct is None or training == "baseline"
+                       else mcnemar_p(correct, self.baseline_correct))
+            rows.append({
+                "split_after": split_after, "voting": mode, "training": training,
+                "accuracy": metrics["accuracy"], "f1_macro": metrics["f1_macro"],
+                "ci_low": low, "ci_high": high, "p_vs_baseline": p_value,
+                "val_accuracy": val_accuracy, "epochs": round(float(epochs), 3),
+                "train_images_per_second": images_per_second, "seconds": round(seconds, 1),
+                "n_test": len(self.test), "confusion_matrix": metrics["confusion_matrix"],
+            })
+            predictions[mode] = predicted
+        if len(modes) == 2:
+            truth = labels[self.test]
+            p_modes = mcnemar_p(predictions["soft"] == truth, predictions["hard"] == truth)
+            for row in rows:
+                row["p_soft_vs_hard"] = p_modes
+        return rows, predictions
+
+
+def _history(folder: Path) -> dict[str, list[float]]:
+    """The Keras history a model's folder keeps in ``history.csv`` (empty before training)."""
+    phases = read_history_csv(folder / "history.csv") if (folder / "history.csv").is_file() else {}
+    return next(iter(phases.values()), {})
+
+
+def _training_seconds(history: dict[str, list[float]]) -> float:
+    return float(np.nansum(history.get("epoch_seconds", [])))
+
+
+def _throughput(history: dict[str, list[float]], images_per_epoch: int) -> float | None:
+    seconds = _training_seconds(history)
+    epochs = len(history.get("epoch_seconds", []))
+    return round(epochs * images_per_epoch / seconds, 2) if seconds > 0 else None
+
+
+def _with_baseline_weights(baseline_file: Path, split_after: int, num_classes: int,
+                           input_shape: tuple[int, ...]):
+    """The model split after ``split_after`` holding the baseline's weights."""
+    model = build_voting_resnet(num_classes=num_classes, input_shape=input_shape,
+                                split_after=split_after)
+    transfer_weights(model, baseline_file)
+    return model
+
+
+def run_comparison(config: CompareConfig, output: str | os.PathLike | None = None,
+                   dataset: FaceDataset | None = None, verbose: int | str = "auto",
+                   log: Callable[[str], None] = print, resume: bool = False) -> list[dict[str, Any]]:
+    """Measure every row of the comparison (module docstring); returns ``comparison.json``'s rows.
+
+    ``output`` defaults to ``runs/compare-<timestamp>``; ``resume`` goes on
+    with the run a killed process left there (same settings), keeping every
+    row and model it finished. The data, protocol and precision settings
+    are those of every training command.
+    """
+    config.validate()
+    strategy = get_strategy(config.strategy)
+    seed_everything(config.seed, config.deterministic)
+    policy = set_precision(config.precision)
+    out = rundir.open_run(output or rundir.default_output("compare"), config.to_dict(), True,
+                          resume)
+    if dataset is None:
+        dataset = load_data(config, progress=verbose != 0, colour=config.channels == 3)
+    dataset = prepare_dataset(config, dataset, log)
+    protocol = config.protocol if dataset.splits is not None else "holdout"
+    split = make_splits(dataset, protocol, seed=config.seed, val_fraction=config.val_fraction,
+                        val_per_class=config.val_per_class, test_size=config.test_size)[0]
+    removed = 0
+    if config.dedupe:
+        split, removed = dedupe(split, dataset.images)
+    if split.val is None or not len(split.val):
+        raise ValueError(must("val_fraction", "be above 0: every model is chosen on validation",
+                              config.val_fraction))
+    run_info = {"strategy": describe(strategy), "precision_policy": policy,
+                "protocol_used": protocol, "duplicates_removed": removed,
+                "dataset": dataset.summary()}
+    files.write_text(out / "config.json", config_json(config, run=run_info))
+    files.write_json(out / "splits.json", {split.name: split_indices(split)})
+
+    path = out / "comparison.json"
+    rows = _read_rows(path) if resume else []
+    train, val, test = np.asarray(split.train), np.asarray(split.val), np.asarray(split.test)
+    scorer = _Scorer(config, dataset, val, test)
+    images, labels, k = dataset.images, dataset.labels, dataset.num_classes
+    input_shape = tuple(images.shape[1:])
+    state = out / rundir.BACKUP
+
+    def done(training: str, split_after: int) -> bool:
+        return any(r["training"] == training and r["split_after"] == split_after for r in rows)
+
+    def record(new_rows: list[dict[str, Any]]) -> None:
+        rows.extend(new_rows)
+        files.write_json(path, rows)
+
+    baseline_file = out / "baseline" / MODEL_FILE
+    if not baseline_file.is_file():
+        log(f"baseline: training on {len(train)} images for up to {config.epochs} epochs")
+        result = fit_model(config.replace(split_after=(0,)), 0, images[train], labels[train], k,
+                           out / "baseline", strategy, val=(images[val], labels[val]),
+                           verbose=verbose, state=state / "baseline", resume=resume)
+        write_history(out / "baseline" / "history.csv", [("baseline", result.history)])
+        files.save_model(result.model, baseline_file)
+    started = time.perf_counter()
+    history = _history(out / "baseline")
+    baseline = _with_baseline_weights(baseline_file, 0, k, input_shape)
+    base_rows, predictions = scorer.rows(
+        baseline, 0, "baseline", len(history.get("loss", [])),
+        _training_seconds(history) + time.perf_counter() - started,
+        _throughput(history, len(train)))
+    scorer.baseline_correct = predictions["none"] == labels[test]
+    if not done("baseline", 0):
+        record(base_rows)
+
+    for s in config.split_after:
+        if not done("test-time", s):
+            started = time.perf_counter()
+            log(f"test-time voting after module {s} with the baseline's weights")
+            voter = _with_baseline_weights(baseline_file, s, k, input_shape)
+            record(scorer.rows(voter, s, "test-time", 0, time.perf_counter() - started, None)[0])
+
+    per_epoch = config.finetune_images or len(train)
+    for s in config.split_after:
+        if done("fine-tuned", s) or config.finetune_epochs == 0:
+            continue
+        started = time.perf_counter()
+        log(f"fine-tuning the voter after module {s} from the baseline")
+        tuned = config.replace(split_after=(s,), epochs=config.finetune_epochs,
+                               lr=config.finetune_lr, init_from=str(baseline_file))
+        result = fit_model(tuned, s, images[train], labels[train], k, out / f"split{s}", strategy,
+                           val=(images[val], labels[val]), verbose=verbose,
+                           state=state / f"finetune{s}", resume=resume,
+                           images_per_epoch=config.finetune_images)
+        write_history(out / f"split{s}" / "history.csv", [(f"split{s}", result.history)])
+        files.save_model(result.model, out / f"split{s}" / MODEL_FILE)
+        record(scorer.rows(result.model, s, "fine-tuned",
+                           len(result.history.get("loss", [])) * per_epoch / len(train),
+                           time.perf_counter() - started, _throughput(result.history, per_epoch))[0])
+
+    write_history(out / "history.csv", [
+        (folder, h) for folder in ["baseline", *(f"split{s}" for s in config.split_after)]
+        if (h := _history(out / folder))])
+    write_comparison_report(out, config, dataset, rows)
+    rundir.close_run(out)
+    return rows
