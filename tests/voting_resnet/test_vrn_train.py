@@ -337,3 +337,28 @@ print(json.dumps({{"replicas": run["strategy"]["replicas"], "n_test": metrics["n
     assert report["replicas"] == 2
     assert report["n_test"] % 2 == 1
     assert np.asarray(report["matrix"]).sum() == report["n_test"]
+
+
+def test_always_retrain_uses_the_epochs_selected_on_validation(tmp_path):
+    """The paper's protocol (§3.3): the epoch is chosen on validation vote accuracy, then the
+    model is trained again on train + validation for that many epochs."""
+    config = preset("smoke").replace(epochs=2, retrain="always", gradcam=False, test_size=0.25)
+    metrics = run_vrn(config, output=tmp_path / "run", dataset=tiny_faces(), verbose=0, log=quiet)
+    assert metrics["retrained_on_train_val"] is True
+    assert 1 <= metrics["selected_epoch"] <= 2
+    assert metrics["retrain_epochs"] == metrics["selected_epoch"]
+    split = next(iter(json.loads((tmp_path / "run" / "splits.json").read_text()).values()))
+    assert metrics["n_train"] == len(split["train"]) + len(split["val"]) > len(split["train"])
+    rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
+    retrain = [r for r in rows if r["phase"] == "retrain_split3"]
+    assert len(retrain) == metrics["retrain_epochs"]
+    chosen = [r for r in rows if r["phase"] == "split3"]
+    best = max(chosen, key=lambda r: (float(r["val_vote_accuracy"]), -float(r["val_loss"])))
+    assert int(best["epoch"]) == metrics["selected_epoch"]
+
+
+def test_a_split_point_given_twice_is_trained_once():
+    assert preset("smoke").replace(split_after=(1, 1, 3)).split_after == (1, 3)
+    with pytest.raises(ValueError, match="retrain must be one of never, several, always"):
+        preset("smoke").replace(retrain="sometimes").validate()
+    assert preset("paper").retrain == "always" and preset("smoke").retrain == "several"

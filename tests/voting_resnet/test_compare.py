@@ -1,0 +1,105 @@
+"""``python -m voting_resnet.compare``: every row, intervals and p-values, resume, the report."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from csa_keras.data.synthetic import make_synthetic_dataset
+from voting_resnet.comparison import BUDGETS, TRAININGS, run_comparison
+from voting_resnet.comparison_report import answers
+
+
+def tiny_faces():
+    return make_synthetic_dataset(seed=0, n_subjects=4, images_per_class=1, size=16, colour=True)
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "run"
+    config = BUDGETS["smoke"].replace(gradcam=False, test_size=0.25)
+    lines = []
+    rows = run_comparison(config, output=out, dataset=tiny_faces(), verbose=0, log=lines.append)
+    return out, config, rows, lines
+
+
+def test_every_row_is_present_with_intervals_and_p_values(comparison):
+    out, _, rows, _ = comparison
+    keys = {(r["training"], r["split_after"], r["voting"]) for r in rows}
+    expected = {("baseline", 0, "none")} | {(t, s, v) for t in TRAININGS[1:] for s in (1, 2, 3)
+                                            for v in ("soft", "hard")}
+    assert keys == expected and len(rows) == len(expected)
+    for row in rows:
+        assert 0.0 <= row["ci_low"] <= row["accuracy"] <= row["ci_high"] <= 1.0
+        assert 0.0 <= row["f1_macro"] <= 1.0
+        if row["training"] == "baseline":
+            assert row["p_vs_baseline"] is None and row["epochs"] >= 1
+        else:
+            assert 0.0 <= row["p_vs_baseline"] <= 1.0 and 0.0 <= row["p_soft_vs_hard"] <= 1.0
+        assert row["n_test"] == sum(map(sum, row["confusion_matrix"]))
+    assert json.loads((out / "comparison.json").read_text()) == rows
+    for name in ("report.md", "config.json", "splits.json", "history.csv",
+                 "confusion_matrix_baseline.png", "confusion_matrix_best.png",
+                 "baseline/model.keras", "split1/model.keras", "split3/model.keras"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "Does any split point beat the baseline?" in report and "| split after 2 |" in report
+    assert not (out / ".backup").exists()
+
+
+def test_test_time_rows_cost_no_training_and_fine_tuned_rows_report_their_epochs(comparison):
+    _, config, rows, _ = comparison
+    for row in rows:
+        if row["training"] == "test-time":
+            assert row["epochs"] == 0 and row["train_images_per_second"] is None
+        if row["training"] == "fine-tuned":
+            assert row["epochs"] > 0 and row["train_images_per_second"] > 0
+
+
+def test_resume_of_a_finished_comparison_trains_nothing(comparison, tmp_path):
+    out, config, rows, _ = comparison
+    lines = []
+    again = run_comparison(config, output=out, dataset=tiny_faces(), verbose=0, log=lines.append,
+                           resume=True)
+    assert again == rows
+    assert not any("training on" in line or "fine-tuning" in line for line in lines)
+
+
+def test_resume_after_a_lost_row_measures_only_that_row(comparison):
+    out, config, rows, _ = comparison
+    kept = [r for r in rows if not (r["training"] == "fine-tuned" and r["split_after"] == 3)]
+    (out / "comparison.json").write_text(json.dumps(kept))
+    lines = []
+    again = run_comparison(config, output=out, dataset=tiny_faces(), verbose=0, log=lines.append,
+                           resume=True)
+    assert len(again) == len(rows)
+    assert [line for line in lines if "fine-tuning" in line] == [
+        "fine-tuning the voter after module 3 from the baseline"]
+
+
+def test_answers_name_a_significant_winner():
+    base = {"training": "baseline", "split_after": 0, "voting": "none", "accuracy": 0.50,
+            "p_vs_baseline": None}
+    rows = [base] + [
+        {"training": "fine-tuned", "split_after": 1, "voting": v, "accuracy": a, "p_vs_baseline": p,
+         "p_soft_vs_hard": 0.01} for v, a, p in (("soft", 0.56, 0.001), ("hard", 0.52, 0.3))]
+    first, second = answers(rows)
+    assert first.startswith("Does any split point beat the baseline? Yes: 1 of 2")
+    assert "for 1 of 1 voters" in second and "significantly (p < 0.05) for 1" in second
+
+
+def test_help_documents_the_rows_budgets_and_resume():
+    done = subprocess.run([sys.executable, "-m", "voting_resnet.compare", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    text = done.stdout
+    for word in ("test-time", "fine-tuned", "--budget", "cpu", "paper", "--resume",
+                 "bootstrap", "McNemar"):
+        assert word in text, word
+
+
+def test_a_bad_budget_is_one_line():
+    done = subprocess.run([sys.executable, "-m", "voting_resnet.compare", "--budget", "gpu"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("python -m voting_resnet.compare: error:")
