@@ -9,19 +9,25 @@ built-in synthetic faces; real results need a real dataset (docs/datasets.md).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from csa_keras.utils.quiet import import_tensorflow
 
-PROG = "python -m csa_keras.train"
+
+def command(task: str, prog: str) -> Callable[[list[str] | None], int]:
+    """The ``main`` of a task's training command: ``python -m <package>.train``."""
+
+    def main(argv: list[str] | None = None) -> int:
+        import_tensorflow()
+        # After the quiet import: the training engine imports TensorFlow itself.
+        from csa_keras.training.cli import train_main
+
+        return train_main(task, argv, prog=prog)
+
+    return main
 
 
-def main(argv: list[str] | None = None) -> int:
-    import_tensorflow()
-    # After the quiet import: the training engine imports TensorFlow itself.
-    from csa_keras.training.cli import train_main
-
-    return train_main("csa", argv, prog=PROG)
-
+main = command("csa", "python -m csa_keras.train")
 
 if __name__ == "__main__":
     sys.exit(main())

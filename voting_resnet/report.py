@@ -108,7 +108,8 @@ def write_vrn_report(out: Path, config, dataset, outcomes: list, metrics: dict) 
         init = metrics["init_from"]
         lines.append(f"- initialised from `{init['path']}`: {init['layers_copied']} layers copied, "
                      f"{init['layers_skipped']} left as initialised")
-    lines.append(f"- wall time: {metrics['seconds']:.0f} s")
+    lines.append(f"- precision: `{metrics.get('precision_policy', 'float32')}`; wall time: "
+                 f"{metrics['seconds']:.0f} s")
     if metrics["protocol"] == "holdout" and dataset.subjects is not None:
         lines += ["", f"> {LEAK_NOTE}"]
     lines += [

@@ -10,18 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from csa_keras.utils.quiet import import_tensorflow
+from csa_keras.train import command
 
-PROG = "python -m voting_resnet.train"
-
-
-def main(argv: list[str] | None = None) -> int:
-    import_tensorflow()
-    # After the quiet import: the training engine imports TensorFlow itself.
-    from csa_keras.training.cli import train_main
-
-    return train_main("voting_resnet", argv, prog=PROG)
-
+main = command("voting_resnet", "python -m voting_resnet.train")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -64,7 +64,8 @@ def write_csa_report(out: Path, config, dataset, outcomes: list, metrics: dict[s
         f"{config.finetune_epochs} epochs, batch {config.batch_size}, Adam "
         f"{config.pretrain_lr:g} / {config.finetune_lr:g}, sparsity {config.sparsity:g}, "
         f"filters {tuple(config.filters)}, closure `{config.closure}`, seed {config.seed}",
-        f"- wall time: {metrics.get('seconds', 0):.0f} s",
+        f"- precision: `{metrics.get('precision_policy', 'float32')}`; wall time: "
+        f"{metrics.get('seconds', 0):.0f} s",
     ]
     if config.protocol == "holdout" and dataset.subjects is not None:
         lines += ["", f"> {LEAK_NOTE}"]

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from csa_keras.inference.inputs import InputFile
-from csa_keras.utils.files import temporary_name
+from csa_keras.utils.files import temporary_name, writable_folder
 
 ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 """Image formats an annotated copy keeps; any other image is written as ``.png``."""
@@ -61,17 +61,7 @@ def _draw_label(canvas: np.ndarray, text: str, x: int, y: int, colour, scale: fl
 
 def annotation_folder(annotate: str | os.PathLike) -> Path:
     """The folder of annotated copies, created; a one-line ``ValueError`` if it cannot be one."""
-    path = Path(annotate)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"annotate must be a folder. Received: annotate={path} (a file)")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"annotate must be a folder that can be created ({error.strerror}). "
-                         f"Received: annotate={path}") from None
-    if not os.access(path, os.W_OK):
-        raise ValueError(f"annotate must be a writable folder. Received: annotate={path}")
-    return path
+    return writable_folder(annotate, "annotate")
 
 
 class Annotator:

@@ -190,6 +190,7 @@ def _experiment(task: Task, config: RunConfig, out: Path, dataset: FaceDataset |
         **metrics,
         **task.extra_metrics(config),
         "duplicates_removed": removed,
+        "precision_policy": run_info["precision_policy"],
         "skipped": dataset.skipped.as_dict(),
         "seconds": round(time.perf_counter() - started, 2),
     }

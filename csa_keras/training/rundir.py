@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from csa_keras.utils.files import temporary_name
+from csa_keras.utils.files import temporary_name, writable_folder
 
 
 def default_output(command: str) -> Path:
@@ -34,16 +34,7 @@ def default_output(command: str) -> Path:
 
 def prepare(path: str | os.PathLike) -> Path:
     """Create the output folder, or fail in one line if it cannot be one."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"output {path} exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"output {path} cannot be created: {error.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise ValueError(f"output {path} is not writable")
-    return path
+    return writable_folder(path, "output")
 
 
 def write_history(path: str | os.PathLike, phases: Iterable[tuple[str, dict[str, list]]]) -> Path:

@@ -56,3 +56,21 @@ def save_figure(fig, path: str | os.PathLike, **kwargs: Any) -> Path:
     fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
     os.replace(tmp, path)
     return path
+
+
+def writable_folder(path: str | os.PathLike, setting: str) -> Path:
+    """``path`` as a folder this process can write, created if needed, or a one-line error.
+
+    ``setting`` names the setting the path came from (``output``,
+    ``annotate``), which the error names.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{setting} {path} is not a folder (a file of that name exists)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{setting} {path} cannot be created: {error.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"{setting} {path} is not writable")
+    return path

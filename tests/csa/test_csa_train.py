@@ -5,7 +5,9 @@ import subprocess
 import sys
 import textwrap
 
+import commands
 import pytest
+from commands import run_module
 
 RUN_FILES = [
     "config.json", "autoencoder.keras", "classifier.keras", "metrics.json", "report.md",
@@ -20,16 +22,12 @@ METRIC_KEYS = [
 
 
 def run_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "csa_keras.train", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return run_module("csa_keras.train", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke") / "run"
-    result = run_cli("--preset", "smoke", "--output", str(out), "--quiet")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result
+    return commands.smoke_run("csa_keras.train", tmp_path_factory.mktemp("smoke") / "run")
 
 
 def test_smoke_run_writes_every_artifact(smoke_run):

@@ -14,11 +14,10 @@ Voting ResNet from a one-epoch run on 16x16 faces, which ``config.json``
 cannot re-create, so its parity check takes the synthetic fallback.
 """
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from commands import run_module
 
 from csa_keras.csa.config import preset as csa_preset
 from csa_keras.csa.training import run_csa
@@ -37,8 +36,7 @@ def quiet(_line):
 
 
 def run_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "csa_keras.export", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return run_module("csa_keras.export", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

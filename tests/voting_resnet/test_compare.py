@@ -1,9 +1,8 @@
 """``python -m voting_resnet.compare``: every row, intervals and p-values, resume, the report."""
 import json
-import subprocess
-import sys
 
 import pytest
+from commands import run_module
 
 from csa_keras.data.synthetic import make_synthetic_dataset
 from voting_resnet.comparison import BUDGETS, TRAININGS, run_comparison
@@ -48,7 +47,7 @@ def test_every_row_is_present_with_intervals_and_p_values(comparison):
 
 
 def test_test_time_rows_cost_no_training_and_fine_tuned_rows_report_their_epochs(comparison):
-    _, config, rows, _ = comparison
+    rows = comparison[2]
     for row in rows:
         if row["training"] == "test-time":
             assert row["epochs"] == 0 and row["train_images_per_second"] is None
@@ -56,7 +55,7 @@ def test_test_time_rows_cost_no_training_and_fine_tuned_rows_report_their_epochs
             assert row["epochs"] > 0 and row["train_images_per_second"] > 0
 
 
-def test_resume_of_a_finished_comparison_trains_nothing(comparison, tmp_path):
+def test_resume_of_a_finished_comparison_trains_nothing(comparison):
     out, config, rows, _ = comparison
     lines = []
     again = run_comparison(config, output=out, dataset=tiny_faces(), verbose=0, log=lines.append,
@@ -89,8 +88,7 @@ def test_answers_name_a_significant_winner():
 
 
 def test_help_documents_the_rows_budgets_and_resume():
-    done = subprocess.run([sys.executable, "-m", "voting_resnet.compare", "--help"],
-                          capture_output=True, text=True, timeout=120)
+    done = run_module("voting_resnet.compare", "--help", timeout=120)
     assert done.returncode == 0
     text = done.stdout
     for word in ("test-time", "fine-tuned", "--budget", "cpu", "paper", "--resume",
@@ -99,7 +97,6 @@ def test_help_documents_the_rows_budgets_and_resume():
 
 
 def test_a_bad_budget_is_one_line():
-    done = subprocess.run([sys.executable, "-m", "voting_resnet.compare", "--budget", "gpu"],
-                          capture_output=True, text=True, timeout=120)
+    done = run_module("voting_resnet.compare", "--budget", "gpu", timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("python -m voting_resnet.compare: error:")

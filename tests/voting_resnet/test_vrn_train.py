@@ -11,9 +11,11 @@ import math
 import subprocess
 import sys
 
+import commands
 import keras
 import numpy as np
 import pytest
+from commands import run_module
 
 from csa_keras.data.synthetic import make_synthetic_dataset
 from csa_keras.training.strategy import get_strategy
@@ -38,8 +40,7 @@ METRIC_KEYS = [
 
 
 def run_cli(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "voting_resnet.train", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return run_module("voting_resnet.train", *args, timeout=timeout)
 
 
 def tiny_faces(size=16, n_subjects=4):
@@ -54,10 +55,7 @@ def quiet(_line):
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vrn_smoke") / "run"
-    result = run_cli("--preset", "smoke", "--output", str(out), "--quiet")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result
+    return commands.smoke_run("voting_resnet.train", tmp_path_factory.mktemp("vrn_smoke") / "run")
 
 
 def test_smoke_cli_writes_the_run_directory(smoke_run):

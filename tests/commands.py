@@ -1,0 +1,17 @@
+"""Running the project's commands as a user does: a fresh interpreter, ``python -m MODULE``."""
+import subprocess
+import sys
+
+
+def run_module(module: str, *args, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m module args...`` with its exit status, stdout and stderr as text."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def smoke_run(module: str, out, *args, timeout: float = 900):
+    """The ``smoke`` preset of a training command into ``out``; fails the test on a non-zero exit."""
+    result = run_module(module, "--preset", "smoke", "--output", out, "--quiet", *args,
+                        timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
