@@ -12,7 +12,11 @@ compile config), so ``keras.models.load_model(path)`` needs no
 task's registration with the shared commands are in submodules
 (:mod:`~voting_resnet.training`, :mod:`~voting_resnet.task`), imported on use.
 """
-from voting_resnet.layers import (
+from csa_keras.utils.quiet import import_tensorflow
+
+import_tensorflow(command=False)  # before Keras: TensorFlow's start-up lines stay off stderr
+
+from voting_resnet.layers import (  # noqa: E402
     CROP_POSITIONS,
     VOTING_MODES,
     CropAndMirror,
@@ -22,8 +26,8 @@ from voting_resnet.layers import (
     soft_vote,
     vote,
 )
-from voting_resnet.losses import CropCrossEntropy
-from voting_resnet.models import SPLIT_POINTS, build_voting_resnet, crop_size, feature_size
+from voting_resnet.losses import CropCrossEntropy  # noqa: E402
+from voting_resnet.models import SPLIT_POINTS, build_voting_resnet, crop_size, feature_size  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -42,6 +42,7 @@ from csa_keras.inference.loading import load_model
 from csa_keras.tasks import get_task
 from csa_keras.training import (
     BACKUP,
+    TENSORBOARD,
     SelectionScore,
     SplitOutcome,
     TrainingPhase,
@@ -268,12 +269,15 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
         lambda epoch, _: config.lr * config.lr_decay ** epoch)
     scratch = state is None
     where = folder / BACKUP / "train" if scratch else state
+    logs = None if scratch else folder / TENSORBOARD / where.name
     if val_ds is not None:
         phase = TrainingPhase(where, SELECTION, resume and not scratch, backup=not scratch,
                               mode="max", selection=SelectionScore(SELECTION, "val_vote_accuracy",
-                                                                   "val_loss"))
+                                                                   "val_loss"),
+                              tensorboard=logs)
     else:
-        phase = TrainingPhase(where, "loss", resume and not scratch, backup=not scratch)
+        phase = TrainingPhase(where, "loss", resume and not scratch, backup=not scratch,
+                              tensorboard=logs)
     history = train_phase(model, phase, train_ds, validation_data=val_ds,
                           epochs=epochs or config.epochs, steps_per_epoch=steps, callbacks=[decay],
                           strategy=strategy, verbose=verbose)

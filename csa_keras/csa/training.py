@@ -41,6 +41,7 @@ from csa_keras.training import loop, rundir
 from csa_keras.training.callbacks import TrainingPhase
 from csa_keras.training.experiment import SplitOutcome, run_experiment
 from csa_keras.training.pipeline import as_channels, check_dataset, make_dataset, replica_batching
+from csa_keras.training.rundir import TENSORBOARD
 from csa_keras.utils import files
 
 MODEL_FILES = ("autoencoder.keras", "classifier.keras")
@@ -117,7 +118,8 @@ def train_split(
         compile_autoencoder(autoencoder, config.pretrain_lr)
     if config.pretrain_epochs > 0:
         history["pretrain"] = loop.train_phase(
-            autoencoder, TrainingPhase(state / "pretrain", recon_monitor, resume),
+            autoencoder, TrainingPhase(state / "pretrain", recon_monitor, resume,
+                                       tensorboard=folder / TENSORBOARD / "pretrain"),
             data(train, "images", "train"),
             validation_data=None if val is None else data(val, "images", "validate"),
             epochs=config.pretrain_epochs, strategy=strategy, verbose=verbose)
@@ -137,7 +139,8 @@ def train_split(
             metrics=["accuracy"],
         )
     history["finetune"] = loop.train_phase(
-        classifier, TrainingPhase(state / "finetune", monitor, resume),
+        classifier, TrainingPhase(state / "finetune", monitor, resume,
+                                  tensorboard=folder / TENSORBOARD / "finetune"),
         data(train, "onehot", "train"),
         validation_data=None if val is None else data(val, "onehot", "validate"),
         epochs=config.finetune_epochs, strategy=strategy, verbose=verbose)

@@ -25,13 +25,14 @@ from csa_keras.training.pipeline import (
     make_dataset,
     replica_batching,
 )
-from csa_keras.training.rundir import BACKUP, write_history
+from csa_keras.training.rundir import BACKUP, TENSORBOARD, write_history
 from csa_keras.training.strategy import get_strategy, resolve_precision, set_precision
 
 __all__ = [
     "BACKUP",
     "PRECISIONS",
     "STRATEGIES",
+    "TENSORBOARD",
     "RunConfig",
     "SelectionScore",
     "SplitOutcome",

@@ -132,7 +132,10 @@ class TrainingPhase:
     ``monitor`` is the quantity whose best epoch is kept (``val_loss``, or
     ``loss`` without validation), the lowest with ``mode="min"`` and the
     highest with ``mode="max"``; ``selection`` (a :class:`SelectionScore`)
-    computes a monitored score before the checkpoint sees it. Without ``resume`` any state left in
+    computes a monitored score before the checkpoint sees it; ``tensorboard``
+    is a folder for the phase's TensorBoard logs (every epoch's scalars, so
+    ``tensorboard --logdir runs/`` shows every phase and fold of every run).
+    Without ``resume`` any state left in
     ``state`` by an earlier run is removed first, so a fresh run never
     restores a stranger's weights. ``backup=False`` leaves out the per-epoch
     backup, for a phase that will never be resumed.
@@ -140,13 +143,15 @@ class TrainingPhase:
 
     def __init__(self, state: str | os.PathLike, monitor: str, resume: bool = False,
                  backup: bool = True, mode: str = "min",
-                 selection: SelectionScore | None = None) -> None:
+                 selection: SelectionScore | None = None,
+                 tensorboard: str | os.PathLike | None = None) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be one of min, max. Received: mode={mode!r}")
         self.state = Path(state)
         self.monitor = monitor
         self.mode = mode
         self.selection = selection
+        self.tensorboard = None if tensorboard is None else Path(tensorboard)
         self.resume = resume
         self.backup = backup
         if not resume:
@@ -243,6 +248,9 @@ class TrainingPhase:
             keras.callbacks.TerminateOnNaN(),
             *backup,
             keras.callbacks.CSVLogger(str(self.log_path), append=True),
+            *([keras.callbacks.TensorBoard(str(self.tensorboard), write_graph=False,
+                                           update_freq="epoch", profile_batch=0)]
+              if self.tensorboard is not None else []),
         ]
 
     def history(self) -> dict[str, list[float]]:

@@ -61,6 +61,10 @@ def write_history(path: str | os.PathLike, phases: Iterable[tuple[str, dict[str,
 BACKUP = ".backup"
 """The folder of a run directory that holds resumable training state."""
 
+TENSORBOARD = "tensorboard"
+"""The folder of a run directory (of each fold under k-fold) with the TensorBoard logs of
+every training phase: ``tensorboard --logdir runs/`` shows them all."""
+
 RESUME_FREE = ("strategy", "deterministic")
 """Settings a resumed run may change: where and how it runs, not what it computes."""
 

@@ -16,18 +16,36 @@ import re
 import sys
 import tempfile
 
+_HEADER = re.compile(r"^[IWEF]\d{4} ")
 _HIDDEN = re.compile(r"^(?:[IW]\d{4} |WARNING: All log messages before absl::InitializeLog)")
 
 
-def import_tensorflow() -> None:
+def _kept(text: str) -> list[str]:
+    """The lines of ``text`` that are not information or warning records (nor their
+    continuation lines)."""
+    kept, hiding = [], False
+    for line in text.splitlines():
+        if _HEADER.match(line) or _HIDDEN.match(line):
+            hiding = bool(_HIDDEN.match(line))
+        if not hiding:
+            kept.append(line)
+    return kept
+
+
+def import_tensorflow(command: bool = True) -> None:
     """Import TensorFlow once, with the start-up lines ``TF_CPP_MIN_LOG_LEVEL`` hides dropped.
 
-    The level defaults to 2 (errors only) for the commands; with a level
-    below 1 nothing is captured.
+    A ``command`` sets the level to 2 (errors only) unless the user set it,
+    for the whole run; a library import (``command=False``) leaves the
+    environment alone and drops the start-up information lines unless the
+    user asked for them with a level of 0. With a level below 1 nothing is
+    captured.
     """
     if "tensorflow" in sys.modules:
         return
-    level = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if command:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1")
     if not level.isdigit() or int(level) < 1:
         importlib.import_module("tensorflow")
         return
@@ -41,7 +59,6 @@ def import_tensorflow() -> None:
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
-                    if not _HIDDEN.match(line)]
+            kept = _kept(capture.read().decode("utf-8", "replace"))
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")

@@ -35,6 +35,8 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     for name in RUN_FILES:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert not list(out.glob(".*partial*")), "temporary files left behind"
+    for phase in ("pretrain", "finetune"):
+        assert list((out / "tensorboard" / phase).rglob("events.out.tfevents.*")), phase
     assert "run directory" in result.stdout
 
 

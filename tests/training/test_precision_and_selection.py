@@ -1,4 +1,4 @@
-"""The precision setting, and the choice of the epoch on validation accuracy with ties to the loss."""
+"""The precision setting, the epoch chosen on validation accuracy with ties to the loss, TensorBoard."""
 import keras
 import numpy as np
 import pytest
@@ -78,3 +78,32 @@ def test_a_max_phase_keeps_the_epoch_of_the_best_accuracy(tmp_path):
     assert phase.best_epoch() == 3
     with pytest.raises(ValueError, match="mode must be one of min, max"):
         TrainingPhase(tmp_path / "other", "loss", mode="best")
+
+
+def _scalars(folder):
+    """``{tag: [value per step]}`` of the TensorBoard event files under ``folder``."""
+    import tensorflow as tf
+
+    values = {}
+    for path in sorted(folder.rglob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value
+                values.setdefault((path.parent.name, value.tag), []).append(float(tensor))
+    return values
+
+
+def test_a_phase_writes_its_epochs_to_tensorboard(tmp_path):
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    y = np.arange(8) % 2
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    model = _tiny()
+    model.optimizer.learning_rate.assign(0.1)
+    phase = TrainingPhase(tmp_path / "phase", "val_loss", tensorboard=tmp_path / "tb")
+    history = train_phase(model, phase, data, epochs=3, validation_data=data,
+                          strategy=tf.distribute.get_strategy(), verbose=0)
+    scalars = _scalars(tmp_path / "tb")
+    assert scalars[("train", "epoch_loss")] == pytest.approx(history["loss"], rel=1e-5)
+    assert scalars[("validation", "epoch_loss")] == pytest.approx(history["val_loss"], rel=1e-5)

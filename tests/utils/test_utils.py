@@ -1,0 +1,68 @@
+"""The commands' one-line errors, flags for settings, TensorFlow's start-up lines, atomic folders."""
+import argparse
+
+import pytest
+
+from csa_keras.utils import quiet
+from csa_keras.utils.cli import fail, flag_message, run_main
+from csa_keras.utils.files import writable_folder
+from csa_keras.utils.messages import must, one_of
+
+
+@pytest.fixture
+def parser():
+    parser = argparse.ArgumentParser(prog="tool")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--output")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--format")
+    return parser
+
+
+@pytest.mark.parametrize("message, expected", [
+    (must("batch_size", "be at least 1", 0),
+     "--batch-size must be at least 1. Received: --batch-size=0"),
+    ("output runs/a holds an unfinished run: continue it with resume=True, or remove it",
+     "--output runs/a holds an unfinished run: continue it with --resume, or remove it"),
+    ("output /tmp/output.csv is not a folder", "--output /tmp/output.csv is not a folder"),
+    ("the built-in faces have no format to choose", "the built-in faces have no format to choose"),
+    (one_of("format", ("a", "b"), "c"), "--format must be one of a, b. Received: --format='c'"),
+])
+def test_flag_message_names_flags_where_settings_stand(parser, message, expected):
+    assert flag_message(message, parser) == expected
+
+
+def test_run_main_turns_errors_into_one_line_and_interrupts_into_130(parser, capsys):
+    def bad():
+        raise ValueError(must("batch_size", "be at least 1", 0) + "\nsecond line")
+
+    assert run_main(parser, bad) == 2
+    assert capsys.readouterr().err == "tool: error: --batch-size must be at least 1. Received: --batch-size=0\n"
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert run_main(parser, interrupted) == 130
+    assert capsys.readouterr().err == "tool: interrupted\n"
+    assert fail(parser, "") == 2
+
+
+def test_only_information_and_warning_records_are_dropped():
+    text = "\n".join([
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on.",
+        "I0000 00:00:1.0 1 cpu_feature_guard.cc:210] This TensorFlow binary is optimized",
+        "To enable the following instructions: AVX2, in other operations, rebuild TensorFlow.",
+        "E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit",
+        "Traceback (most recent call last):",
+        "ImportError: libfoo.so",
+    ])
+    assert quiet._kept(text) == ["E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit",
+                                 "Traceback (most recent call last):", "ImportError: libfoo.so"]
+
+
+def test_writable_folder_creates_or_refuses_in_one_line(tmp_path):
+    assert writable_folder(tmp_path / "a" / "b", "output").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"^annotate .*file is not a folder"):
+        writable_folder(tmp_path / "file", "annotate")
