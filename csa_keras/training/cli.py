@@ -64,7 +64,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets, preset_help: 
     run.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
 
-def _reader_options(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | None:
+def reader_options(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | None:
     if not pairs:
         return None
     options = []
@@ -78,7 +78,7 @@ def _reader_options(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | No
 
 def common_changes(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
-        reader_options=_reader_options(args.reader_option),
+        reader_options=reader_options(args.reader_option),
         data=args.data, format=args.format, protocol=args.protocol, folds=args.folds,
         test_size=args.test_size, val_fraction=args.val_fraction, dedupe=args.dedupe,
         detect=args.detect, no_face=args.no_face, batch_size=args.batch_size, seed=args.seed,

@@ -1,0 +1,68 @@
+"""``python -m csa_keras.evaluate``: a trained model scored on other labelled data, shared classes only."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from commands import run_module
+
+from csa_keras.csa.config import preset
+from csa_keras.csa.training import run_csa
+from csa_keras.data.synthetic import make_synthetic_dataset
+from csa_keras.inference.evaluation import evaluate_model, shared_classes
+
+
+@pytest.fixture(scope="module")
+def csa_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaluate_csa") / "run"
+    run_csa(preset("smoke").replace(gradcam=False), output=out, verbose=0, log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def other_data(tmp_path_factory):
+    """A folder dataset of anger, happiness and neutral faces: neutral is unknown to the model."""
+    root = tmp_path_factory.mktemp("other")
+    faces = make_synthetic_dataset(seed=5, n_subjects=3, images_per_class=2,
+                                   classes=("anger", "happiness", "neutral"))
+    for i, (image, label) in enumerate(zip(faces.images, faces.labels)):
+        folder = root / faces.class_names[label]
+        folder.mkdir(exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), image)
+    return root, faces
+
+
+def test_the_shared_classes_are_scored_and_the_rest_reported(csa_run, other_data, tmp_path):
+    root, faces = other_data
+    out = tmp_path / "eval"
+    metrics = evaluate_model(csa_run, root, output=out, progress=False, log=lambda _: None)
+    neutral = int(np.sum(np.asarray(faces.class_names)[faces.labels] == "neutral"))
+    assert metrics["class_names"] == ["anger", "happiness"]
+    assert metrics["dropped_data_classes"] == {"neutral": neutral}
+    assert set(metrics["dropped_model_classes"]) == {"contempt", "disgust", "fear", "sadness",
+                                                     "surprise"}
+    cm = np.asarray(metrics["confusion_matrix"])
+    assert cm.shape == (2, 2) and cm.sum() == metrics["n_test"] == len(faces) - neutral
+    assert metrics["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert 0 <= metrics["accuracy_ci_low"] <= metrics["accuracy"] <= metrics["accuracy_ci_high"] <= 1
+    assert json.loads((out / "metrics.json").read_text())["n_test"] == metrics["n_test"]
+    assert (out / "confusion_matrix.png").stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert f"neutral {neutral}" in report and "contempt" in report
+
+
+def test_shared_classes_keep_the_model_order():
+    assert shared_classes(["anger", "contempt", "happiness"], ["happiness", "neutral", "anger"]) == [
+        "anger", "happiness"]
+
+
+def test_the_command_scores_and_refuses_in_one_line(csa_run, other_data, tmp_path):
+    root, _ = other_data
+    done = run_module("csa_keras.evaluate", csa_run, "--data", root, "--output", tmp_path / "e",
+                      "--quiet", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("accuracy ") and "anger, happiness" in done.stdout
+    bad = run_module("csa_keras.evaluate", tmp_path / "missing", "--data", root, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"python -m csa_keras.evaluate: error: model {tmp_path / 'missing'} does not exist"]
