@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from csa_keras.data.protocols import LEAK_NOTE
+from csa_keras.data.protocols import LEAK_NOTE, holdout_leaks
 from csa_keras.evaluation.figures import plot_confusion_matrix, plot_curves, plot_gradcam
 from csa_keras.evaluation.gradcam import one_per_class
 from csa_keras.evaluation.report import mean_std, percent, skipped_section
@@ -110,7 +110,7 @@ def write_vrn_report(out: Path, config, dataset, outcomes: list, metrics: dict) 
                      f"{init['layers_skipped']} left as initialised")
     lines.append(f"- precision: `{metrics.get('precision_policy', 'float32')}`; wall time: "
                  f"{metrics['seconds']:.0f} s")
-    if metrics["protocol"] == "holdout" and dataset.subjects is not None:
+    if holdout_leaks(metrics["protocol"], dataset):
         lines += ["", f"> {LEAK_NOTE}"]
     lines += [
         "",

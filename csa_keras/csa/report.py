@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from csa_keras.csa.model import LAST_CONV_LAYER
-from csa_keras.data.protocols import LEAK_NOTE
+from csa_keras.data.protocols import LEAK_NOTE, holdout_leaks
 from csa_keras.evaluation.figures import plot_confusion_matrix, plot_curves, plot_reconstructions
 from csa_keras.evaluation.metrics import PAPER_PSNR_NOTE, SCALAR_METRICS, table1_markdown
 from csa_keras.evaluation.report import gradcam_figure, mean_std, percent, skipped_section
@@ -67,7 +67,7 @@ def write_csa_report(out: Path, config, dataset, outcomes: list, metrics: dict[s
         f"- precision: `{metrics.get('precision_policy', 'float32')}`; wall time: "
         f"{metrics.get('seconds', 0):.0f} s",
     ]
-    if config.protocol == "holdout" and dataset.subjects is not None:
+    if holdout_leaks(config.protocol, dataset):
         lines += ["", f"> {LEAK_NOTE}"]
     lines += [
         "",

@@ -49,6 +49,17 @@ LEAK_NOTE = (
 """One paragraph for the run report when holdout is used on a dataset with subjects."""
 
 
+def holdout_leaks(protocol: str, dataset: FaceDataset) -> bool:
+    """Whether ``protocol`` on ``dataset`` puts faces of one person on both sides (:data:`LEAK_NOTE`).
+
+    A holdout split of real data whose images come several to a subject does;
+    the built-in synthetic faces are drawn independently for every image (no
+    sequence, no near-duplicate frames), so the note does not apply to them.
+    """
+    return (protocol == "holdout" and dataset.subjects is not None
+            and dataset.format != "synthetic")
+
+
 @dataclasses.dataclass(frozen=True)
 class Split:
     """One train / test partition, as index arrays into a dataset.

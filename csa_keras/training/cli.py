@@ -39,6 +39,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets, preset_help: 
                       help="a reader setting, repeatable: classes=8 (affectnet), "
                            "last_frames=3 / first_as_neutral=true (ckplus), "
                            "public_test_as=val (fer2013-csv), variant=original (rafdb)")
+    data.add_argument("--data-licence", metavar="TEXT",
+                      help="the data's licence terms for MODEL_CARD.md (default: a LICENSE file "
+                           "at the data's root, if any)")
     data.add_argument("--detect", choices=DETECT_MODES,
                       help="Viola-Jones face detection (default auto: full frames only)")
     data.add_argument("--no-face", choices=NO_FACE_MODES,
@@ -79,7 +82,7 @@ def reader_options(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | Non
 def common_changes(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
         reader_options=reader_options(args.reader_option),
-        data=args.data, format=args.format, protocol=args.protocol, folds=args.folds,
+        data=args.data, data_licence=args.data_licence, format=args.format, protocol=args.protocol, folds=args.folds,
         test_size=args.test_size, val_fraction=args.val_fraction, dedupe=args.dedupe,
         detect=args.detect, no_face=args.no_face, batch_size=args.batch_size, seed=args.seed,
         strategy=args.strategy, precision=args.precision, gradcam=args.gradcam,

@@ -48,6 +48,7 @@ class RunConfig:
     val_fraction: float = 0.1
     dedupe: bool = False
     reader_options: tuple[tuple[str, str], ...] = ()
+    data_licence: str | None = None
     synthetic_subjects: int = 40
     synthetic_images_per_class: int = 3
     # run

@@ -37,9 +37,11 @@ import tensorflow as tf
 from csa_keras.data.dataset import FaceDataset
 from csa_keras.data.faces import FaceSettings
 from csa_keras.data.loader import load_dataset
-from csa_keras.data.protocols import Split, dedupe, make_splits
+from csa_keras.data.protocols import Split, dedupe, holdout_leaks, make_splits
 from csa_keras.data.synthetic import make_synthetic_dataset
 from csa_keras.evaluation.metrics import aggregate_folds
+from csa_keras.evaluation.model_card import write_model_card
+from csa_keras.evaluation.statistics import bootstrap_interval
 from csa_keras.tasks import Task
 from csa_keras.training import rundir
 from csa_keras.training.config import RunConfig, config_json
@@ -194,8 +196,16 @@ def _experiment(task: Task, config: RunConfig, out: Path, dataset: FaceDataset |
         "skipped": dataset.skipped.as_dict(),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if "confusion_matrix" in metrics:
+        cm = np.asarray(metrics["confusion_matrix"])
+        right = int(np.trace(cm))
+        correct = np.repeat([True, False], [right, int(cm.sum()) - right])
+        if len(correct):
+            metrics["accuracy_ci_low"], metrics["accuracy_ci_high"] = bootstrap_interval(correct)
     if chief:
         task.write_report(out, config, dataset, outcomes, metrics)
+        write_model_card(out, task.title, task.description, config, metrics, dataset.summary(),
+                         holdout_leaks(protocol, dataset))
         files.write_json(out / "metrics.json", metrics)
     return metrics
 

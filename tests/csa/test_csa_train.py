@@ -37,6 +37,9 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     assert not list(out.glob(".*partial*")), "temporary files left behind"
     for phase in ("pretrain", "finetune"):
         assert list((out / "tensorboard" / phase).rglob("events.out.tfevents.*")), phase
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Intended use" in card and "built-in synthetic faces" in card
+    assert "Holdout leaks" not in (out / "report.md").read_text()  # synthetic faces do not leak
     assert "run directory" in result.stdout
 
 
