@@ -13,7 +13,7 @@ import numpy as np
 from csa_keras.data.protocols import LEAK_NOTE, holdout_leaks
 from csa_keras.evaluation.figures import plot_confusion_matrix, plot_curves, plot_gradcam
 from csa_keras.evaluation.gradcam import one_per_class
-from csa_keras.evaluation.report import mean_std, percent, skipped_section
+from csa_keras.evaluation.report import mean_std, per_class_table, percent, skipped_section
 from csa_keras.utils import files
 from voting_resnet.gradcam import voter_gradcam
 from voting_resnet.layers.voting import vote
@@ -126,9 +126,7 @@ def write_vrn_report(out: Path, config, dataset, outcomes: list, metrics: dict) 
         "Per-class accuracy (the diagonal of the row-normalised confusion matrix"
         + (", pooled over folds" if kfold else "") + "):",
         "",
-        "| class | accuracy |",
-        "|---|---|",
-        *[f"| {name} | {percent(value)} |" for name, value in metrics["per_class_accuracy"].items()],
+        *per_class_table(metrics["per_class_accuracy"]),
         "",
         "![confusion matrix](confusion_matrix.png)",
         "",

@@ -116,13 +116,16 @@ def train_split(
             input_shape=images.shape[1:], filters=config.filters,
             sparsity=config.sparsity, closure=config.closure)
         compile_autoencoder(autoencoder, config.pretrain_lr)
+    def fit_phase(model, phase: str, monitor: str, target: str, epochs: int):
+        history[phase] = loop.train_phase(
+            model, TrainingPhase(state / phase, monitor, resume,
+                                 tensorboard=folder / TENSORBOARD / phase),
+            data(train, target, "train"),
+            validation_data=None if val is None else data(val, target, "validate"),
+            epochs=epochs, strategy=strategy, verbose=verbose)
+
     if config.pretrain_epochs > 0:
-        history["pretrain"] = loop.train_phase(
-            autoencoder, TrainingPhase(state / "pretrain", recon_monitor, resume,
-                                       tensorboard=folder / TENSORBOARD / "pretrain"),
-            data(train, "images", "train"),
-            validation_data=None if val is None else data(val, "images", "validate"),
-            epochs=config.pretrain_epochs, strategy=strategy, verbose=verbose)
+        fit_phase(autoencoder, "pretrain", recon_monitor, "images", config.pretrain_epochs)
 
     x_test = dataset.subset(test).scaled()
     reconstructions = predict(autoencoder, test)
@@ -138,12 +141,7 @@ def train_split(
             loss="categorical_crossentropy",
             metrics=["accuracy"],
         )
-    history["finetune"] = loop.train_phase(
-        classifier, TrainingPhase(state / "finetune", monitor, resume,
-                                  tensorboard=folder / TENSORBOARD / "finetune"),
-        data(train, "onehot", "train"),
-        validation_data=None if val is None else data(val, "onehot", "validate"),
-        epochs=config.finetune_epochs, strategy=strategy, verbose=verbose)
+    fit_phase(classifier, "finetune", monitor, "onehot", config.finetune_epochs)
 
     probabilities = predict(classifier, test)
     y_pred = probabilities.argmax(axis=1)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from csa_keras.data.protocols import LEAK_NOTE
-from csa_keras.evaluation.report import percent
+from csa_keras.evaluation.report import per_class_table, percent
 from csa_keras.utils import files
 
 LICENCE_FILES = ("LICENSE", "LICENCE", "LICENSE.txt", "LICENCE.txt", "LICENSE.md", "licence.txt",
@@ -113,9 +113,7 @@ def write_model_card(out: Path, task_title: str, description: str, config: Any,
         f"- macro F1 {percent(metrics.get('f1_macro'))}, balanced accuracy "
         f"{percent(metrics.get('balanced_accuracy'))}",
         "",
-        "| class | accuracy (recall) |",
-        "|---|---|",
-        *[f"| {name} | {percent(value)} |" for name, value in per_class.items()],
+        *per_class_table(per_class, "accuracy (recall)"),
         "",
         "## Limitations",
         "",

@@ -58,3 +58,10 @@ def gradcam_figure(classifier, images: np.ndarray, labels: np.ndarray, class_nam
     titles = [f"true {class_names[labels[i]]}\npred {class_names[p]}"
               for i, p in zip(index, predicted)]
     return plot_gradcam(faces, maps, titles, path)
+
+
+def per_class_table(per_class_accuracy: dict[str, float | None],
+                    header: str = "accuracy") -> list[str]:
+    """The per-class accuracies (recall of each class) as Markdown table lines."""
+    return ["| class | " + header + " |", "|---|---|",
+            *[f"| {name} | {percent(value)} |" for name, value in per_class_accuracy.items()]]

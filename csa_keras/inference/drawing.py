@@ -2,8 +2,10 @@
 
 :func:`draw_records` draws each classified face's box and ``label score``
 (and marks an image without a face); :class:`Annotator` writes such copies
-of every image and sampled video frame under one folder, keeping each
-input's relative name, each file written under a temporary name and renamed.
+under one folder, keeping each input's relative name: a drawn copy of every
+image, and of every video an annotated video with its timeline
+(:mod:`csa_keras.inference.video`), each file written under a temporary name
+and renamed.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from csa_keras.inference.inputs import InputFile
+from csa_keras.inference.inputs import InputFile, video_rate
+from csa_keras.inference.video import VideoRecorder
 from csa_keras.utils.files import temporary_name, writable_folder
 
 ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -67,22 +70,34 @@ def annotation_folder(annotate: str | os.PathLike) -> Path:
 class Annotator:
     """Writes annotated copies under one folder, keeping each input's relative name.
 
-    A video frame becomes ``<video>_frame000120.jpg``; two inputs with the
-    same name get ``_2``, ``_3``... rather than overwriting each other. The
-    folder is created at once (:func:`annotation_folder`).
+    An image gets a drawn copy of the same name (``.png`` for a format
+    :data:`ANNOTATION_SUFFIXES` does not keep). The sampled frames of a video
+    go, drawn, into one annotated video with its timeline
+    (:class:`~csa_keras.inference.video.VideoRecorder`:
+    ``<video>_annotated.mp4``, ``<video>_timeline.csv`` and ``.png``), which
+    is moved into place when the video ends: when a frame of another input
+    arrives, or at :meth:`close`; :meth:`discard` drops a video that did not
+    end. Two inputs with the same name get ``_2``, ``_3``... rather than
+    overwriting each other. The folder is created at once
+    (:func:`annotation_folder`). As a context manager, it closes the video
+    being written when the block ends normally and drops it on an exception.
+
+    Args:
+        folder: where the copies go.
+        class_names: the model's classes, the timeline's ``p_<class>`` columns.
+        every: the sampling of video frames, which divides a video file's
+            frame rate to give the annotated video's.
     """
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, class_names: Sequence[str] = (), every: int = 1) -> None:
         self.folder = annotation_folder(folder)
+        self.class_names = list(class_names)
+        self.every = every
         self.used: set[Path] = set()
+        self._video: tuple[InputFile, VideoRecorder] | None = None
 
-    def target(self, item: InputFile, frame: int | None) -> Path:
-        """Where the copy of ``item`` (or of its ``frame``) goes; never a path given before."""
-        name = Path(item.name)
-        if frame is not None:
-            name = name.with_name(f"{name.stem}_frame{frame:06d}.jpg")
-        elif name.suffix.lower() not in ANNOTATION_SUFFIXES:
-            name = name.with_suffix(".png")
+    def _unique(self, name: Path) -> Path:
+        """``folder / name``, or ``name`` with ``_2``, ``_3``... added to its stem: never a path given before."""
         path, n = self.folder / name, 1
         while path in self.used:
             n += 1
@@ -90,14 +105,68 @@ class Annotator:
         self.used.add(path)
         return path
 
+    def target(self, item: InputFile) -> Path:
+        """Where the copy of the image ``item`` goes."""
+        name = Path(item.name)
+        if name.suffix.lower() not in ANNOTATION_SUFFIXES:
+            name = name.with_suffix(".png")
+        return self._unique(name)
+
+    def recorder(self, item: InputFile, rate: float | None = None) -> VideoRecorder:
+        """The recorder of the video ``item``, started on its first frame (ending the video before it).
+
+        ``rate``: frames per second of the sampled frames; by default the
+        file's own over ``every``.
+        """
+        if self._video is not None and self._video[0] is item:
+            return self._video[1]
+        self.close()
+        if rate is None:
+            source_rate = video_rate(item.path)
+            rate = None if source_rate is None else source_rate / self.every
+        recorder = VideoRecorder(self._unique(Path(item.name).with_suffix("")), self.class_names, rate)
+        self._video = (item, recorder)
+        return recorder
+
     def write(self, item: InputFile, image: np.ndarray, records: Sequence[dict],
-              original_shape: tuple[int, int] | None = None) -> Path:
-        """Draw ``records`` on ``image`` (an RGB decode of ``item``) and write the copy."""
-        path = self.target(item, records[0]["frame"])
+              original_shape: tuple[int, int] | None = None, rate: float | None = None) -> Path:
+        """Draw ``records`` on ``image`` (an RGB decode of ``item`` or of one of its frames) and write it.
+
+        Returns the image copy, or the (final) path of the video's timeline
+        CSV for a video frame.
+        """
+        canvas = draw_records(image, records, original_shape)
+        if records[0]["frame"] is not None:
+            recorder = self.recorder(item, rate)
+            recorder.write(canvas, records)
+            return recorder.csv_path
+        self.close()
+        path = self.target(item)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = temporary_name(path)
-        if not cv2.imwrite(str(temporary), draw_records(image, records, original_shape)):
+        if not cv2.imwrite(str(temporary), canvas):
             temporary.unlink(missing_ok=True)
             raise OSError(f"cannot write the annotated image {path}")
         os.replace(temporary, path)
         return path
+
+    def close(self) -> list[Path]:
+        """End the video being written: its files moved into place; the paths written."""
+        video, self._video = self._video, None
+        return [] if video is None else video[1].finish()
+
+    def discard(self) -> None:
+        """Drop the video being written (it did not end): its temporary files removed."""
+        video, self._video = self._video, None
+        if video is not None:
+            video[1].discard()
+
+    def __enter__(self) -> Annotator:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        """The video being written is closed when the block ends normally, dropped on any exception."""
+        if kind is None:
+            self.close()
+        else:
+            self.discard()

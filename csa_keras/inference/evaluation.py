@@ -32,7 +32,7 @@ from csa_keras.data.faces import FaceSettings
 from csa_keras.data.loader import load_dataset
 from csa_keras.evaluation.figures import plot_confusion_matrix
 from csa_keras.evaluation.metrics import SCALAR_METRICS, classification_metrics
-from csa_keras.evaluation.report import percent, skipped_section
+from csa_keras.evaluation.report import per_class_table, percent, skipped_section
 from csa_keras.evaluation.statistics import bootstrap_interval
 from csa_keras.inference.loading import resolve_model_path
 from csa_keras.inference.predictor import Predictor
@@ -124,9 +124,7 @@ def _write_report(out: Path, metrics: dict[str, Any], dataset) -> Path:
         f"| accuracy, 95% bootstrap interval | {percent(metrics['accuracy_ci_low'])} – "
         f"{percent(metrics['accuracy_ci_high'])} |",
         "",
-        "| class | accuracy |",
-        "|---|---|",
-        *[f"| {name} | {percent(value)} |" for name, value in metrics["per_class_accuracy"].items()],
+        *per_class_table(metrics["per_class_accuracy"]),
         "",
         "![confusion matrix](confusion_matrix.png)",
         "",

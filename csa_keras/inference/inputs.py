@@ -2,21 +2,23 @@
 
 :func:`collect_inputs` turns the paths a caller gives into
 :class:`InputFile` s and refuses, before any work, a missing input or a
-folder with nothing to predict on. :func:`video_frames` reads a video with
-OpenCV, decoding only the frames that are kept.
+folder with nothing to predict on. :func:`video_frames` reads a video file
+with OpenCV, decoding only the frames that are kept; :func:`open_capture` and
+:func:`read_frames` do the same for a camera or a stream URL.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from csa_keras.data.faces import IMAGE_EXTENSIONS, reduce_image
+from csa_keras.data.faces import IMAGE_EXTENSIONS, ImageDecodeError, reduce_image
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 """Files read frame by frame with ``cv2.VideoCapture``."""
@@ -33,6 +35,17 @@ class InputFile:
 
 class VideoError(Exception):
     """A video that cannot be opened or yields no frame; the message is the reason, one line."""
+
+
+def error_reason(error: BaseException) -> str:
+    """Why a file could not be used, in one line for an ``"error"`` record."""
+    if isinstance(error, ImageDecodeError):
+        reason = error.reason.replace("_", " ")
+        return f"{reason} ({error.detail})" if error.detail else reason
+    if isinstance(error, VideoError):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def kind_of(path: str | os.PathLike) -> str:
@@ -81,33 +94,76 @@ def collect_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike | Inpu
     return items
 
 
-def video_frames(path: str | os.PathLike, every: int,
-                 max_side: int | None) -> Iterator[tuple[int, float | None, np.ndarray, tuple[int, int]]]:
+def open_capture(source: int | str | os.PathLike) -> cv2.VideoCapture:
+    """An opened ``cv2.VideoCapture`` of a camera index, a video file or a stream URL.
+
+    A camera keeps a one-frame buffer, so that a classifier slower than the
+    camera sees the newest frame rather than a queue of old ones. Raises
+    :class:`VideoError` when OpenCV cannot open the source.
+    """
+    capture = cv2.VideoCapture(source if isinstance(source, int) else str(source))
+    if not capture.isOpened():
+        capture.release()
+        raise VideoError("cannot open the video (not a format OpenCV can read)")
+    if isinstance(source, int):
+        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+    return capture
+
+
+def capture_rate(capture: cv2.VideoCapture) -> float | None:
+    """The frames per second a capture reports, ``None`` when it reports none."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if fps and math.isfinite(fps) and fps > 0 else None
+
+
+def read_frames(capture: cv2.VideoCapture, every: int, max_side: int | None,
+                live: bool = False) -> Iterator[tuple[int, float | None, np.ndarray, tuple[int, int]]]:
     """``(index, seconds, RGB frame reduced to max_side, original (h, w))`` of every ``every``-th frame.
 
-    Skipped frames are only grabbed, not decoded. Raises :class:`VideoError`
-    when the file does not open as a video or yields no frame.
+    Skipped frames are only grabbed, not decoded. ``seconds`` is the frame's
+    place in the video (index over the reported rate, ``None`` without one),
+    or for a ``live`` source (a camera) the wall-clock seconds since its
+    first frame. The capture is left open. Raises :class:`VideoError` when
+    not a single frame can be read.
     """
+    fps = capture_rate(capture)
+    index, start = 0, None
+    while True:
+        if index % every == 0:
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                break
+            now = time.perf_counter()
+            start = now if start is None else start
+            rgb = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB if frame.ndim == 2 else cv2.COLOR_BGR2RGB)
+            seconds = (round(now - start, 3) if live else None if fps is None else round(index / fps, 3))
+            yield index, seconds, reduce_image(rgb, max_side), rgb.shape[:2]
+        elif not capture.grab():
+            break
+        index += 1
+    if index == 0:
+        raise VideoError("no frame could be read from the video")
+
+
+def video_frames(path: str | os.PathLike, every: int,
+                 max_side: int | None) -> Iterator[tuple[int, float | None, np.ndarray, tuple[int, int]]]:
+    """The frames of :func:`read_frames` of a video file, opened and released here.
+
+    Raises :class:`VideoError` when the file does not open as a video or
+    yields no frame.
+    """
+    capture = open_capture(path)
+    try:
+        yield from read_frames(capture, every, max_side)
+    finally:
+        capture.release()
+
+
+def video_rate(path: str | os.PathLike) -> float | None:
+    """The frames per second a video file reports, ``None`` when it reports none or does not open."""
     capture = cv2.VideoCapture(str(path))
     try:
-        if not capture.isOpened():
-            raise VideoError("cannot open the video (not a format OpenCV can read)")
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        fps = fps if fps and math.isfinite(fps) and fps > 0 else None
-        index = 0
-        while True:
-            if index % every == 0:
-                ok, frame = capture.read()
-                if not ok or frame is None:
-                    break
-                rgb = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB if frame.ndim == 2 else cv2.COLOR_BGR2RGB)
-                seconds = None if fps is None else round(index / fps, 3)
-                yield index, seconds, reduce_image(rgb, max_side), rgb.shape[:2]
-            elif not capture.grab():
-                break
-            index += 1
-        if index == 0:
-            raise VideoError("no frame could be read from the video")
+        return capture_rate(capture) if capture.isOpened() else None
     finally:
         capture.release()
 

@@ -19,6 +19,9 @@ import code the file chooses:
   bounded time and memory;
 * Keras loads with ``safe_mode=True`` (no lambdas, no arbitrary imports).
 
+:data:`PRETRAINED` is where the package's own pretrained CSA lives
+(:func:`pretrained_run`), used when a caller names no model.
+
 The class names and input channels of a saved model come from the run that
 wrote it: ``metrics.json`` or ``config.json`` beside the model, or in the
 run directory above a ``foldNN`` / ``splitK`` folder.
@@ -51,6 +54,10 @@ MAX_CONFIG_DEPTH = 128
 
 ARCHIVE_MEMBERS = ("config.json", "model.weights.h5")
 """The files every Keras 3 ``.keras`` archive holds."""
+
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "csa_fer2013"
+"""The pretrained CSA installed with the package: a run-like folder (``classifier.keras``,
+``metrics.json`` with the class names, ``MODEL_CARD.md``) that prediction uses when no model is given."""
 
 _RUN_SUBFOLDER = re.compile(r"fold\d+|split\d+")
 _DEPTH_CHUNK = 2**20
@@ -94,6 +101,14 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
         raise ValueError(f"model {path} is not a .keras file: give a run directory or its "
                          f"{' / '.join(t.model_file for t in all_tasks().values()) or '.keras model'}")
     return path
+
+
+def pretrained_run() -> Path:
+    """:data:`PRETRAINED`, or a one-line ``ValueError`` when no pretrained model is installed."""
+    if not PRETRAINED.is_dir():
+        raise ValueError(f"no pretrained model is installed ({PRETRAINED} does not exist): "
+                         "give a run directory or a .keras model")
+    return PRETRAINED
 
 
 def _config_depth(raw: bytes) -> int:

@@ -61,6 +61,7 @@ order.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -83,16 +84,16 @@ from csa_keras.data.faces import (
     reduce_image,
 )
 from csa_keras.inference.drawing import Annotator
-from csa_keras.inference.inputs import (
-    InputFile,
-    VideoError,
-    collect_inputs,
-    frame_estimate,
-    kind_of,
-    video_frames,
+from csa_keras.inference.inputs import InputFile, collect_inputs, error_reason, frame_estimate, kind_of, video_frames
+from csa_keras.inference.loading import (
+    class_names_for,
+    load_model,
+    pretrained_run,
+    resolve_model_path,
+    trained_channels,
 )
-from csa_keras.inference.loading import class_names_for, load_model, resolve_model_path, trained_channels
 from csa_keras.inference.probabilities import class_probabilities, num_classes
+from csa_keras.inference.stream import FrameStream
 from csa_keras.tasks import task_of_model
 
 RECORD_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "box", "label", "score",
@@ -120,17 +121,6 @@ def make_record(source: str, frame: int | None = None, time_s: float | None = No
     record = dict.fromkeys(RECORD_KEYS)
     record.update(source=source, frame=frame, time_s=time_s, **values)
     return record
-
-
-def error_reason(error: BaseException) -> str:
-    """Why a file could not be used, in one line for an ``"error"`` record."""
-    if isinstance(error, ImageDecodeError):
-        reason = error.reason.replace("_", " ")
-        return f"{reason} ({error.detail})" if error.detail else reason
-    if isinstance(error, VideoError):
-        return str(error)
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def _input_size(model, source: str) -> tuple[int, int]:
@@ -222,6 +212,11 @@ class Predictor:
         if options.get("class_names") is None:
             predictor.class_names = class_names_for(model_path, predictor.num_classes)
         return predictor
+
+    @classmethod
+    def pretrained(cls, **options: Any) -> Predictor:
+        """The pretrained CSA installed with the package (:data:`~csa_keras.inference.loading.PRETRAINED`)."""
+        return cls.from_run(pretrained_run(), **options)
 
     # ----------------------------------------------------------------- faces
 
@@ -344,8 +339,25 @@ class Predictor:
                 rgb, original = read_image(image, self.settings.max_side)
             except ImageDecodeError as error:
                 return [make_record(source, status="error", error=error_reason(error))]
-        records, faces = self._analyse(rgb, original, {"source": source})
+        return self.records_of(rgb, original, source)
+
+    def records_of(self, rgb: np.ndarray, original_shape: tuple[int, int], source: str,
+                   frame: int | None = None, time_s: float | None = None) -> list[dict]:
+        """The records of one decoded RGB image (at most ``max_side`` a side) of ``original_shape``, classified now."""
+        base = {"source": source, "frame": frame, "time_s": time_s}
+        records, faces = self._analyse(rgb, original_shape, base)
         return list(self._flush([_Entry(records, faces)], None))
+
+    def stream(self, source: int | str | os.PathLike, smooth: int = 5, every: int = 1,
+               max_frames: int | None = None, annotate: str | os.PathLike | None = None) -> FrameStream:
+        """Classify a camera index, video file or stream URL frame by frame (:mod:`~csa_keras.inference.stream`).
+
+        Yields a :class:`~csa_keras.inference.stream.StreamFrame` per sampled
+        frame (every ``every``-th, at most ``max_frames``) with each face's
+        probabilities averaged over the last ``smooth`` frames; ``annotate``:
+        a folder for the annotated video and timeline of the smoothed records.
+        """
+        return FrameStream(self, source, smooth, every, max_frames, annotate)
 
     def predict_paths(self, inputs: str | os.PathLike | Iterable[str | os.PathLike], every: int = 1,
                       progress: bool = True, annotate: str | os.PathLike | None = None) -> Iterator[dict]:
@@ -358,14 +370,15 @@ class Predictor:
         unreadable image or video gives an ``error`` record and the rest goes
         on. ``progress`` shows a tqdm bar on stderr (images and frames)
         unless the input is a single image. ``annotate``: a folder receiving
-        a copy of every image and sampled video frame
-        (``<video>_frame000120.jpg``) with the boxes and labels drawn, at the
-        decoded size (at most ``max_side`` pixels a side).
+        a drawn copy of every image and, for every video, an annotated video
+        with a timeline of the probabilities (:class:`~csa_keras.inference.drawing.Annotator`),
+        at the decoded size (at most ``max_side`` pixels a side); stopping
+        early (Ctrl-C, an error, records left unread) drops the video in progress.
         """
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"every must be a positive integer. Received: every={every!r}")
         items = collect_inputs(inputs)
-        annotator = None if annotate is None else Annotator(annotate)
+        annotator = None if annotate is None else Annotator(annotate, self.class_names, every)
         show = progress and not (len(items) == 1 and items[0].kind == "image")
         return self._generate(items, every, show, annotator)
 
@@ -373,7 +386,8 @@ class Predictor:
                   annotator: Annotator | None) -> Iterator[dict]:
         total = (sum(1 if item.kind == "image" else frame_estimate(item.path, every) for item in items)
                  if progress else None)
-        with tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False) as bar:
+        with (tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False) as bar,
+              annotator or contextlib.nullcontext()):
             yield from self._batched(self._entries(items, every, bar, annotator is not None), annotator)
 
     def _entries(self, items: list[InputFile], every: int, bar, keep_images: bool) -> Iterator[_Entry]:

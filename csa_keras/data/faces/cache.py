@@ -77,8 +77,8 @@ def cache_key(samples: Sequence[Sample], settings: FaceSettings, needs_detection
     for sample in samples:
         if sample.pixels is not None:
             pixels = np.ascontiguousarray(sample.pixels)
-            digest = hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest()
-            identity = ["pixels", str(pixels.dtype), list(pixels.shape), digest]
+            content = hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest()
+            identity = ["pixels", str(pixels.dtype), list(pixels.shape), content]
         else:
             path = os.path.abspath(sample.source)
             try:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
 from csa_keras.data.readers.folder import checked, require_folder
+from csa_keras.data.readers.rows import csv_rows
 
 AFFECTNET_CODES = {
     0: "neutral", 1: "happiness", 2: "sadness", 3: "surprise",
@@ -86,13 +87,7 @@ def read_affectnet(root: str | Path, classes: int = 7) -> Catalogue:
                 reader = csv.reader(handle)
                 columns = _index_columns(next(reader, []), csv_path)
                 needed = max(columns.values()) + 1
-                for number, row in enumerate(reader, start=1):
-                    if not row:
-                        continue
-                    where = f"{csv_path}#row={number}"
-                    if len(row) < needed:
-                        skipped.add("bad_row", where)
-                        continue
+                for where, row in csv_rows(reader, needed, str(csv_path), skipped):
                     try:
                         code = int(row[columns["expression"]])
                         box = tuple(int(float(row[columns[c]])) for c in BOX_COLUMNS)

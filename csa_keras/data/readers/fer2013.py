@@ -24,6 +24,7 @@ import numpy as np
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
 from csa_keras.data.readers.folder import checked
+from csa_keras.data.readers.rows import csv_rows
 
 FER_CODES = {
     0: "anger", 1: "disgust", 2: "fear", 3: "happiness",
@@ -107,13 +108,7 @@ def read_fer2013(path: str | Path, public_test_as: str = "test") -> Catalogue:
             emotion_col, pixels_col = header.index("emotion"), header.index("pixels")
             usage_col = header.index("usage") if "usage" in header else None
             needed = max(emotion_col, pixels_col, usage_col or 0) + 1
-            for number, row in enumerate(reader, start=1):
-                if not row:
-                    continue
-                source = f"{csv_name}#row={number}"
-                if len(row) < needed:
-                    skipped.add("bad_row", source)
-                    continue
+            for source, row in csv_rows(reader, needed, str(csv_name), skipped):
                 try:
                     label = FER_CODES.get(int(row[emotion_col]))
                 except ValueError:
