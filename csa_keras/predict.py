@@ -1,15 +1,25 @@
-"""Predict expressions on photographs, folders and videos: ``python -m csa_keras.predict``.
+"""Predict expressions on photographs, folders, videos and live sources: ``python -m csa_keras.predict``.
 
 A thin ``argparse`` front end over
-:class:`csa_keras.inference.predictor.Predictor`, for a model of any
-registered task (a run directory, or its ``classifier.keras`` /
-``model.keras``). It writes one record per face (JSON lines, or CSV with one
-``p_<class>`` column per class) to stdout or to ``--output``, which is
-written under a temporary name and renamed at the end, so a killed run never
-leaves a half-written file. Bad arguments, an unusable model file, a missing
-input or an empty folder end in one line on stderr and exit status 2
-(:mod:`csa_keras.utils.cli`); an unreadable image or video among the inputs
-is an ``error`` record and the rest goes on.
+:class:`csa_keras.inference.predictor.Predictor`. The model is the pretrained
+CSA installed with the package (:data:`csa_keras.inference.loading.PRETRAINED`)
+unless ``--model`` names a run directory or a ``.keras`` file of any
+registered task; the older form, with the model as the first positional
+argument, still works: a first argument that is a ``.keras`` file or a
+folder holding a task's model file is the model (:func:`split_model`).
+
+It writes one record per face (JSON lines, or CSV with one ``p_<class>``
+column per class) to stdout or to ``--output``, which is written under a
+temporary name and renamed at the end, so a killed run never leaves a
+half-written file. ``--camera N`` or ``--stream SOURCE`` (a video file or a
+stream URL) classifies a live source frame by frame instead, with each
+face's probabilities averaged over the last ``--smooth`` frames and the
+frames per second in the progress bar. Ctrl-C stops either: the records
+written so far are kept (``--output`` renamed into place, an annotated live
+video finished) and the exit status is 130. Bad arguments, an unusable model
+file, a missing input or an empty folder end in one line on stderr and exit
+status 2 (:mod:`csa_keras.utils.cli`); an unreadable image or video among
+the inputs is an ``error`` record and the rest goes on.
 
 The inference modules are imported after the arguments are parsed: ``--help``
 and usage errors answer without loading TensorFlow, and TensorFlow's C++
@@ -18,6 +28,7 @@ logging is quieted before it loads.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -35,25 +46,38 @@ PROG = "python -m csa_keras.predict"
 CSV_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "x", "y", "w", "h", "label", "score")
 """The CSV columns before the ``p_<class>`` probabilities and the final ``error`` column."""
 
+DEFAULT_SMOOTH = 5
+"""Frames a live source's probabilities are averaged over unless ``--smooth`` says otherwise."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
-        description="Detect the faces in photographs, folders and videos (Viola-Jones, as in "
-                    "training) and classify the expression of each with a trained model of "
-                    "any registered task (CSA, Voting ResNet); one record per face.",
+        description="Detect the faces in photographs, folders, videos or a live camera (Viola-Jones, "
+                    "as in training) and classify the expression of each with the pretrained CSA or a "
+                    "trained model of any registered task (CSA, Voting ResNet); one record per face.",
     )
-    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL",
-                        help="a run directory of either training command, or its classifier.keras / model.keras")
-    parser.add_argument("inputs", metavar="INPUT", nargs="+",
-                        help="image files, folders (searched recursively) and video files")
+    parser.add_argument("inputs", metavar="INPUT", nargs="*",
+                        help="image files, folders (searched recursively) and video files; a first INPUT "
+                             "that is a .keras file or a run directory is the model (the older form)")
     output = parser.add_argument_group("output")
     output.add_argument("--format", default="jsonl", choices=["jsonl", "csv"],
                         help="JSON lines (default) or CSV with a p_<class> column per class")
     output.add_argument("--output", metavar="FILE", help="write the records to FILE (default stdout)")
     output.add_argument("--annotate", metavar="DIR",
-                        help="write copies of the images and sampled video frames with boxes and labels drawn")
+                        help="write copies of the images with boxes and labels drawn, and of each video "
+                             "an annotated video with a timeline of the probabilities (CSV and PNG)")
     output.add_argument("--quiet", action="store_true", help="no progress bar and no summary on stderr")
+    live = parser.add_argument_group("live sources")
+    source = live.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, metavar="N",
+                        help="classify camera N (0: the first) frame by frame until Ctrl-C")
+    source.add_argument("--stream", metavar="SOURCE",
+                        help="classify a video file or a stream URL (rtsp://, http://) frame by frame")
+    live.add_argument("--smooth", type=int, metavar="K",
+                      help=f"average each face's probabilities over the last K frames "
+                           f"(default {DEFAULT_SMOOTH}; 1: no smoothing)")
+    live.add_argument("--max-frames", type=int, metavar="N", help="stop after N classified frames")
     faces = parser.add_argument_group("faces")
     faces.add_argument("--detect", default="auto", choices=["auto", "always", "never"],
                        help="Viola-Jones detection (default auto: small images are face crops already)")
@@ -61,8 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an image without a face: report it as no_face (skip, default) or "
                             "classify its centre square")
     faces.add_argument("--every", type=int, default=1, metavar="N",
-                       help="videos: classify every N-th frame (default 1)")
+                       help="videos and live sources: classify every N-th frame (default 1)")
     model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="RUN_DIR_OR_MODEL",
+                       help="a run directory of either training command, or its classifier.keras / "
+                            "model.keras (default: the pretrained CSA installed with the package)")
     model.add_argument("--batch-size", type=int, default=64, metavar="N",
                        help="faces per model call (default 64)")
     model.add_argument("--voting", choices=["soft", "hard"],
@@ -71,7 +98,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check(args: argparse.Namespace) -> tuple[Path, list]:
+def names_a_model(argument: str) -> bool:
+    """Whether a first positional argument is the model: a ``.keras`` path, or a folder holding a task's model file."""
+    from csa_keras.tasks import all_tasks
+
+    path = Path(argument)
+    if path.suffix.lower() == ".keras":
+        return True
+    return path.is_dir() and any((path / name).is_file() for task in all_tasks().values()
+                                 for name in (task.model_file, *task.run_files))
+
+
+def split_model(args: argparse.Namespace) -> tuple[str | Path, list[str]]:
+    """The model argument and the inputs: ``--model``, else a first INPUT that names one, else the pretrained CSA."""
+    from csa_keras.inference import loading
+
+    inputs = list(args.inputs)
+    if args.model is not None:
+        return args.model, inputs
+    if inputs and names_a_model(inputs[0]):
+        return inputs[0], inputs[1:]
+    try:
+        return loading.pretrained_run(), inputs
+    except ValueError:
+        raise ValueError(f"no pretrained model is installed ({loading.PRETRAINED} does not exist): "
+                         "choose one with --model RUN_DIR_OR_MODEL") from None
+
+
+def _live_source(args: argparse.Namespace, inputs: list[str]) -> int | str | None:
+    """The camera index or stream source, checked; ``None`` for files."""
+    live = args.camera is not None or args.stream is not None
+    flag = "--camera" if args.camera is not None else "--stream"
+    if live and inputs:
+        raise ValueError(f"{flag} takes no INPUT (received {inputs[0]}): predict on files without it")
+    if not live:
+        if not inputs:
+            raise ValueError("no INPUT given: give image files, folders or videos, or --camera N / --stream SOURCE")
+        for setting, value in (("--smooth", args.smooth), ("--max-frames", args.max_frames)):
+            if value is not None:
+                raise ValueError(f"{setting} applies to --camera and --stream only")
+        return None
+    if args.smooth is not None and args.smooth < 1:
+        raise ValueError(f"smooth must be at least 1. Received: smooth={args.smooth}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1. Received: max_frames={args.max_frames}")
+    if args.camera is not None:
+        if args.camera < 0:
+            raise ValueError(f"camera must be at least 0. Received: camera={args.camera}")
+        return args.camera
+    if "://" not in args.stream and not Path(args.stream).is_file():
+        raise ValueError(f"--stream {args.stream} is not a video file or a stream URL")
+    return args.stream
+
+
+def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
     """Everything that can be checked before the model is loaded; one-line ``ValueError`` s."""
     from csa_keras.inference.drawing import annotation_folder
     from csa_keras.inference.inputs import collect_inputs
@@ -81,9 +161,11 @@ def _check(args: argparse.Namespace) -> tuple[Path, list]:
         raise ValueError(f"every must be at least 1. Received: every={args.every}")
     if args.batch_size < 1:
         raise ValueError(f"batch_size must be at least 1. Received: batch_size={args.batch_size}")
-    model_path = resolve_model_path(args.model)
+    model, inputs = split_model(args)
+    source = _live_source(args, inputs)
+    model_path = resolve_model_path(model)
     read_archive_config(model_path)
-    items = collect_inputs(args.inputs)
+    items = [] if source is not None else collect_inputs(inputs)
     if args.output is not None:
         target = Path(args.output)
         if target.is_dir():
@@ -94,7 +176,38 @@ def _check(args: argparse.Namespace) -> tuple[Path, list]:
             raise ValueError(f"--output {target}: folder {target.parent} is not writable")
     if args.annotate is not None:
         annotation_folder(args.annotate)
-    return model_path, items
+    return model_path, items, source
+
+
+class _Output:
+    """The records' destination: stdout, or ``--output`` written under a temporary name.
+
+    The file is renamed into place when the block ends normally or on Ctrl-C
+    (every record written so far is whole), and removed on any other error.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = None if path is None else Path(path)
+        self.temporary = None if self.path is None else temporary_name(self.path)
+        self.stream: IO[str] = sys.stdout
+
+    def __enter__(self) -> IO[str]:
+        if self.temporary is not None:
+            self.stream = self.temporary.open("w", encoding="utf-8", newline="")
+        return self.stream
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self.temporary is None:
+            self.stream.flush()
+            return
+        self.stream.close()
+        if kind is None or issubclass(kind, KeyboardInterrupt):
+            try:
+                os.replace(self.temporary, self.path)
+            finally:
+                self.temporary.unlink(missing_ok=True)
+        else:
+            self.temporary.unlink(missing_ok=True)
 
 
 class _Writer:
@@ -132,50 +245,88 @@ def _rounded(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _summary(counts: Counter, sources: set) -> str:
-    parts = [f"{counts['ok']} face{'s' * (counts['ok'] != 1)} in {len(sources)} "
-             f"file{'s' * (len(sources) != 1)}"]
-    if counts["no_face"]:
-        parts.append(f"{counts['no_face']} image{'s' * (counts['no_face'] != 1)} with no face")
-    if counts["error"]:
-        parts.append(f"{counts['error']} unreadable")
-    return ", ".join(parts)
+class _Tally:
+    """What was written, for the summary line on stderr."""
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        self.sources: set = set()
+        self.frames = 0
+        self.fps: float | None = None
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.counts[record["status"]] += 1
+        self.sources.add(record["source"])
+
+    def summary(self, live: bool) -> str:
+        counts = self.counts
+        where = (f"{self.frames} frame{'s' * (self.frames != 1)}" if live
+                 else f"{len(self.sources)} file{'s' * (len(self.sources) != 1)}")
+        parts = [f"{counts['ok']} face{'s' * (counts['ok'] != 1)} in {where}"]
+        if counts["no_face"]:
+            what = "frame" if live else "image"
+            parts.append(f"{counts['no_face']} {what}{'s' * (counts['no_face'] != 1)} with no face")
+        if counts["error"]:
+            parts.append(f"{counts['error']} unreadable")
+        if live and self.fps is not None:
+            parts.append(f"{self.fps:.1f} frames per second")
+        return ", ".join(parts)
+
+
+def _predict_files(predictor, items: list, args: argparse.Namespace, writer: _Writer, tally: _Tally) -> None:
+    records = predictor.predict_paths(items, every=args.every, progress=not args.quiet, annotate=args.annotate)
+    with contextlib.closing(records):
+        for record in records:
+            writer.write(record)
+            tally.add(record)
+
+
+def _predict_stream(frames, args: argparse.Namespace, writer: _Writer, tally: _Tally) -> None:
+    """Write each frame's smoothed records; the measured frames per second go in the progress bar."""
+    from tqdm import tqdm
+
+    with frames, tqdm(total=args.max_frames, desc="live", unit="frame", disable=args.quiet, leave=False) as bar:
+        for frame in frames:
+            for record in frame.smoothed:
+                writer.write(record)
+                tally.add(record)
+            tally.frames, tally.fps = tally.frames + 1, frame.fps
+            bar.set_postfix_str(f"{frame.fps:.1f} fps", refresh=False)
+            bar.update(1)
 
 
 def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """The command's work once the arguments are parsed; a ``ValueError`` is a one-line exit 2."""
-    model_path, items = _check(args)
+    model_path, items, source = _check(args)
     from csa_keras.inference.predictor import Predictor
 
     predictor = Predictor.from_run(model_path, detect=args.detect, no_face=args.no_face,
                                    voting=args.voting, batch_size=args.batch_size)
-    temporary = None
-    if args.output is None:
-        stream = sys.stdout
-    else:
-        temporary = temporary_name(Path(args.output))
-        stream = temporary.open("w", encoding="utf-8", newline="")
-    counts: Counter = Counter()
-    sources: set = set()
+    live = source is not None
+    frames = None
+    if live:
+        frames = predictor.stream(source, smooth=args.smooth or DEFAULT_SMOOTH, every=args.every,
+                                  max_frames=args.max_frames, annotate=args.annotate)
+    tally = _Tally()
     try:
-        writer = _Writer(stream, args.format, predictor.class_names)
-        for record in predictor.predict_paths(items, every=args.every,
-                                              progress=not args.quiet, annotate=args.annotate):
-            writer.write(record)
-            counts[record["status"]] += 1
-            sources.add(record["source"])
-        if temporary is not None:
-            stream.close()
-            os.replace(temporary, args.output)
+        with _Output(args.output) as stream:
+            writer = _Writer(stream, args.format, predictor.class_names)
+            if live:
+                _predict_stream(frames, args, writer, tally)
+            else:
+                _predict_files(predictor, items, args, writer, tally)
+    except KeyboardInterrupt:
+        if not args.quiet:
+            print(tally.summary(live), file=sys.stderr)
+        raise
     except OSError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     finally:
-        if temporary is not None:
-            stream.close()
-            temporary.unlink(missing_ok=True)
+        if frames is not None:
+            frames.close()
     if not args.quiet:
-        print(_summary(counts, sources), file=sys.stderr)
+        print(tally.summary(live), file=sys.stderr)
     return 0
 
 

@@ -13,6 +13,12 @@ One module per job, imported on demand (this package imports nothing):
   the folder of annotated copies;
 - :mod:`~csa_keras.inference.predictor`: :class:`Predictor`, the faces of
   photographs, folders and videos classified (``python -m csa_keras.predict``);
+- :mod:`~csa_keras.inference.stream`: live input (a camera, a video file or
+  a stream URL), probabilities smoothed over the last frames;
+- :mod:`~csa_keras.inference.video`: annotated videos and their timeline of
+  probabilities (CSV and plot);
+- :mod:`~csa_keras.inference.evaluation`: a trained model scored on other
+  labelled data (``python -m csa_keras.evaluate``);
 - :mod:`~csa_keras.inference.artifacts`: SavedModel and TFLite artifacts
   written, run and timed;
 - :mod:`~csa_keras.inference.run_images`: a run's test images re-created

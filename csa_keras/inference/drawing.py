@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from csa_keras.inference.inputs import InputFile, video_rate
+from csa_keras.inference.inputs import InputFile, kind_of, video_rate
 from csa_keras.inference.video import VideoRecorder
 from csa_keras.utils.files import temporary_name, writable_folder
 
@@ -124,7 +124,9 @@ class Annotator:
         if rate is None:
             source_rate = video_rate(item.path)
             rate = None if source_rate is None else source_rate / self.every
-        recorder = VideoRecorder(self._unique(Path(item.name).with_suffix("")), self.class_names, rate)
+        name = Path(item.name)
+        stem = name.with_suffix("") if kind_of(name) == "video" else name
+        recorder = VideoRecorder(self._unique(stem), self.class_names, rate)
         self._video = (item, recorder)
         return recorder
 

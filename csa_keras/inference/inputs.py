@@ -5,6 +5,7 @@
 folder with nothing to predict on. :func:`video_frames` reads a video file
 with OpenCV, decoding only the frames that are kept; :func:`open_capture` and
 :func:`read_frames` do the same for a camera or a stream URL.
+:func:`error_reason` says in one line why an input could not be read.
 """
 from __future__ import annotations
 

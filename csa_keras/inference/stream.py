@@ -100,15 +100,16 @@ def source_name(source: int | str | os.PathLike) -> str:
 
 
 def source_stem(source: int | str | os.PathLike) -> str:
-    """The stem of a stream's annotated files: ``camera0``, the file's stem, or the URL's last part."""
+    """The stem of a stream's annotated files: ``camera0``, the file's stem, the URL's last part or host."""
     if isinstance(source, int):
         return f"camera{source}"
     text = str(source)
     if "://" in text:
-        text = text.split("://", 1)[1].split("?", 1)[0].rstrip("/")
-        text = text.rsplit("/", 1)[-1]
-    stem = re.sub(r"[^\w.-]+", "_", Path(text).stem).strip("._")
-    return stem or "stream"
+        host, _, path = text.split("://", 1)[1].split("?", 1)[0].strip("/").partition("/")
+        text = Path(path).stem if path else host.rsplit(":", 1)[0]
+    else:
+        text = Path(text).stem
+    return re.sub(r"[^\w.-]+", "_", text).strip("._") or "stream"
 
 
 def _positive(setting: str, value) -> None:

@@ -82,8 +82,9 @@ def plot_timeline(times: Sequence[float], probabilities: np.ndarray, class_names
     """A PNG of ``probabilities`` ``(T, K)`` against ``times`` (``T >= 1``), one line per class; NaN rows are gaps."""
     fig = Figure(figsize=(8, 3.6))
     ax = fig.add_subplot()
+    marker = "." if len(times) < 50 else None
     for k, name in enumerate(class_names):
-        ax.plot(times, probabilities[:, k], label=name, linewidth=1.2)
+        ax.plot(times, probabilities[:, k], label=name, linewidth=1.2, marker=marker)
     ax.set(xlabel=unit, ylabel="probability", ylim=(0, 1), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)

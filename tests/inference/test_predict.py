@@ -192,8 +192,11 @@ def test_cli_jsonl_and_annotations(csa_run, folder, video, tmp_path, capsys):
     assert [r["status"] for r in records] == ["ok", "error", "no_face", "ok", "ok", "ok"]
     assert err.splitlines()[-1] == "4 faces in 4 files, 1 image with no face, 1 unreadable"
     written = sorted(p.relative_to(annotate).as_posix() for p in annotate.rglob("*") if p.is_file())
-    assert written == ["clip_frame000000.jpg", "clip_frame000003.jpg", "clip_frame000006.jpg",
+    assert written == ["clip_annotated.mp4", "clip_timeline.csv", "clip_timeline.png",
                        "photos/a_hopper.jpg", "photos/c_blank.png"]
+    timeline = list(csv.DictReader((annotate / "clip_timeline.csv").open()))
+    assert [int(row["frame"]) for row in timeline] == [0, 3, 6]
+    assert [row["label"] for row in timeline] == [r["label"] for r in records[3:]]
     original = cv2.imread(str(folder / "a_hopper.jpg"))
     drawn = cv2.imread(str(annotate / "photos" / "a_hopper.jpg"))
     assert drawn.shape == original.shape
@@ -228,10 +231,11 @@ def _bad_inputs(tmp, csa_dir, folder):
     (tmp / "empty").mkdir()
     (tmp / "not_a_run").mkdir()
     return {
-        "missing model": ([tmp / "nothing", folder], "does not exist"),
-        "not a .keras file": ([folder / "a_hopper.jpg", folder], "not a .keras file"),
+        "missing model": ([tmp / "nothing.keras", folder], "does not exist"),
+        "missing --model": (["--model", tmp / "nothing", folder], "model " + str(tmp / "nothing") + " does not exist"),
+        "not a .keras file": (["--model", folder / "a_hopper.jpg", folder], "not a .keras file"),
         "truncated .keras": ([truncated, folder], "truncated"),
-        "not a run directory": ([tmp / "not_a_run", folder], "not a run directory"),
+        "not a run directory": (["--model", tmp / "not_a_run", folder], "not a run directory"),
         "autoencoder": ([csa_dir / "autoencoder.keras", folder], "autoencoder"),
         "voting with a CSA model": ([csa_dir, folder, "--voting", "soft"], "Voting ResNet"),
         "empty folder": ([csa_dir, tmp / "empty"], "holds no image or video"),
@@ -250,12 +254,53 @@ def test_bad_input_is_one_line_and_exit_2(csa_run, folder, tmp_path, capsys):
 
 
 def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "csa_keras.predict", str(tmp_path), str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "csa_keras.predict", "--model", str(tmp_path), str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"{PROG}: error: {tmp_path} is not a run directory: it holds no classifier.keras (CSA) "
         "or model.keras (Voting ResNet)"]
+
+
+def test_the_pretrained_model_is_the_default(csa_run, folder, grace_hopper, tmp_path, monkeypatch, capsys):
+    """A run folder stands in for the pretrained CSA, so the test does not depend on the shipped one."""
+    from csa_keras.inference import loading
+
+    monkeypatch.setattr(loading, "PRETRAINED", csa_run[0])
+    assert Predictor.pretrained().source == str(csa_run[0] / "classifier.keras")
+    forms = {
+        "pretrained": [grace_hopper, folder / "c_blank.png"],
+        "--model": ["--model", csa_run[0] / "classifier.keras", grace_hopper, folder / "c_blank.png"],
+        "model first (older form)": [csa_run[0], grace_hopper, folder / "c_blank.png"],
+    }
+    outputs = {}
+    for name, argv in forms.items():
+        code, out, err = run_main([*argv, "--quiet"], capsys)
+        assert code == 0, (name, err)
+        outputs[name] = [json.loads(line) for line in out.splitlines()]
+        assert [r["status"] for r in outputs[name]] == ["ok", "no_face"], name
+        assert list(outputs[name][0]["probabilities"]) == csa_run[1], name
+    assert outputs["pretrained"] == outputs["--model"] == outputs["model first (older form)"]
+
+    monkeypatch.setattr(loading, "PRETRAINED", tmp_path / "not_installed")
+    with pytest.raises(ValueError, match="no pretrained model is installed"):
+        Predictor.pretrained()
+    code, out, err = run_main([grace_hopper], capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == (f"{PROG}: error: no pretrained model is installed ({tmp_path / 'not_installed'} "
+                           "does not exist): choose one with --model RUN_DIR_OR_MODEL")
+
+
+def test_which_first_argument_is_the_model(csa_run, vrn_run, folder, tmp_path):
+    from csa_keras.predict import names_a_model
+
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    (stopped / "autoencoder.keras").write_bytes(b"")
+    for path in (csa_run[0], csa_run[0] / "classifier.keras", vrn_run, stopped, tmp_path / "missing.keras"):
+        assert names_a_model(str(path)), path
+    for path in (folder, folder / "a_hopper.jpg", tmp_path / "missing.jpg", tmp_path / "missing"):
+        assert not names_a_model(str(path)), path
 
 
 # ----------------------------------------------------------------------------- safe loading
