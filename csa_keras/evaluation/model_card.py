@@ -75,14 +75,20 @@ def _limitations(metrics: dict[str, Any], dataset: dict[str, Any], subjects_leak
 
 
 def write_model_card(out: Path, task_title: str, description: str, config: Any,
-                     metrics: dict[str, Any], dataset: dict[str, Any], subjects_leak: bool) -> Path:
-    """Write ``MODEL_CARD.md`` into the run directory ``out``."""
+                     metrics: dict[str, Any], dataset: dict[str, Any], subjects_leak: bool,
+                     licence: str | None = None, recreate: str | None = None) -> Path:
+    """Write ``MODEL_CARD.md`` into the run directory ``out``.
+
+    ``licence`` replaces the licence found for the data; ``recreate`` is the
+    command that trains the model again, shown in a section of its own.
+    """
     kfold = "folds" in metrics
     ci = ""
     if metrics.get("accuracy_ci_low") is not None:
         ci = (f" (95% bootstrap interval {percent(metrics['accuracy_ci_low'])} – "
               f"{percent(metrics['accuracy_ci_high'])}{', pooled over folds' if kfold else ''})")
-    licence = data_licence(getattr(config, "data", None), getattr(config, "data_licence", None))
+    licence = licence or data_licence(getattr(config, "data", None),
+                                      getattr(config, "data_licence", None))
     per_class = metrics.get("per_class_accuracy") or {}
     lines = [
         f"# Model card: {task_title} trained on {metrics.get('dataset')}",
@@ -119,6 +125,7 @@ def write_model_card(out: Path, task_title: str, description: str, config: Any,
         "",
         *[f"- {item}" for item in _limitations(metrics, dataset, subjects_leak)],
         "",
+        *(["## Re-create it", "", "```bash", recreate, "```", ""] if recreate else []),
         "## Licence of the data",
         "",
         licence if licence else (

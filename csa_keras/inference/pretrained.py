@@ -1,0 +1,107 @@
+"""The model in the box: a finished run packed as the pretrained model the package ships.
+
+:func:`package_pretrained` turns a training run directory into the small
+folder :data:`~csa_keras.inference.loading.PRETRAINED` that
+``python -m csa_keras.predict photo.jpg`` and :meth:`Predictor.pretrained`
+use when no model is named: the classifier saved without optimizer state (a
+few MB), the run's ``config.json``, the ``metrics.json`` keys prediction and
+its card need, and a ``MODEL_CARD.md`` that gives the command which trained
+it. Every file is written atomically, into a temporary folder renamed over
+the old one at the end.
+
+``python -m csa_keras.inference.pretrained RUN_DIR`` packs a run into the
+package's folder (a maintainer's step, before building the wheel).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from csa_keras.evaluation.model_card import write_model_card
+from csa_keras.evaluation.statistics import bootstrap_interval
+from csa_keras.inference.loading import PRETRAINED, load_model, resolve_model_path, run_json
+from csa_keras.tasks import get_task
+from csa_keras.training.config import RunConfig
+from csa_keras.utils import files
+from csa_keras.utils.cli import Parser, run_main
+
+KEPT_METRICS = ("task", "dataset", "protocol", "class_names", "n_train", "n_val", "n_test",
+                "accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
+                "f1_weighted", "per_class_accuracy", "confusion_matrix", "psnr_db",
+                "reconstruction_mse", "duplicates_removed", "precision_policy", "seconds")
+"""The keys of the run's ``metrics.json`` the packed folder keeps."""
+
+
+def _run_config(config: dict[str, Any]) -> RunConfig:
+    fields = RunConfig.__dataclass_fields__
+    kept = {k: v for k, v in config.items() if k in fields}
+    kept["reader_options"] = tuple(tuple(pair) for pair in kept.get("reader_options") or ())
+    return RunConfig(**kept)
+
+
+def package_pretrained(run_dir: str | os.PathLike, command: str, licence: str,
+                       dest: str | os.PathLike = PRETRAINED) -> Path:
+    """Pack the run in ``run_dir`` into ``dest``; returns ``dest``.
+
+    ``command`` is the training command that made the run (written to the
+    card so the model can be re-created); ``licence`` the data's terms.
+    """
+    model_path = resolve_model_path(run_dir)
+    metrics = run_json(model_path, "metrics.json")
+    config = run_json(model_path, "config.json")
+    if not metrics or not config:
+        raise ValueError(f"run_dir {run_dir} holds no finished run (metrics.json and config.json)")
+    kept = {k: metrics[k] for k in KEPT_METRICS if k in metrics}
+    cm = np.asarray(kept["confusion_matrix"])
+    right = int(np.trace(cm))
+    kept["accuracy_ci_low"], kept["accuracy_ci_high"] = bootstrap_interval(
+        np.repeat([True, False], [right, int(cm.sum()) - right]))
+    model = load_model(model_path)
+    task = get_task(kept["task"])
+    dest = Path(dest)
+    work = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    files.save_model(model, work / task.model_file)
+    files.write_text(work / "config.json", json.dumps(config, indent=2) + "\n")
+    files.write_json(work / "metrics.json", kept)
+    settings = _run_config(config.get("config", {}))
+    write_model_card(work, task.title, task.description, settings, kept,
+                     config.get("run", {}).get("dataset", {}), subjects_leak=False,
+                     licence=licence, recreate=command)
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(work, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="python -m csa_keras.inference.pretrained",
+                    description="Pack a finished training run as the package's pretrained model.")
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--command", required=True,
+                        help="the training command that made the run, for the model card")
+    parser.add_argument("--licence", required=True, help="the training data's licence terms")
+    parser.add_argument("--dest", default=str(PRETRAINED), help="default: the package's folder")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        dest = package_pretrained(args.run_dir, args.command, args.licence, args.dest)
+        size = sum(p.stat().st_size for p in dest.iterdir())
+        print(f"{dest}: {size / 2**20:.1f} MB")
+        return 0
+
+    return run_main(parser, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
