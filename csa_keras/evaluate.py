@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto, folder, ckplus, fer2013-csv, rafdb, affectnet, jaffe")
     parser.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
                         help="a reader setting, repeatable (as for training)")
+    parser.add_argument("--split", help="score one of the data's own splits only (e.g. test)")
     parser.add_argument("--detect", choices=DETECT_MODES, default="auto")
     parser.add_argument("--no-face", choices=NO_FACE_MODES, default="skip")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = evaluate_model(args.model, args.data, output=args.output, format=args.format,
                                  detect=args.detect, no_face=args.no_face,
                                  batch_size=args.batch_size, reader_options=options,
+                                 split=args.split,
                                  progress=not args.quiet,
                                  log=lambda line: print(line, file=sys.stderr))
         print(f"accuracy {metrics['accuracy']:.4f} [{metrics['accuracy_ci_low']:.4f}, "

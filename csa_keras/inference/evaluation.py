@@ -38,6 +38,7 @@ from csa_keras.inference.loading import resolve_model_path
 from csa_keras.inference.predictor import Predictor
 from csa_keras.training import rundir
 from csa_keras.utils import files
+from csa_keras.utils.messages import one_of
 
 
 def shared_classes(model_classes, data_classes) -> list[str]:
@@ -48,12 +49,13 @@ def shared_classes(model_classes, data_classes) -> list[str]:
 def evaluate_model(model: str | os.PathLike, data: str | os.PathLike | None,
                    output: str | os.PathLike | None = None, format: str = "auto",
                    detect: str = "auto", no_face: str = "skip", batch_size: int = 64,
-                   reader_options: dict[str, Any] | None = None, progress: bool = True,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+                   reader_options: dict[str, Any] | None = None, split: str | None = None,
+                   progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Score ``model`` on ``data`` (module docstring) and return the ``metrics.json`` dict.
 
-    ``data`` ``None`` is the built-in synthetic faces; ``output`` defaults to
-    ``runs/evaluate-<timestamp>``.
+    ``data`` ``None`` is the built-in synthetic faces; ``split`` keeps the
+    images of one of the dataset's own splits (``test``: FER2013's
+    PublicTest); ``output`` defaults to ``runs/evaluate-<timestamp>``.
     """
     started = time.perf_counter()
     model_path = resolve_model_path(model)
@@ -64,6 +66,11 @@ def evaluate_model(model: str | os.PathLike, data: str | os.PathLike | None,
     out = rundir.prepare(output or rundir.default_output("evaluate"))
     dataset = load_dataset(data, format=format, settings=settings, progress=progress,
                            **(reader_options or {}))
+    if split is not None:
+        present = [] if dataset.splits is None else sorted(set(dataset.splits))
+        if split not in present:
+            raise ValueError(one_of("split", present or ["(the data has no splits)"], split))
+        dataset = dataset.subset(np.flatnonzero(dataset.splits == split))
     shared = shared_classes(predictor.class_names, dataset.class_names)
     if len(shared) < 2:
         raise ValueError(f"the model's classes ({', '.join(predictor.class_names)}) and the data's "
@@ -87,6 +94,7 @@ def evaluate_model(model: str | os.PathLike, data: str | os.PathLike | None,
         "model": str(model_path),
         "dataset": dataset.name,
         "protocol": "evaluate",
+        "split": split,
         "class_names": shared,
         "n_test": len(keep),
         **metrics,

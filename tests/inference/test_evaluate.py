@@ -66,3 +66,17 @@ def test_the_command_scores_and_refuses_in_one_line(csa_run, other_data, tmp_pat
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         f"python -m csa_keras.evaluate: error: model {tmp_path / 'missing'} does not exist"]
+
+
+def test_one_split_of_the_data_can_be_scored(csa_run, tmp_path):
+    root = tmp_path / "data"
+    faces = make_synthetic_dataset(seed=6, n_subjects=2, images_per_class=1,
+                                   classes=("anger", "happiness"))
+    for i, (image, label) in enumerate(zip(faces.images, faces.labels)):
+        folder = root / ("train" if i % 2 else "test") / faces.class_names[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), image)
+    metrics = evaluate_model(csa_run, root, output=tmp_path / "e", split="test", progress=False)
+    assert metrics["split"] == "test" and metrics["n_test"] == len(faces) // 2
+    with pytest.raises(ValueError, match="split must be one of test, train. Received: split='val'"):
+        evaluate_model(csa_run, root, output=tmp_path / "f", split="val", progress=False)
