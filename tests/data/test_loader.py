@@ -201,7 +201,7 @@ def test_summary_table_and_errors_in_process(kaggle_folder, capsys):
         main(["summary", "--detect", "sometimes"])
     assert code.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("python -m csa_keras.data: error:") and len(err.strip().splitlines()) == 1
+    assert err.startswith("python -m csa_keras.data summary: error:") and len(err.strip().splitlines()) == 1
 
 
 def test_summary_builtin_json(capsys):

@@ -94,9 +94,9 @@ def test_split_helpers_and_invalid_arguments():
     assert [crop_size(48, k) for k in range(4)] == [48, 40, 20, 10]
     with pytest.raises(ValueError, match="split_after"):
         build_voting_resnet(split_after=4)
-    with pytest.raises(ValueError, match="voting mode"):
+    with pytest.raises(ValueError, match="voting must be one of soft, hard"):
         build_voting_resnet(voting="average")
-    with pytest.raises(ValueError, match="voting mode"):
+    with pytest.raises(ValueError, match="voting must be one of soft, hard"):
         Voting(mode="majority")
 
 
