@@ -15,3 +15,13 @@ def smoke_run(module: str, out, *args, timeout: float = 900):
                         timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
+
+
+def call_main(main, argv, capsys):
+    """``main(argv)`` in this process, as its command would run: exit status, stdout, stderr."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit:
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

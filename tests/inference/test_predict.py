@@ -10,6 +10,7 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
+from commands import call_main
 from PIL import Image
 
 from csa_keras.data.faces import FaceDetector, FaceSettings, preprocess_image
@@ -85,12 +86,7 @@ def _probability_sum(record):
 
 def run_main(argv, capsys):
     """``main(argv)`` in this process: exit status, stdout, stderr."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit:
-        code = exit.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return call_main(main, argv, capsys)
 
 
 # ----------------------------------------------------------------------------- Predictor

@@ -5,6 +5,8 @@ import json
 import cv2
 import numpy as np
 import pytest
+from commands import call_main
+from conftest import TINY_CLASSES
 
 from csa_keras.data.drawing import draw_face
 from csa_keras.inference.predictor import RECORD_KEYS, Predictor
@@ -12,22 +14,13 @@ from csa_keras.inference.stream import Smoother, source_name, source_stem
 from csa_keras.predict import main
 
 PROG = "python -m csa_keras.predict"
-CLASSES = ["anger", "happiness", "surprise"]
+CLASSES = TINY_CLASSES
 EXPRESSIONS = ("anger", "happiness", "surprise", "neutral")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """An untrained CSA classifier of a small encoder, saved like a run directory."""
-    import keras
-
-    from csa_keras.csa.model import build_classifier, build_encoder
-
-    out = tmp_path_factory.mktemp("run")
-    keras.utils.set_random_seed(0)
-    build_classifier(build_encoder(filters=(4, 4, 8, 8)), len(CLASSES)).save(out / "classifier.keras")
-    (out / "metrics.json").write_text(json.dumps({"task": "csa", "class_names": CLASSES}))
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +47,7 @@ def clip(tmp_path_factory):
 
 
 def run_main(argv, capsys):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit:
-        code = exit.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return call_main(main, argv, capsys)
 
 
 def _raw(frame):

@@ -1,10 +1,10 @@
 """Annotated videos and timelines: ``VideoRecorder`` and ``--annotate`` on videos."""
 import csv
-import json
 
 import cv2
 import numpy as np
 import pytest
+from conftest import TINY_CLASSES
 from PIL import Image
 
 from csa_keras.data.drawing import draw_face
@@ -12,21 +12,12 @@ from csa_keras.inference import video as video_module
 from csa_keras.inference.predictor import Predictor, make_record
 from csa_keras.inference.video import VideoRecorder
 
-CLASSES = ["anger", "happiness", "surprise"]
+CLASSES = TINY_CLASSES
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """An untrained CSA classifier of a small encoder, saved like a run directory."""
-    import keras
-
-    from csa_keras.csa.model import build_classifier, build_encoder
-
-    out = tmp_path_factory.mktemp("run")
-    keras.utils.set_random_seed(0)
-    build_classifier(build_encoder(filters=(4, 4, 8, 8)), len(CLASSES)).save(out / "classifier.keras")
-    (out / "metrics.json").write_text(json.dumps({"task": "csa", "class_names": CLASSES}))
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
