@@ -45,6 +45,21 @@ def _run_config(config: dict[str, Any]) -> RunConfig:
     return RunConfig(**kept)
 
 
+def anonymous_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``config.json`` without the paths of the machine it ran on.
+
+    The data path becomes ``path/to/<its folder name>`` (as the card's
+    command writes it) and the dataset's root is left out.
+    """
+    config = json.loads(json.dumps(config))
+    settings = config.get("config", {})
+    if settings.get("data"):
+        settings["data"] = f"path/to/{Path(settings['data']).name}"
+    dataset = config.get("run", {}).get("dataset", {})
+    dataset.pop("root", None)
+    return config
+
+
 def package_pretrained(run_dir: str | os.PathLike, command: str, licence: str,
                        dest: str | os.PathLike = PRETRAINED) -> Path:
     """Pack the run in ``run_dir`` into ``dest``; returns ``dest``.
@@ -55,9 +70,12 @@ def package_pretrained(run_dir: str | os.PathLike, command: str, licence: str,
     model_path = resolve_model_path(run_dir)
     metrics = run_json(model_path, "metrics.json")
     config = run_json(model_path, "config.json")
-    if not metrics or not config:
+    if not isinstance(metrics, dict) or not isinstance(config, dict):
         raise ValueError(f"run_dir {run_dir} holds no finished run (metrics.json and config.json)")
     kept = {k: metrics[k] for k in KEPT_METRICS if k in metrics}
+    run = config.get("run", {})
+    kept.setdefault("precision_policy", run.get("precision_policy", "float32"))
+    config = anonymous_config(config)
     cm = np.asarray(kept["confusion_matrix"])
     right = int(np.trace(cm))
     kept["accuracy_ci_low"], kept["accuracy_ci_high"] = bootstrap_interval(
@@ -73,7 +91,7 @@ def package_pretrained(run_dir: str | os.PathLike, command: str, licence: str,
     files.write_json(work / "metrics.json", kept)
     settings = _run_config(config.get("config", {}))
     write_model_card(work, task.title, task.description, settings, kept,
-                     config.get("run", {}).get("dataset", {}), subjects_leak=False,
+                     run.get("dataset", {}), subjects_leak=False,
                      licence=licence, recreate=command)
     old = dest.with_name(f".{dest.name}.old")
     shutil.rmtree(old, ignore_errors=True)

@@ -48,3 +48,13 @@ def test_the_card_gives_the_command_and_the_licence(packed):
     card = (packed[1] / "MODEL_CARD.md").read_text()
     assert "## Re-create it" in card and "python -m csa_keras.train --preset smoke" in card
     assert card.rstrip().endswith("Research use only.")
+
+
+def test_the_packed_config_names_no_path_of_the_training_machine():
+    from csa_keras.inference.pretrained import anonymous_config
+
+    config = {"config": {"data": "/home/someone/datasets/fer2013", "seed": 0},
+              "run": {"dataset": {"name": "fer2013", "root": "/home/someone/datasets/fer2013"}}}
+    clean = anonymous_config(config)
+    assert clean["config"]["data"] == "path/to/fer2013" and "root" not in clean["run"]["dataset"]
+    assert config["run"]["dataset"]["root"].startswith("/home")  # the run's own file is untouched
