@@ -80,3 +80,27 @@ def test_one_split_of_the_data_can_be_scored(csa_run, tmp_path):
     assert metrics["split"] == "test" and metrics["n_test"] == len(faces) // 2
     with pytest.raises(ValueError, match="split must be one of test, train. Received: split='val'"):
         evaluate_model(csa_run, root, output=tmp_path / "f", split="val", progress=False)
+
+
+def test_a_voting_resnet_is_scored_through_its_vote(tmp_path):
+    """The same command for the other task: the Voting ResNet's vote gives the probabilities."""
+    from voting_resnet.models import build_voting_resnet
+
+    run = tmp_path / "vrn"
+    run.mkdir()
+    build_voting_resnet(num_classes=3, input_shape=(16, 16, 3), split_after=3).save(run / "model.keras")
+    (run / "metrics.json").write_text(json.dumps({"task": "voting_resnet",
+                                                  "class_names": ["anger", "happiness", "neutral"]}))
+    root = tmp_path / "data"
+    faces = make_synthetic_dataset(seed=7, n_subjects=2, images_per_class=2, size=16, colour=True,
+                                   classes=("anger", "happiness", "surprise"))
+    for i, (image, label) in enumerate(zip(faces.images, faces.labels)):
+        folder = root / faces.class_names[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), image[..., ::-1])
+    metrics = evaluate_model(run, root, output=tmp_path / "e", progress=False, log=lambda _: None)
+    assert metrics["task"] == "voting_resnet"
+    assert metrics["class_names"] == ["anger", "happiness"]
+    assert metrics["dropped_data_classes"] == {"surprise": 4}
+    assert metrics["dropped_model_classes"] == ["neutral"]
+    assert np.asarray(metrics["confusion_matrix"]).sum() == metrics["n_test"] == 8
