@@ -25,3 +25,19 @@ def call_main(main, argv, capsys):
         code = exit.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def interrupt_after(monkeypatch, predictor, calls: int) -> list:
+    """Make ``predictor.classify`` raise Ctrl-C on its call number ``calls + 1``; returns the
+    list of batch sizes it was called with."""
+    seen = []
+    classify = predictor.classify
+
+    def interrupted(faces):
+        seen.append(len(faces))
+        if len(seen) > calls:
+            raise KeyboardInterrupt
+        return classify(faces)
+
+    monkeypatch.setattr(predictor, "classify", interrupted)
+    return seen

@@ -5,7 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from commands import call_main
+from commands import call_main, interrupt_after
 from conftest import TINY_CLASSES
 
 from csa_keras.data.drawing import draw_face
@@ -100,16 +100,7 @@ def test_the_smoother_matches_faces_by_index():
 
 def test_ctrl_c_releases_the_capture_and_finishes_the_video(predictor, clip, tmp_path, monkeypatch):
     stream = predictor.stream(clip, annotate=tmp_path / "out")
-    calls = []
-    classify = predictor.classify
-
-    def interrupted(faces):
-        calls.append(len(faces))
-        if len(calls) > 4:
-            raise KeyboardInterrupt
-        return classify(faces)
-
-    monkeypatch.setattr(predictor, "classify", interrupted)
+    interrupt_after(monkeypatch, predictor, 4)
     seen = []
     with pytest.raises(KeyboardInterrupt):
         seen.extend(f.frame for f in stream)

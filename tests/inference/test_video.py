@@ -4,6 +4,7 @@ import csv
 import cv2
 import numpy as np
 import pytest
+from commands import interrupt_after
 from conftest import TINY_CLASSES
 from PIL import Image
 
@@ -138,16 +139,7 @@ def test_predict_paths_annotates_a_video_and_its_timeline(run, clip, grace_hoppe
 
 def test_an_interrupted_video_leaves_no_file(run, clip, tmp_path, monkeypatch):
     predictor = Predictor.from_run(run, batch_size=2)
-    calls = []
-    classify = predictor.classify
-
-    def interrupted(faces):
-        calls.append(len(faces))
-        if len(calls) > 2:
-            raise KeyboardInterrupt
-        return classify(faces)
-
-    monkeypatch.setattr(predictor, "classify", interrupted)
+    interrupt_after(monkeypatch, predictor, 2)
     annotate = tmp_path / "annotated"
     seen = []
     with pytest.raises(KeyboardInterrupt):
