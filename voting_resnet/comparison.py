@@ -38,20 +38,16 @@ from typing import Any
 import numpy as np
 
 from csa_keras.data.dataset import FaceDataset
-from csa_keras.data.protocols import dedupe, make_splits
+from csa_keras.data.protocols import dedupe
 from csa_keras.evaluation.figures import read_history_csv
 from csa_keras.evaluation.metrics import classification_metrics
 from csa_keras.evaluation.statistics import bootstrap_interval, mcnemar_p
 from csa_keras.training import (
     config_json,
-    get_strategy,
-    load_data,
     rundir,
-    set_precision,
     write_history,
 )
-from csa_keras.training.experiment import split_indices
-from csa_keras.training.strategy import describe, seed_everything
+from csa_keras.training.experiment import dataset_and_splits, split_indices, start_run
 from csa_keras.utils import files
 from csa_keras.utils.messages import must
 from voting_resnet.comparison_report import write_comparison_report
@@ -195,26 +191,17 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
     row and model it finished. The data, protocol and precision settings
     are those of every training command.
     """
-    config.validate()
-    strategy = get_strategy(config.strategy)
-    seed_everything(config.seed, config.deterministic)
-    policy = set_precision(config.precision)
-    out = rundir.open_run(output or rundir.default_output("compare"), config.to_dict(), True,
-                          resume)
-    if dataset is None:
-        dataset = load_data(config, progress=verbose != 0, colour=config.channels == 3)
-    dataset = prepare_dataset(config, dataset, log)
-    protocol = config.protocol if dataset.splits is not None else "holdout"
-    split = make_splits(dataset, protocol, seed=config.seed, val_fraction=config.val_fraction,
-                        val_per_class=config.val_per_class, test_size=config.test_size)[0]
+    strategy, _, out, run_info = start_run(config, output, "compare", resume)
+    dataset, protocol, splits = dataset_and_splits(config, dataset, prepare_dataset,
+                                                   config.channels == 3, verbose, log)
+    split = splits[0]
     removed = 0
     if config.dedupe:
         split, removed = dedupe(split, dataset.images)
     if split.val is None or not len(split.val):
         raise ValueError(must("val_fraction", "be above 0: every model is chosen on validation",
                               config.val_fraction))
-    run_info = {"strategy": describe(strategy), "precision_policy": policy,
-                "protocol_used": protocol, "duplicates_removed": removed,
+    run_info = {**run_info, "protocol_used": protocol, "duplicates_removed": removed,
                 "dataset": dataset.summary()}
     files.write_text(out / "config.json", config_json(config, run=run_info))
     files.write_json(out / "splits.json", {split.name: split_indices(split)})

@@ -92,6 +92,49 @@ def split_indices(split: Split) -> dict[str, list[int]]:
     return {k: [int(i) for i in v] for k, v in parts.items() if v is not None}
 
 
+def start_run(config: RunConfig, output: str | os.PathLike | None, name: str,
+              resume: bool) -> tuple[tf.distribute.Strategy, bool, Path, dict[str, Any]]:
+    """Before any data: settings checked, strategy, seeds and precision set, the run directory opened.
+
+    Returns the strategy, whether this process is the chief, the folder it
+    writes (``output``, default ``runs/<name>-<timestamp>``) and what
+    ``config.json`` records of the run so far.
+    """
+    config.validate()
+    strategy = get_strategy(config.strategy)
+    deterministic = seed_everything(config.seed, config.deterministic)
+    policy = set_precision(config.precision)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(f"batch_size must be divisible by the {replicas} replicas. "
+                         f"Received: batch_size={config.batch_size}")
+    chief = is_chief(strategy)
+    out = rundir.open_run(output or rundir.default_output(name), config.to_dict(), chief,
+                          resume, task_id(strategy))
+    return strategy, chief, out, {"strategy": describe(strategy), "precision_policy": policy,
+                                  "op_determinism": deterministic}
+
+
+def dataset_and_splits(config: RunConfig, dataset: FaceDataset | None,
+                       prepare: Callable[..., FaceDataset], colour: bool, verbose, log
+                       ) -> tuple[FaceDataset, str, list[Split]]:
+    """The dataset (loaded unless given, then made to fit the task by ``prepare``), the protocol
+    used and its splits; ``predefined`` on data without a split of its own falls back to
+    ``holdout``, and says so."""
+    if dataset is None:
+        dataset = load_data(config, progress=verbose != 0, colour=colour)
+    dataset = prepare(config, dataset, log)
+    protocol = config.protocol
+    if protocol == "predefined" and dataset.splits is None:
+        log(f"{dataset.name} has no predefined split: using holdout")
+        protocol = "holdout"
+    splits = make_splits(dataset, protocol, folds=config.folds, seed=config.seed,
+                         val_fraction=config.val_fraction,
+                         val_per_class=getattr(config, "val_per_class", None),
+                         test_size=config.test_size)
+    return dataset, protocol, splits
+
+
 def run_experiment(task: Task, config: RunConfig, output: str | os.PathLike | None = None,
                    dataset: FaceDataset | None = None, verbose: int | str = "auto",
                    log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
@@ -104,22 +147,10 @@ def run_experiment(task: Task, config: RunConfig, output: str | os.PathLike | No
     interrupted phase goes on from its last completed epoch, and a finished
     run returns its metrics without training again.
     """
-    config.validate()
-    strategy = get_strategy(config.strategy)
-    deterministic = seed_everything(config.seed, config.deterministic)
-    policy = set_precision(config.precision)
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise ValueError(f"batch_size must be divisible by the {replicas} replicas. "
-                         f"Received: batch_size={config.batch_size}")
-    chief = is_chief(strategy)
-    out = rundir.open_run(output or rundir.default_output(task.name), config.to_dict(), chief,
-                          resume, task_id(strategy))
+    strategy, chief, out, run_info = start_run(config, output, task.name, resume)
     if resume and chief and (done := rundir.finished_metrics(out)) is not None:
         log(f"{out} is a finished run: nothing to resume")
         return done
-    run_info = {"strategy": describe(strategy), "precision_policy": policy,
-                "op_determinism": deterministic}
     try:
         metrics = _experiment(task, config, out, dataset, strategy, chief, resume, verbose, log,
                               run_info)
@@ -135,17 +166,8 @@ def _experiment(task: Task, config: RunConfig, out: Path, dataset: FaceDataset |
                 strategy: tf.distribute.Strategy, chief: bool, resume: bool, verbose, log,
                 run_info: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
-    if dataset is None:
-        dataset = load_data(config, progress=verbose != 0, colour=task.colour(config))
-    dataset = task.prepare_dataset(config, dataset, log)
-    protocol = config.protocol
-    if protocol == "predefined" and dataset.splits is None:
-        log(f"{dataset.name} has no predefined split: using holdout")
-        protocol = "holdout"
-    splits = make_splits(dataset, protocol, folds=config.folds, seed=config.seed,
-                         val_fraction=config.val_fraction,
-                         val_per_class=getattr(config, "val_per_class", None),
-                         test_size=config.test_size)
+    dataset, protocol, splits = dataset_and_splits(config, dataset, task.prepare_dataset,
+                                                   task.colour(config), verbose, log)
     task.check_splits(config, splits)
     run_info = {**run_info, "protocol_used": protocol, "dataset": dataset.summary()}
     if chief:
