@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from csa_keras.data.faces import DETECT_MODES, NO_FACE_MODES
-from csa_keras.utils.cli import Parser, run_main
+from csa_keras.utils.cli import Parser, entry_point, run_main
 from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m csa_keras.evaluate"
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

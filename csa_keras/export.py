@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from csa_keras.utils.cli import Parser, run_main
+from csa_keras.utils.cli import Parser, entry_point, run_main
 from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m csa_keras.export"
@@ -58,6 +58,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

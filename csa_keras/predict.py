@@ -21,6 +21,15 @@ file, a missing input or an empty folder end in one line on stderr and exit
 status 2 (:mod:`csa_keras.utils.cli`); an unreadable image or video among
 the inputs is an ``error`` record and the rest goes on.
 
+Outputs never touch inputs: an ``--output`` or ``--annotate`` that is an
+input (or, for ``--output``, the model file), lies inside an input folder,
+or (``--annotate``) holds an input, and an ``--output`` whose name is too
+long for its file system, are refused in one line before any work
+(:func:`csa_keras.utils.paths.check_outputs`). Annotated copies take names
+of their own (``<stem>_annotated<suffix>``); one that cannot be written (a
+name too long for the file system) is skipped, its reason in the records'
+``error``, and counted in the summary.
+
 The inference modules are imported after the arguments are parsed: ``--help``
 and usage errors answer without loading TensorFlow, and TensorFlow's C++
 logging is quieted before it loads.
@@ -38,8 +47,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from csa_keras.utils.cli import Parser, run_main
+from csa_keras.utils.cli import Parser, entry_point, run_main
 from csa_keras.utils.files import temporary_name
+from csa_keras.utils.paths import check_outputs
 from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m csa_keras.predict"
@@ -166,6 +176,11 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
     model_path = resolve_model_path(model)
     read_archive_config(model_path)
     items = [] if source is not None else collect_inputs(inputs)
+    read = [*inputs, *(item.path for item in items)]
+    if args.stream is not None and Path(args.stream).exists():
+        read.append(args.stream)
+    check_outputs({"output": args.output, "annotate": args.annotate}, {"INPUT": read}, folders=("annotate",))
+    check_outputs({"output": args.output}, {"model": model_path})
     if args.output is not None:
         target = Path(args.output)
         if target.is_dir():
@@ -251,12 +266,15 @@ class _Tally:
     def __init__(self) -> None:
         self.counts: Counter = Counter()
         self.sources: set = set()
+        self.not_annotated: set = set()
         self.frames = 0
         self.fps: float | None = None
 
     def add(self, record: dict[str, Any]) -> None:
         self.counts[record["status"]] += 1
         self.sources.add(record["source"])
+        if record["status"] != "error" and record["error"] is not None:
+            self.not_annotated.add(record["source"])
 
     def summary(self, live: bool) -> str:
         counts = self.counts
@@ -268,6 +286,9 @@ class _Tally:
             parts.append(f"{counts['no_face']} {what}{'s' * (counts['no_face'] != 1)} with no face")
         if counts["error"]:
             parts.append(f"{counts['error']} unreadable")
+        if self.not_annotated:
+            n = len(self.not_annotated)
+            parts.append(f"{n} annotated cop{'ies' if n != 1 else 'y'} not written (reason in the records)")
         if live and self.fps is not None:
             parts.append(f"{self.fps:.1f} frames per second")
         return ", ".join(parts)
@@ -330,6 +351,7 @@ def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from csa_keras.utils.cli import entry_point
 from csa_keras.utils.quiet import import_tensorflow
 
 
 def command(task: str, prog: str) -> Callable[[list[str] | None], int]:
     """The ``main`` of a task's training command: ``python -m <package>.train``."""
 
+    @entry_point(prog)
     def main(argv: list[str] | None = None) -> int:
         import_tensorflow()
         # After the quiet import: the training engine imports TensorFlow itself.

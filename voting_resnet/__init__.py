@@ -11,23 +11,33 @@ compile config), so ``keras.models.load_model(path)`` needs no
 ``custom_objects`` after ``import voting_resnet``. Training, reports and the
 task's registration with the shared commands are in submodules
 (:mod:`~voting_resnet.training`, :mod:`~voting_resnet.task`), imported on use.
+
+With a Keras backend other than TensorFlow the package still imports, so
+``python -m voting_resnet.train`` can say in one line what it needs, and
+every name of it raises :class:`~csa_keras.utils.quiet.BackendError`.
 """
-from csa_keras.utils.quiet import import_tensorflow
+from csa_keras.utils.quiet import check_backend, import_tensorflow, keras_backend
 
-import_tensorflow(command=False)  # before Keras: TensorFlow's start-up lines stay off stderr
+if keras_backend()[0] == "tensorflow":
+    import_tensorflow(command=False)  # before Keras: TensorFlow's start-up lines stay off stderr
 
-from voting_resnet.layers import (  # noqa: E402
-    CROP_POSITIONS,
-    VOTING_MODES,
-    CropAndMirror,
-    Regroup,
-    Voting,
-    hard_vote,
-    soft_vote,
-    vote,
-)
-from voting_resnet.losses import CropCrossEntropy  # noqa: E402
-from voting_resnet.models import SPLIT_POINTS, build_voting_resnet, crop_size, feature_size  # noqa: E402
+    from voting_resnet.layers import (
+        CROP_POSITIONS,
+        VOTING_MODES,
+        CropAndMirror,
+        Regroup,
+        Voting,
+        hard_vote,
+        soft_vote,
+        vote,
+    )
+    from voting_resnet.losses import CropCrossEntropy
+    from voting_resnet.models import SPLIT_POINTS, build_voting_resnet, crop_size, feature_size
+else:
+
+    def __getattr__(name: str):
+        check_backend()
+        raise AttributeError(name)
 
 __version__ = "0.1.0"
 

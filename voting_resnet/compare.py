@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from csa_keras.utils.cli import entry_point
 from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m voting_resnet.compare"
@@ -40,6 +41,7 @@ EPILOG = """budgets:
 """
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
     import_tensorflow()
     # After the quiet import: the engine imports TensorFlow itself.

@@ -18,7 +18,7 @@ from pathlib import Path
 from csa_keras.data.faces import DETECT_MODES, NO_FACE_MODES, FaceDetectorError, FaceSettings
 from csa_keras.data.loader import load_dataset
 from csa_keras.data.readers import FORMATS
-from csa_keras.utils.cli import Parser, fail, run_main
+from csa_keras.utils.cli import Parser, entry_point, fail, run_main
 
 BUILTIN = "builtin"
 
@@ -121,6 +121,7 @@ def summary_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@entry_point("python -m csa_keras.data")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

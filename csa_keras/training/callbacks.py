@@ -5,9 +5,10 @@ of state (under the run directory's ``.backup/``) and the callbacks that keep
 it, so that ``--resume`` continues a run killed at any moment from its last
 completed epoch:
 
-- ``backup/``: :class:`keras.callbacks.BackupAndRestore` (weights, optimizer
-  state and epoch after every epoch, with the previous epoch's copy kept in
-  case the kill tore the latest);
+- ``backup/``: :class:`~csa_keras.training.backup.EpochBackup` (weights,
+  optimizer state and epoch after every epoch, each epoch written to a
+  folder of its own and renamed into place, the previous epoch's copy kept
+  until the new one is complete);
 - ``best.weights.h5``: the best epoch on the monitored quantity (a loss, or
   an accuracy with ties broken by the loss, :class:`SelectionScore`)
   (:class:`AtomicModelCheckpoint`, written to a temporary name and renamed);
@@ -38,6 +39,9 @@ import time
 from pathlib import Path
 
 import keras
+
+from csa_keras.training.backup import EpochBackup, backed_up_epochs, load_training_state
+from csa_keras.utils.files import commit
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -91,7 +95,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if self.partial_path.exists():
-            os.replace(self.partial_path, self.final_path)
+            commit(self.partial_path, self.final_path)
 
 
 class LastEpochLogs(keras.callbacks.Callback):
@@ -105,7 +109,7 @@ class LastEpochLogs(keras.callbacks.Callback):
         tmp = self.path.with_name(f".{self.path.stem}.partial.json")
         body = {"epoch": int(epoch), "logs": {k: float(v) for k, v in (logs or {}).items()}}
         tmp.write_text(json.dumps(body), encoding="utf-8")
-        os.replace(tmp, self.path)
+        commit(tmp, self.path)
 
 
 def read_csv_history(path: str | os.PathLike) -> dict[str, list[float]]:
@@ -170,22 +174,8 @@ class TrainingPhase:
         return self.done_path.exists()
 
     def completed_epochs(self) -> int:
-        """Epochs the backup holds: the epoch a resumed ``fit`` starts from.
-
-        A metadata file torn by a kill is replaced by its previous copy
-        (``BackupAndRestore(double_checkpoint=True)`` keeps one), which makes
-        the resumed run redo one epoch rather than fail.
-        """
-        meta = self.backup_dir / "training_metadata.json"
-        for candidate in (meta, meta.with_name(meta.name + ".bkp")):
-            try:
-                epoch = int(json.loads(candidate.read_text())["epoch"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            if candidate != meta:
-                shutil.copyfile(candidate, meta)
-            return epoch
-        return 0
+        """Epochs the backup holds: the epoch a resumed ``fit`` starts from."""
+        return backed_up_epochs(self.backup_dir)
 
     def _repair_log(self, epochs: int) -> list[dict[str, str]]:
         """The log cut or completed to exactly the ``epochs`` the backup holds.
@@ -217,7 +207,7 @@ class TrainingPhase:
                 writer = csv.DictWriter(handle, fieldnames=fields)
                 writer.writeheader()
                 writer.writerows(rows)
-        os.replace(tmp, self.log_path)
+        commit(tmp, self.log_path)
         return rows
 
     def callbacks(self) -> list[keras.callbacks.Callback]:
@@ -237,8 +227,7 @@ class TrainingPhase:
                 threshold = min(values) if self.mode == "min" else max(values)
         else:
             self.log_path.unlink(missing_ok=True)
-        backup = [keras.callbacks.BackupAndRestore(str(self.backup_dir), double_checkpoint=True,
-                                                   delete_checkpoint=False)] if self.backup else []
+        backup = [EpochBackup(self.backup_dir)] if self.backup else []
         return [
             EpochTimer(),
             *([self.selection] if self.selection is not None else []),
@@ -278,7 +267,7 @@ class TrainingPhase:
         else:
             tmp = self.done_path.with_name(".done.partial.weights.h5")
             model.save_weights(str(tmp))
-            os.replace(tmp, self.done_path)
+            commit(tmp, self.done_path)
         shutil.rmtree(self.backup_dir, ignore_errors=True)
 
     def load(self, model: keras.Model) -> None:
@@ -287,13 +276,5 @@ class TrainingPhase:
 
 
 def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
-    """``model.load_weights`` of a file that also holds optimizer state.
-
-    The optimizer is built first (as ``BackupAndRestore`` does), so its
-    saved moments and step count are restored rather than skipped.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and not optimizer.built:
-        with model.distribute_strategy.scope():
-            optimizer.build(model.trainable_variables)
-    model.load_weights(str(path))
+    """``model.load_weights`` of a file that also holds optimizer state (optimizer built first)."""
+    load_training_state(model, path)

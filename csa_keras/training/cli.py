@@ -4,7 +4,10 @@
 :func:`train_main` with their task's name: the same data, protocol, preset,
 output, strategy and precision options, plus the options the task adds
 (:attr:`csa_keras.tasks.Task.add_arguments`). Bad arguments or unusable data
-end in one line on stderr and exit status 2.
+end in one line on stderr and exit status 2, and so does an ``--output`` that
+is ``--data``, lies inside it or holds it (:func:`csa_keras.utils.paths.check_outputs`):
+a run directory inside the dataset would have its figures read as class
+images by the next run.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from csa_keras.training import rundir
 from csa_keras.training.config import PRECISIONS, STRATEGIES, pick_preset
 from csa_keras.training.experiment import run_experiment
 from csa_keras.utils.cli import Parser, run_main
+from csa_keras.utils.paths import check_outputs
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, presets, preset_help: str) -> None:
@@ -120,13 +124,19 @@ def train_main(task_name: str, argv: list[str] | None = None, prog: str | None =
             raise ValueError("--format needs --data: the built-in faces have no format to choose")
         if args.resume and not args.output:
             raise ValueError("--resume needs the --output of the run to continue")
-        return config, rundir.prepare(args.output or rundir.default_output(task.name))
+        output = args.output or rundir.default_output(task.name)
+        check_outputs({"output": output}, {"data": args.data}, folders=("output",))
+        return config, rundir.prepare(output)
 
     def body() -> int:
         config, output = check()
         verbose = 0 if args.quiet else ("auto" if sys.stdout.isatty() else 2)
-        metrics = run_experiment(task, config, output=output, verbose=verbose,
-                                 resume=args.resume, log=lambda line: print(line, file=sys.stderr))
+        try:
+            metrics = run_experiment(task, config, output=output, verbose=verbose, resume=args.resume,
+                                     log=lambda line: print(line, file=sys.stderr))
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"to continue, run the same command with --output {output} "
+                                    "--resume") from None
         print(f"{task.summary(metrics)}\nrun directory: {output}")
         return 0
 

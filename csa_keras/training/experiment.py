@@ -150,6 +150,7 @@ def run_experiment(task: Task, config: RunConfig, output: str | os.PathLike | No
     strategy, chief, out, run_info = start_run(config, output, task.name, resume)
     if resume and chief and (done := rundir.finished_metrics(out)) is not None:
         log(f"{out} is a finished run: nothing to resume")
+        rundir.release(out)
         return done
     try:
         metrics = _experiment(task, config, out, dataset, strategy, chief, resume, verbose, log,
@@ -239,4 +240,4 @@ def _copy_first_fold(out: Path, names: tuple[str, ...]) -> None:
         if source.is_file():
             tmp = files.temporary_name(out / name)
             shutil.copyfile(source, tmp)
-            os.replace(tmp, out / name)
+            files.commit(tmp, out / name)

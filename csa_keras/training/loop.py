@@ -12,7 +12,7 @@ machine (one device, or ``MirroredStrategy`` over its GPUs) :func:`fit` is
 pieces: the model's compiled loss (sparsity penalties and per-replica loss
 scaling included) and metrics through ``train_step`` and ``test_step``, a
 ``keras.callbacks.CallbackList`` with the same callbacks (best checkpoint,
-CSV log, ``BackupAndRestore``, learning-rate schedule, progress bar), and the
+CSV log, per-epoch backup, learning-rate schedule, progress bar), and the
 same history keys. Both therefore share :class:`~csa_keras.training.callbacks.TrainingPhase`,
 its checkpoints and the run directory, and the loop can be dropped when
 Keras fixes ``fit``.
@@ -20,7 +20,7 @@ Keras fixes ``fit``.
 What the loop adds for several workers:
 
 - every worker starts from the chief's state (:func:`sync_from_chief`): the
-  weights, optimizer state and epoch that the chief's ``BackupAndRestore``
+  weights, optimizer state and epoch that the chief's backup
   restored, so a resumed run continues in step even where another worker
   lost its own backup;
 - BatchNormalization's moving statistics, which each worker updates from its
@@ -99,7 +99,7 @@ def distributed_fit(model: keras.Model, data: tf.data.Dataset, *, epochs: int,
         epochs=epochs, steps=steps, model=model)
     model.stop_training = False
     callback_list.on_train_begin()
-    # BackupAndRestore hands the restored epoch to fit through model._initial_epoch.
+    # The backup hands the restored epoch to fit through model._initial_epoch.
     initial_epoch = sync_from_chief(model, strategy, getattr(model, "_initial_epoch", None) or 0)
     training_logs = None
     iterator = iter(distributed) if steps_per_epoch is not None else None
@@ -182,7 +182,7 @@ def sync_from_chief(model: keras.Model, strategy: tf.distribute.Strategy,
                     epoch: int = 0) -> int:
     """Give every replica replica 0's weights and optimizer state; return replica 0's ``epoch``.
 
-    Replica 0 lives on the chief, whose ``BackupAndRestore`` and best
+    Replica 0 lives on the chief, whose backup and best
     checkpoint decide where a resumed run goes on. Outside multi-worker
     training there is nothing to synchronise and ``epoch`` is returned as is.
     """

@@ -4,6 +4,11 @@ Every artifact goes to a temporary name in the same folder and is renamed
 into place (``os.replace`` is atomic on one file system), so a run killed at
 any moment leaves each earlier artifact whole and no half-written one.
 
+One process at a time writes a run directory: :func:`open_run` takes a lock
+on ``.lock`` in it (``filelock``, released by the operating system when the
+process ends, however it ends), and a second process given the same folder
+gets one line at once instead of mixing its files with the first one's.
+
 A run also keeps the state of its unfinished training in ``.backup/``
 (:class:`~csa_keras.training.callbacks.TrainingPhase`), which ``--resume``
 continues from and a finished run removes (:func:`open_run`,
@@ -23,7 +28,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from csa_keras.utils.files import temporary_name, writable_folder
+from filelock import FileLock, Timeout
+
+from csa_keras.utils.files import commit, temporary_name, writable_folder
 
 
 def default_output(command: str) -> Path:
@@ -54,8 +61,7 @@ def write_history(path: str | os.PathLike, phases: Iterable[tuple[str, dict[str,
         writer = csv.DictWriter(handle, fieldnames=["phase", "epoch", *keys])
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+    return commit(tmp, path)
 
 
 BACKUP = ".backup"
@@ -64,6 +70,11 @@ BACKUP = ".backup"
 TENSORBOARD = "tensorboard"
 """The folder of a run directory (of each fold under k-fold) with the TensorBoard logs of
 every training phase: ``tensorboard --logdir runs/`` shows them all."""
+
+LOCK = ".lock"
+"""The file of a run directory that its writing process holds locked."""
+
+_HELD: dict[Path, FileLock] = {}
 
 RESUME_FREE = ("strategy", "deterministic")
 """Settings a resumed run may change: where and how it runs, not what it computes."""
@@ -106,12 +117,46 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], chief: bool = Tr
     if not chief:
         return Path(tempfile.mkdtemp(prefix=f"csa_keras-worker{worker}-"))
     out = prepare(output)
-    if resume:
-        check_resume(out, config)
-    elif (out / BACKUP).exists():
-        raise ValueError(f"output {out} holds an unfinished run: continue it with resume=True, "
-                         f"or remove {out / BACKUP} to start it again")
+    lock(out)
+    try:
+        if resume:
+            check_resume(out, config)
+        elif (out / BACKUP).exists():
+            raise ValueError(f"output {out} holds an unfinished run: continue it with resume=True, "
+                             f"or remove {out / BACKUP} to start it again")
+    except ValueError:
+        release(out)
+        raise
     return out
+
+
+def lock(out: Path) -> None:
+    """Make this process the only writer of the run directory ``out``, or fail in one line.
+
+    The lock is not waited for: a second training started on the same
+    folder, at the same moment or hours later, is refused before it writes
+    anything. Opening a folder this process already holds is allowed (a
+    notebook that runs again after an error).
+    """
+    key = out.resolve()
+    if key in _HELD:
+        return
+    held = FileLock(out / LOCK, timeout=0)
+    try:
+        held.acquire()
+    except Timeout:
+        raise ValueError(f"output {out} is in use by another process (it holds {out / LOCK}); "
+                         "wait for that run to end, or choose another output") from None
+    except OSError as error:
+        raise ValueError(f"output {out} cannot be locked: {error.strerror or error}") from None
+    _HELD[key] = held
+
+
+def release(out: Path) -> None:
+    """Let another process open ``out`` (the lock file itself stays, empty)."""
+    held = _HELD.pop(out.resolve(), None)
+    if held is not None:
+        held.release()
 
 
 def finished_metrics(out: Path) -> dict[str, Any] | None:
@@ -126,5 +171,7 @@ def finished_metrics(out: Path) -> dict[str, Any] | None:
 
 
 def close_run(out: Path, chief: bool = True) -> None:
-    """End a run: the chief drops the training state, another worker its scratch folder."""
+    """End a run: the chief drops the training state and its lock, another worker its scratch folder."""
     shutil.rmtree(out / BACKUP if chief else out, ignore_errors=True)
+    if chief:
+        release(out)

@@ -5,14 +5,20 @@ The library raises ``ValueError`` with messages that name settings
 speaks of its flags instead (``--batch-size``). :class:`Parser` makes
 argparse's own usage errors one line, :func:`flag_message` turns a setting's
 name in a library message into its flag, and :func:`run_main` runs a
-command's body and turns ``ValueError`` into that one line.
+command's body and turns ``ValueError`` into that one line. :func:`entry_point`
+covers a command's whole life, start-up included: Ctrl-C at any instant is
+one line and exit status 130, and a Keras backend other than TensorFlow is
+one line before anything is imported.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from collections.abc import Callable
+
+from csa_keras.utils.quiet import BackendError
 
 USAGE_ERROR = 2
 """Exit status of a bad argument or unusable data."""
@@ -67,12 +73,45 @@ def fail(parser: argparse.ArgumentParser, error: BaseException | str) -> int:
     return USAGE_ERROR
 
 
+def interrupted(prog: str, error: KeyboardInterrupt) -> int:
+    """Print ``<prog>: interrupted`` (and what the interruption left, if ``error`` says) and
+    return the exit status 130."""
+    detail = str(error).strip().splitlines()
+    print(f"{prog}: interrupted" + (f"; {detail[0]}" if detail else ""), file=sys.stderr)
+    return INTERRUPTED
+
+
 def run_main(parser: argparse.ArgumentParser, body: Callable[[], int]) -> int:
-    """``body()``, with a ``ValueError`` as one line (exit 2) and Ctrl-C as exit 130."""
+    """``body()``, with a ``ValueError`` as one line (exit 2) and Ctrl-C as exit 130.
+
+    A body that knows how to continue after Ctrl-C says so by raising
+    ``KeyboardInterrupt("to continue, ...")``; the text follows ``interrupted;``.
+    """
     try:
         return body()
     except ValueError as error:
         return fail(parser, error)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return INTERRUPTED
+    except KeyboardInterrupt as error:
+        return interrupted(parser.prog, error)
+
+
+def entry_point(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a command's ``main(argv)`` so that nothing in its life ends in a traceback of
+    the user's making: Ctrl-C during start-up (TensorFlow's import takes seconds) is one line
+    and exit 130, like Ctrl-C during the work, and a Keras backend the command cannot run on
+    is one line and exit 2."""
+
+    def decorate(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def entry(argv: list[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except KeyboardInterrupt as error:
+                return interrupted(prog, error)
+            except BackendError as error:
+                print(f"{prog}: error: {error}", file=sys.stderr)
+                return USAGE_ERROR
+
+        return entry
+
+    return decorate

@@ -1,8 +1,9 @@
 """Files written so that a crash never leaves a torn one.
 
-Every artifact goes to a temporary name in the same folder and is renamed
-into place (``os.replace`` is atomic on one file system), so a process killed
-at any moment leaves each earlier file whole and no half-written one.
+Every artifact goes to a temporary name in the same folder, is flushed to
+disk (``fsync``) and renamed into place (``os.replace`` is atomic on one file
+system), so a process killed at any moment, or a machine that loses power,
+leaves each earlier file whole and no half-written one.
 """
 from __future__ import annotations
 
@@ -18,12 +19,40 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
+def sync_file(path: str | os.PathLike) -> None:
+    """Flush a written file's data to disk before it is renamed into place."""
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def sync_folder(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be opened."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def commit(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Flush ``tmp`` to disk and rename it to ``path``: the last step of every atomic write."""
+    tmp, path = Path(tmp), Path(path)
+    sync_file(tmp)
+    os.replace(tmp, path)
+    sync_folder(path.parent)
+    return path
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     tmp = temporary_name(path)
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return commit(tmp, path)
 
 
 def _finite(value: Any) -> Any:
@@ -46,16 +75,14 @@ def save_model(model, path: str | os.PathLike) -> Path:
     path = Path(path)
     tmp = temporary_name(path)
     model.save(tmp)
-    os.replace(tmp, path)
-    return path
+    return commit(tmp, path)
 
 
 def save_figure(fig, path: str | os.PathLike, **kwargs: Any) -> Path:
     path = Path(path)
     tmp = temporary_name(path)
     fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
-    os.replace(tmp, path)
-    return path
+    return commit(tmp, path)
 
 
 def writable_folder(path: str | os.PathLike, setting: str) -> Path:

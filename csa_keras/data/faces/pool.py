@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import signal
 import sys
 import threading
 import warnings
@@ -63,10 +64,14 @@ _WORKER_STATE: dict = {}
 def _init_worker(settings: FaceSettings, needs_detection: bool, forked: bool) -> None:
     """Per worker process: one OpenCV thread (the pool supplies the parallelism), one lazy cascade.
 
+    Ctrl-C is the parent's to handle (it shuts the pool down and says so in
+    one line); a worker ignores it rather than print a traceback of its own.
+
     A forked worker already inherits one OpenCV thread from the parent (see
     :func:`process_all`); calling ``cv2.setNumThreads`` there would tear
     down a thread pool copied mid-state and can deadlock.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not forked:
         cv2.setNumThreads(1)
     _WORKER_STATE.update(settings=settings, needs_detection=needs_detection, detector=LazyFaceDetector(settings))
