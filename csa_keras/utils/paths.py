@@ -1,0 +1,150 @@
+"""Where a command writes, checked against what it reads before any work.
+
+A command's outputs must never touch its inputs: an annotated copy written
+over the photograph it was drawn from, predictions written over an input
+image, or a run directory inside the dataset, whose figures the next run
+reads as class images. :func:`check_outputs` compares every output path with
+every input path, both resolved (symbolic links and ``..`` followed), and
+refuses an overlap in one ``ValueError`` line naming both settings and both
+paths. It also refuses an output whose name the file system cannot hold,
+so that no command fails on it half-way (:func:`name_limit`).
+"""
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
+
+from csa_keras.utils.files import temporary_name
+
+PathLike = str | os.PathLike
+DEFAULT_NAME_MAX = 255
+"""Bytes a file name may have where the file system does not say (``NAME_MAX`` of most)."""
+DEFAULT_PATH_MAX = 4096
+"""Bytes a whole path may have where the file system does not say (``PATH_MAX`` of Linux)."""
+
+
+def _existing(path: Path) -> Path:
+    """The nearest folder of ``path`` (itself included) that exists, where the file system's limits are asked."""
+    for folder in (path, *path.parents):
+        try:
+            if folder.is_dir():
+                return folder
+        except OSError:
+            continue
+    return Path(os.curdir)
+
+
+def name_limit(folder: PathLike) -> tuple[int, int]:
+    """The longest file name and path, in bytes, the file system holding ``folder`` takes."""
+    where = _existing(Path(folder))
+    limits = []
+    for name, default in (("PC_NAME_MAX", DEFAULT_NAME_MAX), ("PC_PATH_MAX", DEFAULT_PATH_MAX)):
+        try:
+            limits.append(os.pathconf(where, name))
+        except (OSError, ValueError, AttributeError):
+            limits.append(default)
+    return limits[0], limits[1]
+
+
+def name_too_long(path: PathLike) -> OSError | None:
+    """An ``ENAMETOOLONG`` error when a name in ``path``, or the whole, is too long for its file system.
+
+    ``None`` when it fits. Lets a writer refuse one file with the operating
+    system's own reason before it starts, rather than fail half-way.
+    """
+    path = Path(path)
+    name_max, path_max = name_limit(path.parent)
+    if any(_size(part) > name_max for part in path.parts) or _size(path.absolute()) >= path_max:
+        return OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
+    return None
+
+
+def _size(text: PathLike) -> int:
+    return len(os.fsencode(text))
+
+
+def _check_name(setting: str, given: PathLike, resolved: Path, file: bool) -> None:
+    """Refuse an output whose name, or whose temporary name for a file, the file system cannot hold."""
+    name_max, path_max = name_limit(resolved.parent)
+    received = f"Received: {setting}={str(given)!r}"
+    longest = max(resolved.parts, key=_size)
+    if _size(longest) > name_max:
+        raise ValueError(f"{setting} must have names of at most {name_max} bytes, the most its file system "
+                         f"takes. {received}, with a name of {_size(longest)} bytes")
+    extra = _size(temporary_name(resolved).name) - _size(resolved.name) if file else 0
+    if _size(resolved.name) + extra > name_max:
+        raise ValueError(f"{setting} must have a name of at most {name_max - extra} bytes (it is written under "
+                         f"a temporary name {extra} bytes longer first). {received}, a name of "
+                         f"{_size(resolved.name)} bytes")
+    if _size(resolved) + extra >= path_max:
+        raise ValueError(f"{setting} must be a path shorter than the {path_max} bytes its file system takes. "
+                         f"{received}")
+
+
+def _resolve(setting: str, given: PathLike) -> Path:
+    try:
+        return Path(given).resolve()
+    except (OSError, RuntimeError) as error:
+        raise ValueError(f"{setting} must be a path that resolves. Received: {setting}={str(given)!r} "
+                         f"({getattr(error, 'strerror', None) or error})") from None
+
+
+def _paths(value: PathLike | Iterable[PathLike] | None) -> list[PathLike]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    return list(value)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path != folder and path.is_relative_to(folder)
+
+
+def check_outputs(outputs: Mapping[str, PathLike | None],
+                  inputs: Mapping[str, PathLike | Iterable[PathLike] | None],
+                  folders: Collection[str] = ()) -> None:
+    """Refuse, in one ``ValueError`` line, outputs that would touch inputs or that no file system name holds.
+
+    Args:
+        outputs: each output setting and its path (``None``: not given).
+        inputs: each input setting and its path or paths (``None``: none).
+            An input that is a folder covers everything under it.
+        folders: the output settings that are folders the command writes
+            into (``annotate``, a run directory); the others are files,
+            written under a temporary name beside them first
+            (:func:`~csa_keras.utils.files.temporary_name`).
+
+    Refused, each naming both settings and both paths as given:
+
+    - an output that is an input;
+    - an output inside an input folder;
+    - an output folder that holds an input (a file or a folder);
+    - an output whose name, or temporary name, or whole path is longer than
+      its file system takes.
+
+    Paths are compared resolved (:meth:`pathlib.Path.resolve`: symbolic
+    links and ``..`` followed), so another spelling of the same place is
+    caught too. Nothing is created or written.
+    """
+    resolved_inputs = [(setting, given, _resolve(setting, given))
+                       for setting, value in inputs.items() for given in _paths(value)]
+    for setting, given in outputs.items():
+        if given is None:
+            continue
+        target = _resolve(setting, given)
+        folder = setting in folders
+        _check_name(setting, given, target, file=not folder)
+        for input_setting, input_given, source in resolved_inputs:
+            received = f"Received: {setting}={str(given)!r}"
+            if target == source:
+                raise ValueError(f"{setting} must not be an input. {received}, which is "
+                                 f"{input_setting}={str(input_given)!r}")
+            if _inside(target, source) and source.is_dir():
+                raise ValueError(f"{setting} must not lie inside an input folder. {received}, inside "
+                                 f"{input_setting}={str(input_given)!r}")
+            if folder and _inside(source, target):
+                raise ValueError(f"{setting} must not hold an input. {received}, which holds "
+                                 f"{input_setting}={str(input_given)!r}")
