@@ -10,7 +10,10 @@ job a module:
 * :mod:`~csa_keras.data.faces.decode`: :func:`decode_image` /
   :func:`read_image` turn any file a dataset may hold (8- or 16-bit, grey,
   RGB, RGBA, palette, CMYK) into ``uint8`` ``(H, W, 3)`` RGB, reduced to
-  ``max_side``, or raise :class:`ImageDecodeError` with a ``reason``.
+  ``max_side``, or raise :class:`ImageDecodeError` with a ``reason``; a
+  file over :data:`MAX_FILE_BYTES`, an image over :data:`MAX_DECODED_BYTES`
+  once decoded and a special file (:func:`special_file`) are refused
+  before any pixel is decoded.
 * :mod:`~csa_keras.data.faces.detect`: :class:`FaceDetector`, OpenCV's
   frontal-face Haar cascade.
 * :mod:`~csa_keras.data.faces.crop`: :func:`preprocess_image` /
@@ -32,12 +35,16 @@ from csa_keras.data.faces.crop import STATUSES, NoFaceError, centre_square, crop
 from csa_keras.data.faces.decode import (
     DECODE_REASONS,
     IMAGE_EXTENSIONS,
+    MAX_DECODED_BYTES,
+    MAX_FILE_BYTES,
     ImageDecodeError,
     as_uint8_image,
     decode_image,
     image_from_pixels,
     read_image,
     reduce_image,
+    special_file,
+    special_file_kind,
 )
 from csa_keras.data.faces.detect import (
     CASCADE_FILE,
@@ -57,6 +64,8 @@ __all__ = [
     "DECODE_REASONS",
     "DETECT_MODES",
     "IMAGE_EXTENSIONS",
+    "MAX_DECODED_BYTES",
+    "MAX_FILE_BYTES",
     "NO_FACE_MODES",
     "STATUSES",
     "FaceDetector",
@@ -78,4 +87,6 @@ __all__ = [
     "preprocess_samples",
     "read_image",
     "reduce_image",
+    "special_file",
+    "special_file_kind",
 ]

@@ -10,16 +10,31 @@ scaling through ``Image.draft``) and at once after, so what is kept has at
 most ``max_side`` pixels a side. Inline pixels (``fer2013.csv``) and arrays
 handed over by a caller are checked here too (:func:`image_from_pixels`,
 :func:`as_uint8_image`).
+
+Memory per file is bounded before anything is decoded, since a few hundred
+kilobytes of PNG can claim gigabytes of pixels: a file larger than
+:data:`MAX_FILE_BYTES` is never read, and an image whose header (size and
+mode, after JPEG's reduction) says it would take more than
+:data:`MAX_DECODED_BYTES` once decoded is refused, both as
+``image_too_large``. Below that, conversion to ``uint8`` runs in bands of
+rows, with integer arithmetic for 16-bit pixels, and grey stays one channel
+until it has been reduced. Special files (FIFOs, devices, sockets) are
+refused from ``os.stat`` alone, without opening them, as
+``not_a_regular_file``: reading a FIFO would wait for a writer forever.
 """
 from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
+import re
+import stat
+import warnings
+from collections.abc import Callable
+from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 """File name extensions (lower case) taken as images, by the dataset readers
@@ -28,6 +43,7 @@ and by prediction on a folder: the formats :func:`decode_image` reads."""
 DECODE_REASONS = (
     "missing_file",
     "unreadable_file",
+    "not_a_regular_file",
     "empty_file",
     "unreadable_image",
     "truncated_image",
@@ -36,6 +52,46 @@ DECODE_REASONS = (
     "bad_pixels",
 )
 """Reasons an :class:`ImageDecodeError` (and a skip in the run report) can give."""
+
+MAX_DECODED_BYTES = 128 * 2**20
+"""The most memory one decoded image may take, as Pillow holds it: width x height x
+the bytes a pixel of its mode takes (1 for grey and palette, 2 for 16-bit grey,
+4 for RGB and the rest). 128 MiB is a 33-megapixel colour photograph or a
+67-megapixel 16-bit grey scan; a face dataset holds nothing near it. Decoding
+and converting such an image peaks at about twice this."""
+
+MAX_FILE_BYTES = 2 * MAX_DECODED_BYTES
+"""The largest file read as an image: more than an uncompressed file of an image
+within :data:`MAX_DECODED_BYTES` holds (a 16-bit RGB TIFF takes 6 bytes a pixel
+on disk for the 4 Pillow keeps), so a larger one is refused unread."""
+
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+"""Bytes a pixel takes in Pillow's memory, by mode; every other mode takes 4."""
+
+_BAND_BYTES = 4 * 2**20
+"""About how much of a decoded image is converted to ``uint8`` at a time."""
+
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+_ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+"""EXIF orientation codes as the array views Pillow's ``ImageOps.exif_transpose`` makes."""
+
+_HDR_SIZE = re.compile(rb"\n\s*[-+]([YX])\s+(\d+)\s+[-+]([YX])\s+(\d+)\s*\n")
+"""The resolution line of a Radiance HDR file, the one format OpenCV reads that Pillow does not."""
+
 
 class ImageDecodeError(ValueError):
     """A file that cannot be used as an image; ``reason`` is one of :data:`DECODE_REASONS`."""
@@ -51,34 +107,96 @@ class ImageDecodeError(ValueError):
         return (type(self), (self.reason, self.source, self.detail))
 
 
-def _rgb_from_pil(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode as ``uint8`` RGB: 16-bit scaled by 1/257, alpha composited on black."""
+def special_file_kind(mode: int) -> str | None:
+    """What an ``os.stat`` mode is when it is neither a regular file nor a folder (``"a FIFO"``...), else ``None``.
+
+    Readers and prediction check this before opening anything: opening a FIFO
+    for reading waits for a writer, and a device may never end.
+    """
+    return next((kind for test, kind in _SPECIAL_FILES if test(mode)), None)
+
+
+def special_file(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it is a special file (``"a FIFO"``...), from ``os.stat`` alone, without opening it.
+
+    ``None`` for a regular file, a folder, or a path that cannot be
+    ``stat``-ed (whoever opens it then reports that).
+    """
+    try:
+        return special_file_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return None
+
+
+def _check_budget(width: int, height: int, pixel_bytes: int, what: str, source) -> None:
+    """Refuse, as ``image_too_large``, an image that would take more than :data:`MAX_DECODED_BYTES`."""
+    needed = width * height * pixel_bytes
+    if needed > MAX_DECODED_BYTES:
+        raise ImageDecodeError("image_too_large", source,
+                               f"{width}x{height} {what} would take {needed} bytes decoded; "
+                               f"the limit is {MAX_DECODED_BYTES}")
+
+
+def _band_converter(image: Image.Image) -> tuple[int, Callable[[Image.Image], np.ndarray]]:
+    """The channels of ``image`` in ``uint8`` (1 grey, 3 RGB) and how a band of its rows gets there.
+
+    16-bit pixels scale by 1/257, rounded, in integers; 32-bit ``I`` and
+    ``F`` images first look at their largest value over the whole image (``I``
+    above 255 is read as 16-bit, ``F`` up to 1.0 as [0, 1]); alpha is
+    composited on black with Pillow's own rounding.
+    """
     mode = image.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        values = np.asarray(image)
-        if mode != "I" or values.max(initial=0) > 255:
-            values = np.clip(values.astype(np.float64), 0, 65535) / 257.0
-        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        if values.max(initial=0) <= 1.0:
-            values = values * 255.0
-        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode in ("P", "PA") and (mode == "PA" or "transparency" in image.info):
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (0, 0, 0))
-        background.paste(rgba.convert("RGB"), mask=rgba.getchannel("A"))
-        image = background
-    if image.mode in ("1", "L"):
-        grey = np.asarray(image.convert("L"))
-        return np.repeat(grey[..., None], 3, axis=2)
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return np.asarray(image)
+    if mode == "L":
+        return 1, np.asarray
+    if mode == "1":
+        return 1, lambda band: np.asarray(band.convert("L"))
+    if mode.startswith("I;16"):
+        return 1, lambda band: _from_16_bit(np.asarray(band))
+    if mode in ("I", "F"):
+        largest = max(float(np.nan_to_num(np.asarray(band)).max(initial=0)) for band in _bands(image))
+        if mode == "I":
+            wide = largest > 255
+            return 1, lambda band: (_from_16_bit(np.clip(np.asarray(band), 0, 65535)) if wide
+                                    else np.clip(np.asarray(band), 0, 255).astype(np.uint8))
+        scale = 255.0 if largest <= 1.0 else 1.0
+        return 1, lambda band: np.clip(np.rint(np.nan_to_num(np.asarray(band, dtype=np.float64)) * scale),
+                                       0, 255).astype(np.uint8)
+    if mode in ("RGBA", "LA", "RGBa", "La", "PA") or (mode == "P" and "transparency" in image.info):
+        return 3, lambda band: _on_black(np.asarray(band.convert("RGBA")))
+    if mode == "RGB":
+        return 3, np.asarray
+    return 3, lambda band: np.asarray(band.convert("RGB"))
+
+
+def _from_16_bit(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 65535] to ``uint8``: ``round(v / 257)``, in integers (``v / 257`` is never a half)."""
+    return ((values.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
+
+
+def _on_black(rgba: np.ndarray) -> np.ndarray:
+    """RGBA composited on black as Pillow's ``paste`` with a mask rounds it."""
+    blend = rgba[..., :3].astype(np.uint32) * rgba[..., 3:4] + 128
+    return ((blend + (blend >> 8)) >> 8).astype(np.uint8)
+
+
+def _bands(image: Image.Image):
+    """``image`` as successive bands of whole rows of about :data:`_BAND_BYTES` each."""
+    width, height = image.size
+    rows = max(1, _BAND_BYTES // max(1, width * 4))
+    for top in range(0, height, rows):
+        yield image.crop((0, top, width, min(height, top + rows)))
+
+
+def _array_from_pil(image: Image.Image) -> np.ndarray:
+    """A loaded Pillow image as ``uint8`` grey ``(H, W)`` or RGB ``(H, W, 3)``, converted a band at a time."""
+    channels, convert = _band_converter(image)
+    width, height = image.size
+    out = np.empty((height, width) if channels == 1 else (height, width, 3), dtype=np.uint8)
+    top = 0
+    for band in _bands(image):
+        out[top:top + band.height] = convert(band)
+        top += band.height
+    return out
 
 
 def reduce_image(image: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -100,42 +218,64 @@ def _os_error_reason(error: OSError) -> str:
     return "truncated_image" if "truncated" in str(error).lower() else "corrupt_image"
 
 
+def _open_nonblocking(path: str, flags: int) -> int:
+    """``os.open`` that cannot wait on a FIFO swapped in after the ``stat``; regular files ignore the flag."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
 def read_image(
     source: str | os.PathLike | bytes, max_side: int | None = None
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode ``source`` like :func:`decode_image` and also return its original ``(height, width)``.
 
     The original size (after EXIF orientation) lets a caller map a box given
-    in the file's pixel coordinates onto the possibly reduced array.
+    in the file's pixel coordinates onto the possibly reduced array. A path
+    is checked with ``os.stat`` before it is opened: missing, a folder, a
+    special file, empty or over :data:`MAX_FILE_BYTES` are refused unread.
     """
-    is_bytes = isinstance(source, (bytes, bytearray, memoryview))
-    if is_bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if not data:
             raise ImageDecodeError("empty_file", source)
-        stream: io.BytesIO | str = io.BytesIO(data)
-    else:
-        path = Path(source)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise ImageDecodeError("missing_file", source) from None
-        except OSError as error:
-            raise ImageDecodeError("unreadable_file", source, error.strerror or "") from None
-        if path.is_dir():
-            raise ImageDecodeError("unreadable_file", source, "a folder, not a file")
-        if size == 0:
-            raise ImageDecodeError("empty_file", source)
-        stream = str(path)
-
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageDecodeError("image_too_large", source,
+                                   f"{len(data)} bytes; files over {MAX_FILE_BYTES} are not read")
+        return _decode(io.BytesIO(data), source, max_side)
+    path = os.fspath(source)
     try:
-        image = Image.open(stream)
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ImageDecodeError("missing_file", source) from None
+    except OSError as error:
+        raise ImageDecodeError("unreadable_file", source, error.strerror or "") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageDecodeError("unreadable_file", source, "a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageDecodeError("not_a_regular_file", source, special_file_kind(info.st_mode) or "")
+    if info.st_size == 0:
+        raise ImageDecodeError("empty_file", source)
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageDecodeError("image_too_large", source,
+                               f"a file of {info.st_size} bytes; files over {MAX_FILE_BYTES} are not read")
+    try:
+        with open(path, "rb", opener=_open_nonblocking) as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ImageDecodeError("not_a_regular_file", source, "replaced while being opened")
+            return _decode(handle, source, max_side)
+    except OSError as error:
+        raise ImageDecodeError("unreadable_file", source, error.strerror or "") from None
+
+
+def _decode(stream: BinaryIO, source, max_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pillow's decoding of an opened file or buffer, within :data:`MAX_DECODED_BYTES`; OpenCV when Pillow gives up."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(stream)
     except Image.DecompressionBombError as error:
         raise ImageDecodeError("image_too_large", source, str(error).split(".")[0]) from None
     except UnidentifiedImageError:
-        return _read_with_opencv(source, max_side)
-    except PermissionError as error:
-        raise ImageDecodeError("unreadable_file", source, error.strerror or "") from None
+        return _read_with_opencv(stream, source, max_side)
     except OSError as error:
         raise ImageDecodeError(_os_error_reason(error), source) from None
     except Exception as error:
@@ -143,48 +283,74 @@ def read_image(
 
     with image:
         width, height = image.size
-        if max_side is not None and max(width, height) > max_side and image.format == "JPEG":
-            factor = max_side / max(width, height)
-            image.draft(None, (max(1, int(width * factor)), max(1, int(height * factor))))
         try:
+            if max_side is not None and max(width, height) > max_side and image.format == "JPEG":
+                factor = max_side / max(width, height)
+                image.draft(None, (max(1, int(width * factor)), max(1, int(height * factor))))
+            _check_budget(*image.size, _PIXEL_BYTES.get(image.mode, 4), f"pixels of mode {image.mode}", source)
             image.load()
-            drafted = image.size
-            oriented = ImageOps.exif_transpose(image)
-            if oriented.size != drafted and oriented.size == drafted[::-1]:
-                width, height = height, width
-            rgb = _rgb_from_pil(oriented)
+            orientation = image.getexif().get(0x0112, 1)
+            array = _array_from_pil(image)
+        except ImageDecodeError:
+            raise
         except Image.DecompressionBombError as error:
             raise ImageDecodeError("image_too_large", source, str(error).split(".")[0]) from None
         except OSError as error:
             raise ImageDecodeError(_os_error_reason(error), source) from None
         except Exception as error:
             raise ImageDecodeError("corrupt_image", source, type(error).__name__) from None
-    return np.ascontiguousarray(reduce_image(rgb, max_side)), (height, width)
+    if orientation in _ORIENTATIONS:
+        array = np.ascontiguousarray(_ORIENTATIONS[orientation](array))
+        if orientation >= 5:
+            width, height = height, width
+    return _as_rgb(reduce_image(array, max_side)), (height, width)
 
 
-def _read_with_opencv(source: str | os.PathLike | bytes, max_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Formats Pillow does not identify; OpenCV decodes them or the file is not an image."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        buffer = np.frombuffer(bytes(source), dtype=np.uint8)
-    else:
-        buffer = np.fromfile(str(source), dtype=np.uint8)
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """A reduced grey ``(H, W)`` or RGB image as contiguous ``(H, W, 3)``: grey is repeated only now."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(image)
+
+
+def _read_with_opencv(stream: BinaryIO, source, max_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Formats Pillow does not identify; OpenCV decodes them or the file is not an image.
+
+    OpenCV has no call that reads only a header, so the file is read whole
+    (it is at most :data:`MAX_FILE_BYTES`) and the one format it adds that
+    can expand far beyond its size, Radiance HDR, has its resolution line
+    checked against :data:`MAX_DECODED_BYTES` first.
+    """
+    stream.seek(0)
+    data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageDecodeError("image_too_large", source, f"files over {MAX_FILE_BYTES} bytes are not read")
+    if data.startswith(b"#?"):
+        size = _HDR_SIZE.search(data[:65536])
+        if size is not None:
+            height, width = (int(size.group(2)), int(size.group(4)))
+            if size.group(1) == b"X":
+                height, width = width, height
+            _check_budget(width, height, 12, "Radiance HDR pixels", source)
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    del data
     if decoded is None or decoded.size == 0:
         raise ImageDecodeError("unreadable_image", source, "not an image format Pillow or OpenCV can read")
+    if decoded.nbytes > 2 * MAX_DECODED_BYTES:
+        raise ImageDecodeError("image_too_large", source,
+                               f"{decoded.shape[1]}x{decoded.shape[0]} pixels of {decoded.dtype} decoded")
     if decoded.dtype == np.uint16:
-        decoded = np.rint(decoded / 257.0).astype(np.uint8)
+        decoded = _from_16_bit(decoded)
     elif decoded.dtype != np.uint8:
         decoded = cv2.normalize(decoded, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     if decoded.ndim == 2:
-        rgb = cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB)
+        rgb = decoded
     elif decoded.shape[2] == 4:
         alpha = decoded[..., 3:4].astype(np.uint16)
         rgb = cv2.cvtColor(((decoded[..., :3] * alpha + 127) // 255).astype(np.uint8), cv2.COLOR_BGR2RGB)
     else:
         rgb = cv2.cvtColor(decoded[..., :3], cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(reduce_image(rgb, max_side)), decoded.shape[:2]
-
-
+    return _as_rgb(reduce_image(rgb, max_side)), decoded.shape[:2]
 def decode_image(source: str | os.PathLike | bytes, max_side: int | None = None) -> np.ndarray:
     """Decode a file path or encoded bytes to ``uint8`` ``(H, W, 3)`` RGB, the one canonical form.
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, canonical_class
+from csa_keras.data.faces.decode import special_file
 from csa_keras.data.readers.affectnet import LISTS_FOLDER, read_affectnet
 from csa_keras.data.readers.ckplus import find_ckplus_folders, read_ckplus
 from csa_keras.data.readers.fer2013 import REQUIRED_COLUMNS as FER_COLUMNS
@@ -94,12 +95,17 @@ def detect_format(path: str | Path) -> str:
     (``rafdb``); ``Manually_Annotated_file_lists/`` (``affectnet``);
     class-named subfolders, optionally under ``train``/``test``/``val``
     (``folder``); files named like ``KA.AN1.39.tiff`` in the root or one level
-    down (``jaffe``). Raises a one-line ``ValueError`` for a missing path, an
-    empty folder or a layout it does not know.
+    down (``jaffe``). Raises a one-line ``ValueError`` for a missing path, a
+    special file (a FIFO, a device, a socket: checked with ``os.stat``, never
+    opened), an empty folder or a layout it does not know.
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path} does not exist")
+    kind = special_file(path)
+    if kind is not None:
+        raise ValueError(f"{path} is {kind}, not a regular file or a folder: expected a dataset in one of "
+                         f"{', '.join(FORMATS)}")
     if path.is_file():
         if path.suffix.lower() == ".csv" and _is_fer_csv(path):
             return "fer2013-csv"
@@ -107,6 +113,8 @@ def detect_format(path: str | Path) -> str:
     if not sorted_entries(path):
         raise ValueError(f"{path} is an empty folder: expected a dataset in one of {', '.join(FORMATS)}")
     fer_csv = find_fer2013_csv(path)
+    if fer_csv is not None and special_file(fer_csv) is not None:
+        raise ValueError(f"{fer_csv} is {special_file(fer_csv)}, not a regular file (format fer2013-csv)")
     if fer_csv is not None and _is_fer_csv(fer_csv):
         return "fer2013-csv"
     if find_ckplus_folders(path) is not None:

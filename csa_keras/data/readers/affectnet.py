@@ -22,7 +22,7 @@ from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
 from csa_keras.data.readers.folder import checked, require_folder
-from csa_keras.data.readers.rows import csv_rows
+from csa_keras.data.readers.rows import csv_header, csv_reader, csv_rows, open_text
 
 AFFECTNET_CODES = {
     0: "neutral", 1: "happiness", 2: "sadness", 3: "surprise",
@@ -54,9 +54,11 @@ def read_affectnet(root: str | Path, classes: int = 7) -> Catalogue:
     Each sample gets ``box = (face_x, face_y, face_width, face_height)``.
     Skips: ``dropped_contempt`` (code 7 with ``classes=7``),
     ``dropped_none``, ``dropped_uncertain``, ``dropped_no_face`` (codes
-    8-10), ``unknown_label`` (any other code), ``bad_row`` (too few fields,
-    a non-numeric code or box), ``bad_box`` (a box without positive size)
-    and ``missing_image``. Existence is checked against one listing per
+    8-10), ``unknown_label`` (any other code), ``bad_encoding`` (bytes that
+    are not UTF-8), ``bad_row`` (too few fields, a non-numeric code or box),
+    ``bad_box`` (a box without positive size) and ``missing_image``. A list
+    that is a special file, or a row the ``csv`` module cannot parse, is a
+    one-line ``ValueError`` naming the file and the row. Existence is checked against one listing per
     image folder, so the ~290k rows cost no stat call each.
     """
     if classes not in (7, 8):
@@ -65,7 +67,8 @@ def read_affectnet(root: str | Path, classes: int = 7) -> Catalogue:
     lists_dir = root_path / LISTS_FOLDER
     if not lists_dir.is_dir():
         raise ValueError(f"{root_path} has no {LISTS_FOLDER}/ folder (format affectnet)")
-    lists = [(lists_dir / name, split) for name, split in LIST_SPLITS if (lists_dir / name).is_file()]
+    lists = [(lists_dir / name, split) for name, split in LIST_SPLITS
+             if (lists_dir / name).exists() and not (lists_dir / name).is_dir()]
     if not lists:
         raise ValueError(f"{lists_dir} holds neither training.csv nor validation.csv (format affectnet)")
     images_dir = next((root_path / f for f in IMAGES_FOLDERS if (root_path / f).is_dir()),
@@ -76,22 +79,25 @@ def read_affectnet(root: str | Path, classes: int = 7) -> Catalogue:
         folder, _, name = rel.rpartition("/")
         if folder not in listings:
             directory = images_dir / folder
-            listings[folder] = set(os.listdir(directory)) if directory.is_dir() else set()
+            try:
+                listings[folder] = set(os.listdir(directory)) if directory.is_dir() else set()
+            except (OSError, ValueError):
+                listings[folder] = set()
         return name in listings[folder]
 
     skipped = SkipLog()
     samples: list[Sample] = []
     for csv_path, split in lists:
         try:
-            with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-                reader = csv.reader(handle)
-                columns = _index_columns(next(reader, []), csv_path)
+            with open_text(csv_path) as handle:
+                reader = csv_reader(handle)
+                columns = _index_columns(csv_header(reader, str(csv_path)), csv_path)
                 needed = max(columns.values()) + 1
                 for where, row in csv_rows(reader, needed, str(csv_path), skipped):
                     try:
                         code = int(row[columns["expression"]])
                         box = tuple(int(float(row[columns[c]])) for c in BOX_COLUMNS)
-                    except ValueError:
+                    except (ValueError, OverflowError):
                         skipped.add("bad_row", where)
                         continue
                     if code in DROP_REASONS and not (code == 7 and classes == 8):
@@ -110,7 +116,7 @@ def read_affectnet(root: str | Path, classes: int = 7) -> Catalogue:
                         continue
                     samples.append(Sample(source=str(images_dir / rel), label=label,
                                           split=split, box=box))
-        except (OSError, UnicodeDecodeError, csv.Error) as err:
+        except (OSError, csv.Error) as err:
             raise ValueError(f"cannot read {csv_path}: {err}") from None
     samples.sort(key=lambda s: (s.split != "train", s.source))
     hint = "" if images_dir.is_dir() else f"{images_dir} does not exist"

@@ -18,12 +18,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
+from csa_keras.data.faces.decode import special_file
 from csa_keras.data.readers.folder import checked, is_image_name, require_folder, sorted_entries
 
 EMOTION_CODES = {
     0: "neutral", 1: "anger", 2: "contempt", 3: "disgust",
     4: "fear", 5: "happiness", 6: "sadness", 7: "surprise",
 }
+
+EMOTION_FILE_CHARS = 256
+"""The most read of an emotion file, which holds one number such as ``   3.0000000e+00``."""
 
 IMAGES_FOLDER = "cohn-kanade-images"
 EMOTION_FOLDER = "Emotion"
@@ -64,6 +68,15 @@ def parse_emotion_code(text: str) -> str | None:
     return EMOTION_CODES.get(int(value))
 
 
+def read_emotion_file(path: Path) -> str | None:
+    """The label in an ``_emotion.txt`` file (its first :data:`EMOTION_FILE_CHARS` characters), ``None`` if none."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return parse_emotion_code(handle.read(EMOTION_FILE_CHARS))
+    except OSError:
+        return None
+
+
 def read_ckplus(root: str | Path, last_frames: int = 3, first_as_neutral: bool = False) -> Catalogue:
     """Read the original CK+ release: the last ``last_frames`` frames of each labelled sequence.
 
@@ -72,8 +85,10 @@ def read_ckplus(root: str | Path, last_frames: int = 3, first_as_neutral: bool =
     327 are labelled), emotion files whose content is not a code 0-7
     (``unknown_label``), sequences with more than one emotion file
     (``ambiguous_label``), labelled sequences without frames
-    (``missing_image``) and non-image files among the frames
-    (``not_an_image_extension``). With ``first_as_neutral`` the first frame
+    (``missing_image``), non-image files among the frames
+    (``not_an_image_extension``), and frames or emotion files that are
+    FIFOs, devices or sockets (``not_a_regular_file``, found with
+    ``os.stat``, never opened). With ``first_as_neutral`` the first frame
     is added as neutral only when it is not already one of the last frames.
     """
     if isinstance(last_frames, bool) or not isinstance(last_frames, int) or last_frames < 1:
@@ -95,15 +110,17 @@ def read_ckplus(root: str | Path, last_frames: int = 3, first_as_neutral: bool =
             sequence = f"{subject}_{seq}"
             frames = []
             for entry in sorted_entries(seq_dir):
-                if not entry.is_file():
+                if entry.is_dir():
                     continue
-                if is_image_name(entry.name):
-                    frames.append(seq_dir / entry.name)
-                else:
+                if not is_image_name(entry.name):
                     skipped.add("not_an_image_extension", entry.path)
+                elif special_file(entry.path) is not None:
+                    skipped.add("not_a_regular_file", entry.path)
+                else:
+                    frames.append(seq_dir / entry.name)
             label_dir = emotion_dir / subject / seq
             label_files = ([label_dir / e.name for e in sorted_entries(label_dir)
-                            if e.is_file() and e.name.lower().endswith(".txt")]
+                            if not e.is_dir() and e.name.lower().endswith(".txt")]
                            if label_dir.is_dir() else [])
             if not label_files:
                 skipped.add("unlabelled_sequence", str(seq_dir))
@@ -111,10 +128,10 @@ def read_ckplus(root: str | Path, last_frames: int = 3, first_as_neutral: bool =
             if len(label_files) > 1:
                 skipped.add("ambiguous_label", str(label_dir))
                 continue
-            try:
-                label = parse_emotion_code(label_files[0].read_text(errors="replace"))
-            except OSError:
-                label = None
+            if special_file(label_files[0]) is not None:
+                skipped.add("not_a_regular_file", str(label_files[0]))
+                continue
+            label = read_emotion_file(label_files[0])
             if label is None:
                 skipped.add("unknown_label", str(label_files[0]))
                 continue

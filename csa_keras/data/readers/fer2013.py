@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
+from csa_keras.data.faces.decode import special_file
 from csa_keras.data.readers.folder import checked
-from csa_keras.data.readers.rows import csv_rows
+from csa_keras.data.readers.rows import LineTooLong, csv_header, csv_reader, csv_rows, open_text, prefix
 
 FER_CODES = {
     0: "anger", 1: "disgust", 2: "fear", 3: "happiness",
@@ -37,23 +38,35 @@ REQUIRED_COLUMNS = ("emotion", "pixels")
 
 
 def find_fer2013_csv(path: str | Path) -> Path | None:
-    """The CSV that ``path`` names: the file itself, ``path/fer2013.csv`` or ``path/fer2013/fer2013.csv``."""
+    """The CSV that ``path`` names: the file itself, ``path/fer2013.csv`` or ``path/fer2013/fer2013.csv``.
+
+    A special file (a FIFO named ``fer2013.csv``) is returned too, so that
+    the reader refuses it by name rather than say there is no CSV.
+    """
     path = Path(path)
-    if path.is_file():
+    if path.exists() and not path.is_dir():
         return path
     for candidate in (path / FILE_NAME, path / "fer2013" / FILE_NAME):
-        if candidate.is_file():
+        if candidate.is_file() or (candidate.exists() and special_file(candidate) is not None):
             return candidate
     return None
 
 
 def read_header(path: Path) -> list[str]:
-    """The lower-cased, stripped column names of a CSV file (``[]`` if unreadable)."""
+    """The lower-cased, stripped column names of a CSV file (``[]`` if unreadable or a special file)."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return [h.strip().lower() for h in next(csv.reader(handle), [])]
-    except (OSError, UnicodeDecodeError, csv.Error):
+        with open_text(path) as handle:
+            return [h.strip().lower() for h in next(csv_reader(handle), [])]
+    except (OSError, ValueError, csv.Error):
         return []
+
+
+def _missing_column(csv_path: Path, column: str, header: list[str]) -> ValueError:
+    """The one-line error of a CSV without ``column``: what the format expects, and how its first row starts."""
+    first = ",".join(header)
+    found = f"its first row starts {prefix(first)}" if first else "it is empty"
+    return ValueError(f"{csv_path} has no '{column}' column: format fer2013-csv expects a header row "
+                      f"emotion,pixels,Usage (Usage optional); {found}")
 
 
 def _parse_pixels(text: str) -> tuple[np.ndarray | None, str | None]:
@@ -73,8 +86,11 @@ def read_fer2013(path: str | Path, public_test_as: str = "test") -> Catalogue:
     """Read ``fer2013.csv`` (the file, or a folder holding it) into inline-pixel samples.
 
     A CSV without a ``Usage`` column (Kaggle's ``train.csv``) gives samples
-    with no split. Missing ``emotion`` or ``pixels`` columns raise
-    ``ValueError``. Skips: ``bad_row`` (too few fields),
+    with no split. Missing ``emotion`` or ``pixels`` columns (a CSV without
+    a header row), a special file, and a row the ``csv`` module cannot parse
+    or a line over a mebibyte raise a one-line ``ValueError`` naming the
+    file (and the row). Skips: ``bad_encoding`` (bytes that are not UTF-8,
+    the row named), ``bad_row`` (too few fields),
     ``unknown_label`` (code outside 0-6 or not an integer),
     ``wrong_pixel_count`` (not 2304 values), ``non_numeric_pixels``,
     ``pixel_out_of_range`` (outside 0-255) and ``unknown_usage``. Rows are
@@ -97,14 +113,13 @@ def read_fer2013(path: str | Path, public_test_as: str = "test") -> Catalogue:
     skipped = SkipLog()
     samples: list[Sample] = []
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle, warnings.catch_warnings():
+        with open_text(csv_path) as handle, warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            reader = csv.reader(handle)
-            header = [h.strip().lower() for h in next(reader, [])]
+            reader = csv_reader(handle)
+            header = [h.strip().lower() for h in csv_header(reader, csv_name)]
             for column in REQUIRED_COLUMNS:
                 if column not in header:
-                    raise ValueError(f"{csv_path} has no '{column}' column "
-                                     f"(format fer2013-csv expects emotion,pixels,Usage; found {','.join(header)})")
+                    raise _missing_column(csv_path, column, header)
             emotion_col, pixels_col = header.index("emotion"), header.index("pixels")
             usage_col = header.index("usage") if "usage" in header else None
             needed = max(emotion_col, pixels_col, usage_col or 0) + 1
@@ -127,7 +142,7 @@ def read_fer2013(path: str | Path, public_test_as: str = "test") -> Catalogue:
                     skipped.add(reason, source)
                     continue
                 samples.append(Sample(source=source, label=label, split=split, pixels=pixels))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
+    except (OSError, csv.Error, LineTooLong) as err:
         raise ValueError(f"cannot read {csv_path}: {err}") from None
     return checked(Catalogue(format="fer2013-csv", root=str(path), samples=samples,
                              skipped=skipped, needs_detection=False, colour=False))

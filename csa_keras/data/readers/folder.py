@@ -22,7 +22,8 @@ import re
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog, canonical_class
-from csa_keras.data.faces.decode import IMAGE_EXTENSIONS
+from csa_keras.data.faces.decode import IMAGE_EXTENSIONS, special_file
+from csa_keras.data.readers.rows import csv_header, csv_reader, csv_rows, open_text
 
 SPLIT_FOLDERS = {"train": "train", "test": "test", "val": "val", "validation": "val"}
 
@@ -83,21 +84,23 @@ def _read_manifest(path: Path) -> tuple[dict[str, tuple[str, str | None]], dict[
 
     Returns two empty mappings for a manifest without a path and a subject
     column: such a file describes something else and is not ours to judge.
+    Rows too short or holding bytes that are not UTF-8 give no subject; a
+    special file or a row the ``csv`` module cannot parse is a one-line
+    ``ValueError``.
     """
     by_path: dict[str, tuple[str, str | None]] = {}
     by_name: dict[str, tuple[str, str | None] | None] = {}
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [h.strip().lower() for h in next(reader, [])]
+        with open_text(path, "manifest") as handle:
+            reader = csv_reader(handle)
+            header = [h.strip().lower() for h in csv_header(reader, f"manifest {path}")]
             path_col = next((header.index(c) for c in _MANIFEST_PATH_COLUMNS if c in header), None)
             if path_col is None or "subject" not in header:
                 return {}, {}
             subject_col = header.index("subject")
             sequence_col = header.index("sequence") if "sequence" in header else None
-            for row in reader:
-                if len(row) <= max(path_col, subject_col, sequence_col or 0):
-                    continue
+            needed = max(path_col, subject_col, sequence_col or 0) + 1
+            for _, row in csv_rows(reader, needed, f"manifest {path}", SkipLog()):
                 rel = row[path_col].strip().replace("\\", "/")
                 while rel.startswith("./"):
                     rel = rel[2:]
@@ -108,7 +111,7 @@ def _read_manifest(path: Path) -> tuple[dict[str, tuple[str, str | None]], dict[
                 by_path[rel] = (subject, sequence)
                 name = rel.rsplit("/", 1)[-1]
                 by_name[name] = None if name in by_name else (subject, sequence)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
+    except (OSError, csv.Error) as err:
         raise ValueError(f"cannot read manifest {path}: {err}") from None
     return by_path, {k: v for k, v in by_name.items() if v is not None}
 
@@ -121,17 +124,23 @@ def read_folder(root: str | Path, manifest: str | Path | None = None) -> Catalog
     when present. Images are searched recursively inside each class folder.
     Skips: class folders with an unknown name (``unknown_class_folder``,
     counted per file), files without an image extension inside class
-    folders (``not_an_image_extension``), images lying outside any class
-    folder (``image_outside_class_folder``), and class folders holding no
-    file at all (``empty_class_folder``, counted per folder: the class is
-    then absent, and the report says why). Hidden entries are ignored;
-    other files at the root (a README, the manifest) are metadata.
+    folders (``not_an_image_extension``), FIFOs, devices and sockets with
+    an image name (``not_a_regular_file``, found with ``os.stat``, never
+    opened), images lying outside any class folder
+    (``image_outside_class_folder``), and class folders holding no file at
+    all (``empty_class_folder``, counted per folder: the class is then
+    absent, and the report says why). Hidden entries are ignored; other
+    files at the root (a README, the manifest) are metadata. A manifest
+    that is a special file is a one-line ``ValueError``.
     """
     root_path = require_folder(root)
     manifest_path = Path(manifest) if manifest is not None else root_path / "manifest.csv"
-    if manifest is not None and not manifest_path.is_file():
+    if manifest is not None and not manifest_path.exists():
         raise ValueError(f"manifest {manifest_path} does not exist")
-    by_path, by_name = _read_manifest(manifest_path) if manifest_path.is_file() else ({}, {})
+    if manifest is not None and manifest_path.is_dir():
+        raise ValueError(f"manifest {manifest_path} is a folder, not a CSV file")
+    present = manifest_path.exists() and not manifest_path.is_dir()
+    by_path, by_name = _read_manifest(manifest_path) if present else ({}, {})
     if manifest is not None and not by_path:
         raise ValueError(f"manifest {manifest_path} needs a path (or file/filename) and a subject column")
 
@@ -154,6 +163,9 @@ def read_folder(root: str | Path, manifest: str | Path | None = None) -> Catalog
         for file in files:
             if not is_image_name(file.name):
                 skipped.add("not_an_image_extension", str(file))
+                continue
+            if special_file(file) is not None:
+                skipped.add("not_a_regular_file", str(file))
                 continue
             rel = file.relative_to(root_path).as_posix()
             subject, sequence = by_path.get(rel) or by_name.get(file.name) or ckplus_subject(file.name) or (None, None)

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
+from csa_keras.data.faces.decode import special_file
 from csa_keras.data.readers.folder import checked, is_image_name, require_folder, sorted_entries
 
 JAFFE_CODES = {
@@ -32,14 +33,17 @@ def parse_jaffe_name(name: str) -> tuple[str, str] | None:
 
 
 def jaffe_files(root: str | Path) -> list[Path]:
-    """Every non-hidden file in ``root`` and its immediate subfolders, sorted."""
+    """Every non-hidden entry that is not a folder in ``root`` and its immediate subfolders, sorted.
+
+    Special files are listed too, so that the reader counts them.
+    """
     root = Path(root)
     files = []
     for entry in sorted_entries(root):
-        if entry.is_file():
+        if entry.is_dir():
+            files.extend(root / entry.name / e.name for e in sorted_entries(entry.path) if not e.is_dir())
+        else:
             files.append(root / entry.name)
-        elif entry.is_dir():
-            files.extend(root / entry.name / e.name for e in sorted_entries(entry.path) if e.is_file())
     return files
 
 
@@ -48,7 +52,9 @@ def read_jaffe(root: str | Path) -> Catalogue:
 
     Skips: ``unparsable_name`` (an image whose name is not ``XX.YYn.NNN.tiff``),
     ``unknown_label`` (an expression code outside AN DI FE HA NE SA SU) and
-    ``not_an_image_extension`` (other files, such as the release's README).
+    ``not_an_image_extension`` (other files, such as the release's README)
+    and ``not_a_regular_file`` (a FIFO, device or socket with an image name,
+    found with ``os.stat``, never opened).
     """
     root_path = require_folder(root)
     skipped = SkipLog()
@@ -56,6 +62,9 @@ def read_jaffe(root: str | Path) -> Catalogue:
     for file in jaffe_files(root_path):
         if not is_image_name(file.name):
             skipped.add("not_an_image_extension", str(file))
+            continue
+        if special_file(file) is not None:
+            skipped.add("not_a_regular_file", str(file))
             continue
         parsed = parse_jaffe_name(file.name)
         if parsed is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
 from csa_keras.data.readers.folder import checked, require_folder
+from csa_keras.data.readers.rows import LineTooLong, is_undecodable, lines, open_text
 
 RAF_CODES = {
     1: "surprise", 2: "fear", 3: "disgust", 4: "happiness",
@@ -30,8 +31,9 @@ def find_rafdb_labels(root: str | Path) -> tuple[Path, Path] | None:
     root = Path(root)
     for basic in (root / "basic", root):
         for name in LABEL_FILES:
-            if (basic / "EmoLabel" / name).is_file():
-                return basic, basic / "EmoLabel" / name
+            candidate = basic / "EmoLabel" / name
+            if candidate.exists() and not candidate.is_dir():
+                return basic, candidate
     return None
 
 
@@ -42,13 +44,31 @@ def _image_name(name: str, variant: str) -> str:
     return f"{stem}_aligned{ext}"
 
 
+def _label_lines(handle, label_file: Path):
+    """``(number, line)`` of each line of the label list, 1-based; a line too long is a one-line error naming it."""
+    number = 0
+    reader = lines(handle)
+    while True:
+        number += 1
+        try:
+            line = next(reader)
+        except StopIteration:
+            return
+        except LineTooLong as error:
+            raise ValueError(f"cannot read {label_file}: line {number}: {error}") from None
+        yield number, line
+
+
 def read_rafdb(root: str | Path, variant: str = "aligned") -> Catalogue:
     """Read RAF-DB basic: one sample per line of the label list whose image exists.
 
-    Skips: ``bad_row`` (a line that is not ``NAME CODE``), ``unknown_label``
+    Skips: ``bad_encoding`` (a line holding bytes that are not UTF-8),
+    ``bad_row`` (a line that is not ``NAME CODE``), ``unknown_label``
     (code outside 1-7), ``unknown_split`` (a name not starting with
     ``train_`` or ``test_``) and ``missing_image``. The aligned images are
-    face crops (no detection); the originals need detection.
+    face crops (no detection); the originals need detection. A label list
+    that is a special file, or a line of it over a mebibyte, is a one-line
+    ``ValueError`` naming it (and the line).
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -62,14 +82,18 @@ def read_rafdb(root: str | Path, variant: str = "aligned") -> Catalogue:
     skipped = SkipLog()
     samples: list[Sample] = []
     try:
-        lines = label_file.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
+        with open_text(label_file) as handle:
+            rows = list(_label_lines(handle, label_file))
+    except OSError as err:
         raise ValueError(f"cannot read {label_file}: {err}") from None
-    for number, line in enumerate(lines, start=1):
+    for number, line in rows:
         parts = line.split()
         if not parts:
             continue
         where = f"{label_file}:{number}"
+        if is_undecodable(parts):
+            skipped.add("bad_encoding", where)
+            continue
         if len(parts) != 2:
             skipped.add("bad_row", where)
             continue
