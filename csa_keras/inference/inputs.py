@@ -6,6 +6,11 @@ folder with nothing to predict on. :func:`video_frames` reads a video file
 with OpenCV, decoding only the frames that are kept; :func:`open_capture` and
 :func:`read_frames` do the same for a camera or a stream URL.
 :func:`error_reason` says in one line why an input could not be read.
+
+A FIFO, device or socket among the inputs, named or found in a folder, is
+never opened: OpenCV and Pillow would wait on a FIFO for a writer forever.
+It becomes an ``error`` record (``not a regular file (a FIFO)``) like any
+unreadable file. A live source (:func:`open_capture`) may be a FIFO.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from csa_keras.data.faces import IMAGE_EXTENSIONS, ImageDecodeError, reduce_image
+from csa_keras.data.faces import IMAGE_EXTENSIONS, ImageDecodeError, reduce_image, special_file
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 """Files read frame by frame with ``cv2.VideoCapture``."""
@@ -72,9 +77,10 @@ def collect_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike | Inpu
     """Expand files and folders (recursively, hidden entries left out) into :class:`InputFile` s.
 
     Inside a folder only image and video extensions count, in sorted order;
-    a file named directly is tried whatever its extension (an unreadable one
-    becomes an ``"error"`` record). A missing input or a folder with nothing
-    to predict on is a ``ValueError``, raised before any prediction.
+    a file named directly is tried whatever its extension (an unreadable one,
+    or a FIFO, device or socket, becomes an ``"error"`` record). A missing
+    input or a folder with nothing to predict on is a ``ValueError``, raised
+    before any prediction.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -146,13 +152,21 @@ def read_frames(capture: cv2.VideoCapture, every: int, max_side: int | None,
         raise VideoError("no frame could be read from the video")
 
 
+def _refuse_special(path: str | os.PathLike) -> None:
+    """A :class:`VideoError` for a video input that is a special file, found with ``os.stat`` before any open."""
+    kind = special_file(path)
+    if kind is not None:
+        raise VideoError(f"not a regular file ({kind})")
+
+
 def video_frames(path: str | os.PathLike, every: int,
                  max_side: int | None) -> Iterator[tuple[int, float | None, np.ndarray, tuple[int, int]]]:
     """The frames of :func:`read_frames` of a video file, opened and released here.
 
-    Raises :class:`VideoError` when the file does not open as a video or
-    yields no frame.
+    Raises :class:`VideoError` when the file is a special file, does not
+    open as a video or yields no frame.
     """
+    _refuse_special(path)
     capture = open_capture(path)
     try:
         yield from read_frames(capture, every, max_side)
@@ -161,7 +175,9 @@ def video_frames(path: str | os.PathLike, every: int,
 
 
 def video_rate(path: str | os.PathLike) -> float | None:
-    """The frames per second a video file reports, ``None`` when it reports none or does not open."""
+    """The frames per second a video file reports, ``None`` when it reports none, does not open or is a special file."""
+    if special_file(path) is not None:
+        return None
     capture = cv2.VideoCapture(str(path))
     try:
         return capture_rate(capture) if capture.isOpened() else None
@@ -171,6 +187,8 @@ def video_rate(path: str | os.PathLike) -> float | None:
 
 def frame_estimate(path: str | os.PathLike, every: int) -> int:
     """How many frames :func:`video_frames` will yield, from the container's frame count (at least 1)."""
+    if special_file(path) is not None:
+        return 1
     capture = cv2.VideoCapture(str(path))
     try:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
