@@ -7,15 +7,17 @@
   ``tf.lite.TFLiteConverter`` (no quantisation, so its probabilities stay
   within float rounding of the Keras model's).
 
-Each is written under a temporary name and renamed, so a killed export never
-leaves half an artifact. The predictors run an artifact (or the Keras model)
-on ``(batch, H, W, C)`` float32 images and return one array, or a dict by
-output name for a model with several outputs.
+The writers write where they are told; an export writes into a temporary
+folder beside the destination and moves the artifact into place only once it
+has been checked (:func:`csa_keras.inference.export.export_run`), so a
+failed or killed export never leaves half an artifact, or an unchecked one.
+The predictors run an artifact (or the Keras model) on ``(batch, H, W, C)``
+float32 images and return one array, or a dict by output name for a model
+with several outputs.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -27,30 +29,46 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from csa_keras.utils.files import temporary_name
-
 
 def write_saved_model(model, path: str | os.PathLike) -> Path:
-    """``model`` as a SavedModel directory at ``path`` (replacing one already there)."""
+    """``model`` as a SavedModel directory at ``path``, which must not exist yet."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.export(str(tmp), format="tf_saved_model", verbose=False)
-    if path.is_dir():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    model.export(str(path), format="tf_saved_model", verbose=False)
     return path
 
 
-def write_tflite(model, path: str | os.PathLike) -> Path:
-    """``model`` as a float32 ``.tflite`` file, converted from a temporary SavedModel."""
+def write_tflite(model, path: str | os.PathLike, scratch: str | os.PathLike | None = None) -> Path:
+    """``model`` as a float32 ``.tflite`` file, converted from a SavedModel written in ``scratch``.
+
+    ``scratch``: a folder for that SavedModel, removed with it afterwards
+    (default: one of the system's temporary folders).
+    """
     path = Path(path)
-    with tempfile.TemporaryDirectory() as scratch:
-        saved = write_saved_model(model, Path(scratch) / "saved_model")
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        saved = write_saved_model(model, Path(folder) / "saved_model")
         flat = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
-    tmp = temporary_name(path)
-    tmp.write_bytes(flat)
-    os.replace(tmp, path)
+    path.write_bytes(flat)
+    return path
+
+
+def move_into_place(staged: str | os.PathLike, path: str | os.PathLike, attic: str | os.PathLike) -> Path:
+    """Rename the artifact ``staged`` to ``path``, on the same file system; one already there is replaced.
+
+    A file is renamed over the old one (atomic). A SavedModel directory
+    already at ``path`` is first moved to ``attic`` (a name in the same
+    temporary folder, which the caller removes) and put back if the rename
+    fails, so ``path`` always holds a whole artifact, old or new.
+    """
+    staged, path, attic = Path(staged), Path(path), Path(attic)
+    if not staged.is_dir() or not path.is_dir():
+        os.replace(staged, path)
+        return path
+    os.replace(path, attic)
+    try:
+        os.replace(staged, path)
+    except BaseException:
+        os.replace(attic, path)
+        raise
     return path
 
 

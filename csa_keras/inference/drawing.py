@@ -2,10 +2,12 @@
 
 :func:`draw_records` draws each classified face's box and ``label score``
 (and marks an image without a face); :class:`Annotator` writes such copies
-under one folder, keeping each input's relative name: a drawn copy of every
+under one folder, keeping each input's relative folder and giving each copy
+a name of its own (``<stem>_annotated<suffix>``): a drawn copy of every
 image, and of every video an annotated video with its timeline
 (:mod:`csa_keras.inference.video`), each file written under a temporary name
-and renamed.
+and renamed. A copy that cannot be written (a name too long for the file
+system) is skipped with its reason, and the other inputs go on.
 """
 from __future__ import annotations
 
@@ -17,11 +19,25 @@ import cv2
 import numpy as np
 
 from csa_keras.inference.inputs import InputFile, kind_of, video_rate
-from csa_keras.inference.video import VideoRecorder
+from csa_keras.inference.video import VIDEO_FORMATS, VideoRecorder
 from csa_keras.utils.files import temporary_name, writable_folder
+from csa_keras.utils.paths import name_too_long
 
 ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 """Image formats an annotated copy keeps; any other image is written as ``.png``."""
+
+ANNOTATED = "_annotated"
+"""Added to an input's stem to name its annotated copy, so that a copy never takes an input's name."""
+
+ANNOTATION_SKIPPED = "annotated copy not written"
+"""How the ``error`` of a record whose annotated copy could not be written begins."""
+
+
+def note_skipped_annotation(records: Sequence[dict], reason: str) -> None:
+    """Say in each record's ``error`` why the annotated copy of its image or frame was not written."""
+    for record in records:
+        record["error"] = f"{ANNOTATION_SKIPPED}: {reason}"
+
 
 _GREEN, _RED, _BLACK = (0, 200, 0), (0, 0, 230), (0, 0, 0)
 
@@ -68,19 +84,27 @@ def annotation_folder(annotate: str | os.PathLike) -> Path:
 
 
 class Annotator:
-    """Writes annotated copies under one folder, keeping each input's relative name.
+    """Writes annotated copies under one folder, keeping each input's relative folder.
 
-    An image gets a drawn copy of the same name (``.png`` for a format
-    :data:`ANNOTATION_SUFFIXES` does not keep). The sampled frames of a video
-    go, drawn, into one annotated video with its timeline
+    An image ``photo.jpg`` gets a drawn copy ``photo_annotated.jpg`` (``.png``
+    for a format :data:`ANNOTATION_SUFFIXES` does not keep). The sampled
+    frames of a video go, drawn, into one annotated video with its timeline
     (:class:`~csa_keras.inference.video.VideoRecorder`:
     ``<video>_annotated.mp4``, ``<video>_timeline.csv`` and ``.png``), which
     is moved into place when the video ends: when a frame of another input
     arrives, or at :meth:`close`; :meth:`discard` drops a video that did not
-    end. Two inputs with the same name get ``_2``, ``_3``... rather than
-    overwriting each other. The folder is created at once
-    (:func:`annotation_folder`). As a context manager, it closes the video
-    being written when the block ends normally and drops it on an exception.
+    end. Two inputs of the same name (from different folders) get ``_2``,
+    ``_3``... rather than overwriting each other's copy, names compared
+    without case so that a case-blind file system keeps both. The folder is
+    created at once (:func:`annotation_folder`); that it holds no input is the
+    caller's check (:func:`csa_keras.utils.paths.check_outputs`). As a
+    context manager, it closes the video being written when the block ends
+    normally and drops it on an exception.
+
+    A copy that cannot be written (its name too long for the file system, a
+    write that fails) is skipped: :meth:`write` returns ``None``, the reason
+    goes to :attr:`skipped` under the input's path, and a video whose first
+    frame failed is not tried again frame after frame.
 
     Args:
         folder: where the copies go.
@@ -93,24 +117,29 @@ class Annotator:
         self.folder = annotation_folder(folder)
         self.class_names = list(class_names)
         self.every = every
-        self.used: set[Path] = set()
+        self.used: set[str] = set()
+        self.skipped: dict[str, str] = {}
         self._video: tuple[InputFile, VideoRecorder] | None = None
 
-    def _unique(self, name: Path) -> Path:
-        """``folder / name``, or ``name`` with ``_2``, ``_3``... added to its stem: never a path given before."""
-        path, n = self.folder / name, 1
-        while path in self.used:
+    def _unique(self, name: Path, tail: str = "") -> Path:
+        """``folder / name``, or with ``_2``, ``_3``... added to its stem: never a path given before, in any case.
+
+        ``tail`` is added after the number (``photo_2_annotated.jpg``).
+        """
+        stem, suffix = name.stem if tail else name.name, name.suffix if tail else ""
+        path, n = self.folder / name.with_name(f"{stem}{tail}{suffix}"), 1
+        while str(path).casefold() in self.used:
             n += 1
-            path = self.folder / name.with_name(f"{name.stem}_{n}{name.suffix}")
-        self.used.add(path)
+            path = self.folder / name.with_name(f"{stem}_{n}{tail}{suffix}")
+        self.used.add(str(path).casefold())
         return path
 
     def target(self, item: InputFile) -> Path:
-        """Where the copy of the image ``item`` goes."""
+        """Where the copy of the image ``item`` goes: ``<stem>_annotated<suffix>`` in its relative folder."""
         name = Path(item.name)
         if name.suffix.lower() not in ANNOTATION_SUFFIXES:
             name = name.with_suffix(".png")
-        return self._unique(name)
+        return self._unique(name, ANNOTATED)
 
     def recorder(self, item: InputFile, rate: float | None = None) -> VideoRecorder:
         """The recorder of the video ``item``, started on its first frame (ending the video before it).
@@ -126,30 +155,59 @@ class Annotator:
             rate = None if source_rate is None else source_rate / self.every
         name = Path(item.name)
         stem = name.with_suffix("") if kind_of(name) == "video" else name
-        recorder = VideoRecorder(self._unique(stem), self.class_names, rate)
+        base = self._unique(stem)
+        longest = base.with_name(f"{base.name}{ANNOTATED}{max((s for _, s in VIDEO_FORMATS), key=len)}")
+        error = name_too_long(temporary_name(longest))
+        if error is not None:
+            raise error
+        recorder = VideoRecorder(base, self.class_names, rate)
         self._video = (item, recorder)
         return recorder
 
     def write(self, item: InputFile, image: np.ndarray, records: Sequence[dict],
-              original_shape: tuple[int, int] | None = None, rate: float | None = None) -> Path:
+              original_shape: tuple[int, int] | None = None, rate: float | None = None) -> Path | None:
         """Draw ``records`` on ``image`` (an RGB decode of ``item`` or of one of its frames) and write it.
 
         Returns the image copy, or the (final) path of the video's timeline
-        CSV for a video frame.
+        CSV for a video frame; ``None`` when the copy of ``item`` cannot be
+        written, with the reason in :attr:`skipped` (class docstring).
         """
-        canvas = draw_records(image, records, original_shape)
-        if records[0]["frame"] is not None:
-            recorder = self.recorder(item, rate)
-            recorder.write(canvas, records)
-            return recorder.csv_path
-        self.close()
-        path = self.target(item)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        key = str(item.path)
+        if key in self.skipped:
+            return None
+        video = records[0]["frame"] is not None
+        if self._video is not None and self._video[0] is not item:
+            self.close()
+        try:
+            canvas = draw_records(image, records, original_shape)
+            if video:
+                recorder = self.recorder(item, rate)
+                recorder.write(canvas, records)
+                return recorder.csv_path
+            return self._write_image(self.target(item), canvas)
+        except OSError as error:
+            if self._video is not None:
+                self.discard()
+            self.skipped[key] = error.strerror or str(error)
+            return None
+
+    @staticmethod
+    def _write_image(path: Path, canvas: np.ndarray) -> Path:
+        """``canvas`` encoded in ``path`` 's format, written under a temporary name and renamed."""
         temporary = temporary_name(path)
-        if not cv2.imwrite(str(temporary), canvas):
+        error = name_too_long(temporary)
+        if error is not None:
+            raise error
+        encoded, data = cv2.imencode(path.suffix, canvas)
+        if not encoded:
+            raise OSError(f"cannot encode the annotated image as {path.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            temporary.write_bytes(data.tobytes())
+            os.replace(temporary, path)
+        except BaseException:
             temporary.unlink(missing_ok=True)
-            raise OSError(f"cannot write the annotated image {path}")
-        os.replace(temporary, path)
+            raise
         return path
 
     def close(self) -> list[Path]:

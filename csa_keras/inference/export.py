@@ -18,16 +18,33 @@ named ``image``, and keeps every output of the Keras model (the Voting
 ResNet's ``vote`` and ``crop_logits``: the crop logits give the other vote
 for free).
 
-This module loads no TensorFlow itself: :func:`check_settings` and
-:func:`open_run` refuse a bad setting or run directory in one clean line
+Nothing is written before the run is checked: the settings
+(:func:`check_settings`), the model (:func:`open_run`: it loads, belongs to a
+task, takes square grey or colour images and turns one image into class
+probabilities, :func:`check_model`), the run's ``config.json`` and
+``splits.json`` (JSON objects, :func:`check_run_files`) and the destination
+(not the model's file nor a folder holding it, a name its file system takes:
+:func:`csa_keras.utils.paths.check_outputs`); each refusal is one
+:class:`ExportError` line. The artifact is then written into a temporary
+folder beside the destination, loaded and run there, and moved into place
+only when its class probabilities are within :data:`PARITY_LIMIT` of the
+Keras model's. On any failure, Ctrl-C included, the temporary folder and any
+folder the export created are removed: a destination holds a whole, checked
+artifact or what it held before.
+
+This module loads no TensorFlow itself: the refusals come in one clean line
 first, and the artifact and test-image modules (TensorFlow) are imported
 when an export runs.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +54,7 @@ from csa_keras.inference.loading import load_model, resolve_model_path
 from csa_keras.inference.probabilities import class_probabilities
 from csa_keras.tasks import Task, task_of_model
 from csa_keras.utils.files import write_json
+from csa_keras.utils.paths import check_outputs
 
 FORMATS = ("savedmodel", "tflite")
 DEFAULT_MAX_IMAGES = 256
@@ -45,6 +63,13 @@ FALLBACK_IMAGES = 32
 """Synthetic faces the parity check takes where the run's test images cannot be re-created."""
 LATENCY_RUNS = 20
 BATCH = 32
+PARITY_LIMIT = 1e-3
+"""The largest difference of class probabilities, artifact against Keras model, an export accepts.
+
+Ten times the TFLite bound the tests assert and some 300 times the largest
+difference measured (docs/prediction.md): beyond it the artifact computes
+something else, and it is not moved into place.
+"""
 
 
 class ExportError(ValueError):
@@ -87,6 +112,74 @@ def open_run(run_dir: str | os.PathLike) -> tuple[Task, Path, Any]:
         raise ExportError(str(error)) from None
 
 
+def check_model(task: Task, model, model_path: Path) -> tuple[int, int, int]:
+    """The model's input shape ``(size, size, channels)``, once one image went through it, or an :class:`ExportError`.
+
+    The artifact takes the images the model takes and its parity check feeds
+    it square grey or colour faces, so the model must take ``(batch, size,
+    size, 1 or 3)`` images and its task must read class probabilities from
+    its outputs on one of them: ``(1, K)``, finite, summing to 1.
+    """
+    shape = model.input_shape
+    if (isinstance(shape, list) or len(shape) != 4 or shape[1] is None or shape[1] != shape[2]
+            or shape[3] not in (1, 3)):
+        raise ExportError(f"input_shape must be (batch, size, size, 1 or 3): square grey or colour images. "
+                          f"Received: input_shape={shape} of {model_path}")
+    input_shape = (int(shape[1]), int(shape[2]), int(shape[3]))
+    from csa_keras.inference.run_images import synthetic_images
+
+    try:
+        probabilities = np.asarray(class_probabilities(task, model.predict_on_batch(
+            synthetic_images(input_shape, 1))), dtype=np.float64)
+    except Exception as error:
+        text = str(error).strip().splitlines()
+        raise ExportError(f"{model_path} cannot classify an image of its input shape {input_shape}: "
+                          f"{text[0] if text else type(error).__name__}") from None
+    if (probabilities.ndim != 2 or len(probabilities) != 1 or not np.all(np.isfinite(probabilities))
+            or abs(float(probabilities.sum()) - 1.0) > 1e-3):
+        raise ExportError(f"{model_path} does not give class probabilities: one image gives an array of "
+                          f"shape {probabilities.shape} summing to {float(np.nansum(probabilities)):.4g}")
+    return input_shape
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, ``None`` when there is no such file, else an :class:`ExportError`."""
+    if not path.is_file():
+        return None
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{path} must be a readable JSON file. Received: {type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''}") from None
+    if not isinstance(body, dict):
+        raise ExportError(f"{path} must hold a JSON object. Received: a JSON {type(body).__name__}")
+    return body
+
+
+def check_run_files(run_dir: str | os.PathLike) -> None:
+    """Refuse a run whose ``config.json`` or ``splits.json`` is not what a training run writes.
+
+    The files may be missing (the parity check then takes built-in faces);
+    when present, ``config.json`` must be a JSON object whose ``config`` and
+    ``run`` are objects, and ``splits.json`` an object of splits, each an
+    object with a ``test`` list. A value inside them that cannot re-create
+    the data only sends the parity check to built-in faces.
+    """
+    run = Path(run_dir)
+    config = _json_object(run / "config.json")
+    for key in ("config", "run"):
+        if config is not None and not isinstance(config.get(key, {}), dict):
+            raise ExportError(f"{run / 'config.json'} must hold an object under {key!r}. "
+                              f"Received: a JSON {type(config[key]).__name__}")
+    splits = _json_object(run / "splits.json")
+    if splits is not None:
+        bad = next((name for name, split in splits.items()
+                    if not isinstance(split, dict) or not isinstance(split.get("test"), list)), None)
+        if bad is not None or not splits:
+            raise ExportError(f"{run / 'splits.json'} must map each split to an object with a 'test' list. "
+                              f"Received: {'no split' if not splits else f'split {bad!r}'}")
+
+
 def default_output(run_dir: str | os.PathLike, model_path: Path, format: str) -> Path:
     """``RUN_DIR/export/<model>_saved_model`` or ``RUN_DIR/export/<model>.tflite``."""
     stem = model_path.stem
@@ -94,22 +187,55 @@ def default_output(run_dir: str | os.PathLike, model_path: Path, format: str) ->
     return folder / (f"{stem}_saved_model" if format == "savedmodel" else f"{stem}.tflite")
 
 
-def _check_output(path: Path, format: str) -> None:
-    """Refuse an artifact path the format cannot use, then create its folder."""
+def _check_output(path: Path, format: str, model_path: Path, run_dir: str | os.PathLike) -> None:
+    """Refuse, before anything is written, an artifact path the format cannot use or that touches the run."""
     if format == "tflite" and path.suffix != ".tflite":
         raise ExportError(f"output must be a path that ends in .tflite for format='tflite'. "
                           f"Received: output={path}")
-    if path.exists() and (path.is_dir() != (format == "savedmodel")):
-        kind = "folder" if path.is_dir() else "file"
-        raise ExportError(f"output must not be an existing {kind} for format={format!r}. "
-                          f"Received: output={path}")
-    if path.is_dir() and any(path.iterdir()) and not (path / "saved_model.pb").is_file():
-        raise ExportError(f"output must be a new folder or a SavedModel to replace, not a folder "
-                          f"that holds something other than a SavedModel. Received: output={path}")
+    folders = ("output",) if format == "savedmodel" else ()
+    run_files = [model_path, *(Path(run_dir) / name for name in ("config.json", "splits.json"))]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ExportError(f"cannot create {path.parent}: {error.strerror}") from None
+        check_outputs({"output": path}, {}, folders=folders)
+        if path.exists() and (path.is_dir() != (format == "savedmodel")):
+            kind = "folder" if path.is_dir() else "file"
+            raise ExportError(f"output must not be an existing {kind} for format={format!r}. "
+                              f"Received: output={path}")
+        if path.is_dir() and any(path.iterdir()) and not (path / "saved_model.pb").is_file():
+            raise ExportError(f"output must be a new folder or a SavedModel to replace, not a folder "
+                              f"that holds something other than a SavedModel. Received: output={path}")
+        check_outputs({"output": path}, {"model": [f for f in run_files if f.exists()]}, folders=folders)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
+    existing = next((folder for folder in path.parents if folder.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ExportError(f"output must be a path under a folder. Received: output={path}, under the file {existing}")
+
+
+@contextlib.contextmanager
+def _staging(path: Path) -> Iterator[Path]:
+    """A temporary folder beside ``path``, with any folder made for it; all removed at the end, whatever happens.
+
+    Folders created on the way to ``path`` are removed again too when the
+    export fails (they are left once the artifact is in place).
+    """
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    placed = False
+    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".export-", suffix=".partial", dir=path.parent))
+        except OSError as error:
+            raise ExportError(f"cannot write beside output {path}: {error.strerror or error}") from None
+        try:
+            yield staging
+            placed = True
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        if not placed:
+            for folder in missing:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def _batched(predict: Callable[[np.ndarray], Any], images: np.ndarray):
@@ -126,7 +252,7 @@ def _parity_images(run_dir, input_shape, max_images, log) -> tuple[np.ndarray, s
 
     try:
         return run_test_images(run_dir, input_shape, max_images)
-    except (ValueError, OSError, KeyError, StopIteration) as error:
+    except (ValueError, OSError, KeyError, IndexError, TypeError, AttributeError, StopIteration) as error:
         n = min(max_images or FALLBACK_IMAGES, FALLBACK_IMAGES)
         log(f"cannot re-create the run's test images ({error}); checking parity on {n} "
             f"built-in synthetic faces of shape {input_shape} instead")
@@ -172,14 +298,23 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
     model with named outputs ``max_abs_diff_<output>`` of each, and
     ``latency_ms`` (``{"keras", "artifact", "runs"}``) when timed.
 
-    Raises :class:`ExportError` for a run directory or setting it cannot use.
+    Raises :class:`ExportError`, before anything is written, for a setting,
+    model, run file or destination it cannot use (module docstring), and
+    after writing into its temporary folder when the artifact differs from
+    the Keras model by more than :data:`PARITY_LIMIT`; on any failure the
+    destination is left as it was.
     """
     check_settings(format, max_images, latency_runs, num_threads)
     task, model_path, model = open_run(run_dir)
+    input_shape = check_model(task, model, model_path)
+    check_run_files(run_dir)
+    path = Path(output) if output is not None else default_output(run_dir, model_path, format)
+    _check_output(path, format, model_path, run_dir)
     from csa_keras.inference.artifacts import (
         artifact_bytes,
         keras_predictor,
         median_latency_ms,
+        move_into_place,
         saved_model_predictor,
         tflite_predictor,
         versions,
@@ -187,28 +322,39 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
         write_tflite,
     )
 
-    input_shape = tuple(int(d) for d in model.input_shape[1:])
-    path = Path(output) if output is not None else default_output(run_dir, model_path, format)
-    _check_output(path, format)
     images, source = _parity_images(run_dir, input_shape, max_images, log)
-
-    if format == "savedmodel":
-        write_saved_model(model, path)
-        artifact = saved_model_predictor(path)
-    else:
-        write_tflite(model, path)
-        artifact = tflite_predictor(path, num_threads)
-    keras_predict = keras_predictor(model)
-
-    keras_out = _batched(keras_predict, images)
-    artifact_out = _batched(artifact, images)
-    p_keras = class_probabilities(task, keras_out)
-    p_artifact = class_probabilities(task, artifact_out)
-    per_output = {}
-    if isinstance(keras_out, dict):
-        per_output = {f"max_abs_diff_{name}": float(np.max(np.abs(keras_out[name] - artifact_out[name])))
-                      for name in sorted(keras_out)}
-    size = artifact_bytes(path)
+    with _staging(path) as staging:
+        staged = staging / "artifact"
+        if format == "savedmodel":
+            write_saved_model(model, staged)
+            artifact = saved_model_predictor(staged)
+        else:
+            write_tflite(model, staged, scratch=staging)
+            artifact = tflite_predictor(staged, num_threads)
+        keras_predict = keras_predictor(model)
+        keras_out = _batched(keras_predict, images)
+        artifact_out = _batched(artifact, images)
+        p_keras = class_probabilities(task, keras_out)
+        p_artifact = class_probabilities(task, artifact_out)
+        difference = float(np.max(np.abs(p_keras - p_artifact)))
+        if not math.isfinite(difference) or difference > PARITY_LIMIT:
+            raise ExportError(f"the {format} artifact does not match the Keras model on {source}: "
+                              f"max |p_artifact - p_keras| = {difference:.3g}, more than {PARITY_LIMIT:g}; "
+                              f"nothing was written to {path}")
+        per_output = {}
+        if isinstance(keras_out, dict):
+            per_output = {f"max_abs_diff_{name}": float(np.max(np.abs(keras_out[name] - artifact_out[name])))
+                          for name in sorted(keras_out)}
+        latency = {}
+        if latency_runs:
+            one = images[:1]
+            latency = {"latency_ms": {
+                "keras": round(median_latency_ms(keras_predict, one, latency_runs), 3),
+                "artifact": round(median_latency_ms(artifact, one, latency_runs), 3),
+                "runs": int(latency_runs),
+            }}
+        size = artifact_bytes(staged)
+        move_into_place(staged, path, staging / "replaced")
     record: dict[str, Any] = {
         "task": task.name,
         "model": model_path.name,
@@ -221,17 +367,11 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
         "outputs": sorted(keras_out) if isinstance(keras_out, dict) else ["probabilities"],
         "parity_images": len(images),
         "parity_source": source,
-        "max_abs_diff": float(np.max(np.abs(p_keras - p_artifact))),
+        "max_abs_diff": difference,
         "argmax_agreement": float(np.mean(p_keras.argmax(1) == p_artifact.argmax(1))),
         **per_output,
+        **latency,
     }
-    if latency_runs:
-        one = images[:1]
-        record["latency_ms"] = {
-            "keras": round(median_latency_ms(keras_predict, one, latency_runs), 3),
-            "artifact": round(median_latency_ms(artifact, one, latency_runs), 3),
-            "runs": int(latency_runs),
-        }
     record["versions"] = versions()
     record["export_json"] = str(_write_record(path, record))
     return record

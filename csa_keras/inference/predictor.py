@@ -53,7 +53,11 @@ Every detected face yields one record, a ``dict`` with the keys of
 ``probabilities``
     ``{class name: probability}`` for every class of the model, summing to 1.
 ``error``
-    the reason of an ``"error"`` record, else ``None``.
+    the reason of an ``"error"`` record; for an ``"ok"`` or ``"no_face"``
+    record, why its annotated copy was not written
+    (:data:`~csa_keras.inference.drawing.ANNOTATION_SKIPPED` and the reason, such as a file name too long
+    for the file system: that copy is skipped and the rest goes on); else
+    ``None``.
 
 Faces are classified in batches of ``batch_size`` collected across images and
 frames (one ``predict_on_batch`` per batch), and records come out in input
@@ -83,7 +87,7 @@ from csa_keras.data.faces import (
     read_image,
     reduce_image,
 )
-from csa_keras.inference.drawing import Annotator
+from csa_keras.inference.drawing import Annotator, note_skipped_annotation
 from csa_keras.inference.inputs import InputFile, collect_inputs, error_reason, frame_estimate, kind_of, video_frames
 from csa_keras.inference.loading import (
     class_names_for,
@@ -95,6 +99,7 @@ from csa_keras.inference.loading import (
 from csa_keras.inference.probabilities import class_probabilities, num_classes
 from csa_keras.inference.stream import FrameStream
 from csa_keras.tasks import task_of_model
+from csa_keras.utils.paths import check_outputs
 
 RECORD_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "box", "label", "score",
                "probabilities", "error")
@@ -299,7 +304,9 @@ class Predictor:
                         self._fill(record, next(rows))
         for entry in pending:
             if annotator is not None and entry.image is not None:
-                annotator.write(entry.item, entry.image, entry.records, entry.original_shape)
+                annotated = annotator.write(entry.item, entry.image, entry.records, entry.original_shape)
+                if annotated is None:
+                    note_skipped_annotation(entry.records, annotator.skipped[str(entry.item.path)])
             yield from entry.records
 
     def _batched(self, entries: Iterable[_Entry], annotator: Annotator | None) -> Iterator[dict]:
@@ -370,14 +377,23 @@ class Predictor:
         unreadable image or video gives an ``error`` record and the rest goes
         on. ``progress`` shows a tqdm bar on stderr (images and frames)
         unless the input is a single image. ``annotate``: a folder receiving
-        a drawn copy of every image and, for every video, an annotated video
-        with a timeline of the probabilities (:class:`~csa_keras.inference.drawing.Annotator`),
-        at the decoded size (at most ``max_side`` pixels a side); stopping
-        early (Ctrl-C, an error, records left unread) drops the video in progress.
+        a drawn copy of every image (``<stem>_annotated<suffix>``) and, for
+        every video, an annotated video with a timeline of the probabilities
+        (:class:`~csa_keras.inference.drawing.Annotator`), at the decoded
+        size (at most ``max_side`` pixels a side); stopping early (Ctrl-C, an
+        error, records left unread) drops the video in progress. A folder
+        that is an input, lies inside an input folder or holds an input is a
+        ``ValueError`` before any work (:func:`~csa_keras.utils.paths.check_outputs`);
+        a copy that cannot be written is skipped, its reason in the records'
+        ``error``.
         """
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"every must be a positive integer. Received: every={every!r}")
+        inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
         items = collect_inputs(inputs)
+        if annotate is not None:
+            given = [raw for raw in inputs if not isinstance(raw, InputFile)] + [item.path for item in items]
+            check_outputs({"annotate": annotate}, {"inputs": given}, folders=("annotate",))
         annotator = None if annotate is None else Annotator(annotate, self.class_names, every)
         show = progress and not (len(items) == 1 and items[0].kind == "image")
         return self._generate(items, every, show, annotator)

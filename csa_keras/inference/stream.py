@@ -18,7 +18,11 @@ closed, or on Ctrl-C: the capture is then released and an annotated video
 (``annotate``) is finished with the frames so far, its files moved into
 place (:class:`~csa_keras.inference.drawing.Annotator`); a
 ``KeyboardInterrupt`` is raised again after that, for the caller to stop
-too. Any other error drops the annotated video's temporary files.
+too. Any other error drops the annotated video's temporary files. An
+``annotate`` folder that is the video file read or holds it is refused
+before the capture opens; an annotated video that cannot be written (a name
+too long for the file system) is skipped, its reason in each record's
+``error``.
 """
 from __future__ import annotations
 
@@ -33,9 +37,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from csa_keras.inference.drawing import Annotator
+from csa_keras.inference.drawing import Annotator, note_skipped_annotation
 from csa_keras.inference.inputs import InputFile, VideoError, capture_rate, open_capture, read_frames
 from csa_keras.utils.messages import must
+from csa_keras.utils.paths import check_outputs
 
 if TYPE_CHECKING:
     from csa_keras.inference.predictor import Predictor
@@ -137,6 +142,8 @@ class FrameStream:
         self.predictor, self.source = predictor, source
         self.smooth, self.every, self.max_frames = smooth, every, max_frames
         self.name = source_name(source)
+        if annotate is not None and not isinstance(source, int) and os.path.exists(source):
+            check_outputs({"annotate": annotate}, {"source": source}, folders=("annotate",))
         self.annotator = None if annotate is None else Annotator(annotate, predictor.class_names, every)
         self.item = InputFile(Path(self.name), "video", source_stem(source))
         try:
@@ -175,8 +182,9 @@ class FrameStream:
                 stamps.append(time.perf_counter())
                 frame = StreamFrame(index, seconds, records, smoothed,
                                     (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-9))
-                if self.annotator is not None:
-                    self.annotator.write(self.item, rgb, frame.smoothed, original, self.rate)
+                if self.annotator is not None and self.annotator.write(self.item, rgb, frame.smoothed, original,
+                                                                       self.rate) is None:
+                    note_skipped_annotation(records, self.annotator.skipped[str(self.item.path)])
                 self.frames += 1
                 yield frame
                 if self.max_frames is not None and self.frames >= self.max_frames:

@@ -189,12 +189,12 @@ def test_cli_jsonl_and_annotations(csa_run, folder, video, tmp_path, capsys):
     assert err.splitlines()[-1] == "4 faces in 4 files, 1 image with no face, 1 unreadable"
     written = sorted(p.relative_to(annotate).as_posix() for p in annotate.rglob("*") if p.is_file())
     assert written == ["clip_annotated.mp4", "clip_timeline.csv", "clip_timeline.png",
-                       "photos/a_hopper.jpg", "photos/c_blank.png"]
+                       "photos/a_hopper_annotated.jpg", "photos/c_blank_annotated.png"]
     timeline = list(csv.DictReader((annotate / "clip_timeline.csv").open()))
     assert [int(row["frame"]) for row in timeline] == [0, 3, 6]
     assert [row["label"] for row in timeline] == [r["label"] for r in records[3:]]
     original = cv2.imread(str(folder / "a_hopper.jpg"))
-    drawn = cv2.imread(str(annotate / "photos" / "a_hopper.jpg"))
+    drawn = cv2.imread(str(annotate / "photos" / "a_hopper_annotated.jpg"))
     assert drawn.shape == original.shape
     x, y, _w, h = records[0]["box"]
     assert np.abs(drawn[y + h // 2, x].astype(int) - (0, 200, 0)).max() < 60

@@ -119,7 +119,7 @@ def test_predict_paths_annotates_a_video_and_its_timeline(run, clip, grace_hoppe
     annotate = tmp_path / "annotated"
     records = list(predictor.predict_paths([clip, grace_hopper], every=2, progress=False, annotate=annotate))
     assert sorted(p.name for p in annotate.iterdir()) == [
-        "clip_annotated.mp4", "clip_timeline.csv", "clip_timeline.png", "grace_hopper.jpg"]
+        "clip_annotated.mp4", "clip_timeline.csv", "clip_timeline.png", "grace_hopper_annotated.jpg"]
     frames = _frames(annotate / "clip_annotated.mp4")
     assert len(frames) == 6 and frames[0].shape == (120, 160, 3)
     capture = cv2.VideoCapture(str(annotate / "clip_annotated.mp4"))
