@@ -19,6 +19,7 @@ import textwrap
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from fifos import watched_fifos
@@ -149,6 +150,17 @@ def test_a_file_over_the_cap_is_not_read_even_as_bytes(tmp_path):
     with pytest.raises(ImageDecodeError) as error:
         decode_image(path)
     assert error.value.reason == "image_too_large" and str(MAX_FILE_BYTES + 1) in str(error.value)
+
+
+def test_opencv_formats_are_checked_from_their_header(tmp_path):
+    path = tmp_path / "small.hdr"
+    assert cv2.imwrite(str(path), np.full((20, 30, 3), 0.5, np.float32))
+    image, size = read_image(path.read_bytes())
+    assert image.shape == (20, 30, 3) and size == (20, 30)
+    bomb = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 30000 +X 20000\n" + bytes(64)
+    with pytest.raises(ImageDecodeError) as error:
+        read_image(bomb)
+    assert error.value.reason == "image_too_large" and "20000x30000" in str(error.value)
 
 
 def test_16_bit_pixels_round_as_before():

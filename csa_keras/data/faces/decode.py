@@ -90,7 +90,8 @@ _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
 """EXIF orientation codes as the array views Pillow's ``ImageOps.exif_transpose`` makes."""
 
 _HDR_SIZE = re.compile(rb"\n\s*[-+]([YX])\s+(\d+)\s+[-+]([YX])\s+(\d+)\s*\n")
-"""The resolution line of a Radiance HDR file, the one format OpenCV reads that Pillow does not."""
+"""The resolution line of a Radiance HDR file: OpenCV reads the format and Pillow does not, and its
+run-length coded float pixels can expand far beyond the file's size."""
 
 
 class ImageDecodeError(ValueError):
@@ -268,10 +269,16 @@ def read_image(
 
 def _decode(stream: BinaryIO, source, max_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
     """Pillow's decoding of an opened file or buffer, within :data:`MAX_DECODED_BYTES`; OpenCV when Pillow gives up."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        return _decode_quietly(stream, source, max_side)
+
+
+def _decode_quietly(stream: BinaryIO, source, max_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`_decode` with Pillow's warnings about the file (corrupt EXIF, a bomb's size) left to the outcome."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream)
+        image = Image.open(stream)
     except Image.DecompressionBombError as error:
         raise ImageDecodeError("image_too_large", source, str(error).split(".")[0]) from None
     except UnidentifiedImageError:
@@ -360,9 +367,12 @@ def decode_image(source: str | os.PathLike | bytes, max_side: int | None = None)
     (JPEG) and right after, keeping its aspect ratio.
 
     Raises :class:`ImageDecodeError` (a ``ValueError``) whose ``reason`` says
-    why: ``missing_file``, ``empty_file``, ``unreadable_image`` (not an image,
-    e.g. a text file named ``.jpg``), ``truncated_image``, ``corrupt_image``,
-    ``image_too_large`` (Pillow's decompression-bomb limit), ...
+    why: ``missing_file``, ``not_a_regular_file`` (a FIFO, device or
+    socket, never opened), ``empty_file``, ``unreadable_image`` (not an
+    image, e.g. a text file named ``.jpg``), ``truncated_image``,
+    ``corrupt_image``, ``image_too_large`` (a file over
+    :data:`MAX_FILE_BYTES`, or an image over :data:`MAX_DECODED_BYTES` once
+    decoded, from its header), ...
     """
     return read_image(source, max_side)[0]
 
