@@ -184,6 +184,9 @@ def _bands(image: Image.Image):
     """``image`` as successive bands of whole rows of about :data:`_BAND_BYTES` each."""
     width, height = image.size
     rows = max(1, _BAND_BYTES // max(1, width * 4))
+    if rows >= height:
+        yield image
+        return
     for top in range(0, height, rows):
         yield image.crop((0, top, width, min(height, top + rows)))
 
