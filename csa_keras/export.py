@@ -5,9 +5,13 @@ the run's model (the model file of its task, ``classifier.keras`` or
 ``model.keras``) becomes a SavedModel directory or a ``.tflite`` file,
 checked against the Keras model on the run's test images, with its size,
 the largest difference of the class probabilities and the single-image
-latencies printed and written to ``export.json`` beside it. A bad argument
-or an unusable run directory ends in one line on stderr and exit status 2
-(:mod:`csa_keras.utils.cli`).
+latencies printed and written to ``export.json`` beside it. A bad argument,
+an unusable run directory, a model or run file that is wrong (a model of
+another input shape, a ``config.json`` that is not an object) or an
+``--output`` that would hold the run's model ends in one line on stderr and
+exit status 2 (:mod:`csa_keras.utils.cli`), before anything is written; the
+artifact is written beside its destination and moved into place only once it
+matches the Keras model, so a failure or Ctrl-C leaves nothing half-made.
 
 The export module is imported after the arguments are parsed: ``--help`` and
 usage errors answer without loading TensorFlow, and TensorFlow's C++ logging

@@ -18,19 +18,19 @@ named ``image``, and keeps every output of the Keras model (the Voting
 ResNet's ``vote`` and ``crop_logits``: the crop logits give the other vote
 for free).
 
-Nothing is written before the run is checked: the settings
-(:func:`check_settings`), the model (:func:`open_run`: it loads, belongs to a
-task, takes square grey or colour images and turns one image into class
-probabilities, :func:`check_model`), the run's ``config.json`` and
-``splits.json`` (JSON objects, :func:`check_run_files`) and the destination
-(not the model's file nor a folder holding it, a name its file system takes:
-:func:`csa_keras.utils.paths.check_outputs`); each refusal is one
-:class:`ExportError` line. The artifact is then written into a temporary
-folder beside the destination, loaded and run there, and moved into place
-only when its class probabilities are within :data:`PARITY_LIMIT` of the
-Keras model's. On any failure, Ctrl-C included, the temporary folder and any
-folder the export created are removed: a destination holds a whole, checked
-artifact or what it held before.
+Nothing is written before the run is checked, each refusal one
+:class:`ExportError` line: the settings (:func:`check_settings`), the run's
+``config.json`` and ``splits.json`` (JSON objects, :func:`check_run_files`),
+the destination (not the model's file nor a folder holding it, a name its
+file system takes: :func:`csa_keras.utils.paths.check_outputs`), then the
+model (:func:`open_run`: it loads and belongs to a task; :func:`check_model`:
+it takes square grey or colour images and turns one into class
+probabilities). The artifact is then written into a temporary folder beside
+the destination, loaded and run there, and moved into place only when its
+class probabilities are within :data:`PARITY_LIMIT` of the Keras model's.
+On any failure, Ctrl-C included, the temporary folder and any folder the
+export created are removed: a destination holds a whole, checked artifact or
+what it held before.
 
 This module loads no TensorFlow itself: the refusals come in one clean line
 first, and the artifact and test-image modules (TensorFlow) are imported
@@ -305,11 +305,12 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
     destination is left as it was.
     """
     check_settings(format, max_images, latency_runs, num_threads)
-    task, model_path, model = open_run(run_dir)
-    input_shape = check_model(task, model, model_path)
+    model_path = run_model_path(run_dir)
     check_run_files(run_dir)
     path = Path(output) if output is not None else default_output(run_dir, model_path, format)
     _check_output(path, format, model_path, run_dir)
+    task, model_path, model = open_run(run_dir)
+    input_shape = check_model(task, model, model_path)
     from csa_keras.inference.artifacts import (
         artifact_bytes,
         keras_predictor,
