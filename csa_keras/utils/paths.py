@@ -119,6 +119,7 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
 
     Refused, each naming both settings and both paths as given:
 
+    - two outputs at one path;
     - an output that is an input;
     - an output inside an input folder;
     - an output folder that holds an input (a file or a folder);
@@ -131,12 +132,18 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
     """
     resolved_inputs = [(setting, given, _resolve(setting, given))
                        for setting, value in inputs.items() for given in _paths(value)]
+    seen: list[tuple[str, PathLike, Path]] = []
     for setting, given in outputs.items():
         if given is None:
             continue
         target = _resolve(setting, given)
         folder = setting in folders
         _check_name(setting, given, target, file=not folder)
+        for other, other_given, other_target in seen:
+            if other_target == target:
+                raise ValueError(f"{setting} must not be the path of another output. Received: "
+                                 f"{setting}={str(given)!r}, the path of {other}={str(other_given)!r}")
+        seen.append((setting, given, target))
         for input_setting, input_given, source in resolved_inputs:
             received = f"Received: {setting}={str(given)!r}"
             if target == source:

@@ -115,6 +115,8 @@ def test_an_output_name_too_long_for_the_file_system_is_refused(tmp_path):
     (["photos/a.png", "--output", "elsewhere/../photos/./a.png"],
      "--output must not be an input. Received: --output='elsewhere/../photos/./a.png', "
      "which is INPUT='photos/a.png'"),
+    (["photos/a.png", "--output", "out", "--annotate", "out"],
+     "--annotate must not be the path of another output. Received: --annotate='out', the path of --output='out'"),
     (["photos", "--annotate", "link/annotated"],
      "--annotate must not lie inside an input folder. Received: --annotate='link/annotated', "
      "inside INPUT='photos'"),
@@ -144,6 +146,16 @@ def test_predict_annotate_folder_holding_a_streamed_video_is_refused(tiny_run, t
     writer.release()
     line = _one_error(*predict(["--model", tiny_run, "--stream", clip, "--annotate", tmp_path], capsys))
     assert f"--annotate must not hold an input. Received: --annotate='{tmp_path}', which holds INPUT='{clip}'" in line
+
+
+def test_predict_paths_refuses_an_annotate_folder_inside_an_input(tiny_run, photos):
+    from csa_keras.inference.predictor import Predictor
+
+    predictor = Predictor.from_run(tiny_run)
+    with pytest.raises(ValueError, match=r"^annotate must not lie inside an input folder\. "
+                                         r"Received: annotate='photos/annotated', inside inputs='photos'$"):
+        predictor.predict_paths(["photos"], annotate="photos/annotated")
+    assert not (photos / "annotated").exists()
 
 
 def test_annotated_copies_have_names_of_their_own(tiny_run, tmp_path, monkeypatch, capsys):
