@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from csa_keras.data.dataset import CANONICAL_CLASSES
+from csa_keras.data.faces.decode import special_file
 from csa_keras.tasks import Task, all_tasks, model_packages
 
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -79,8 +80,8 @@ def task_title(task: Task) -> str:
 def resolve_model_path(path: str | os.PathLike) -> Path:
     """The ``.keras`` file ``path`` names: itself, or the model file of a run directory.
 
-    Raises a one-line ``ValueError`` for a missing path, a folder that is not
-    a run directory, a run that stopped before its predicting model was
+    Raises a one-line ``ValueError`` for a missing path, a special file (a
+    FIFO would block the read), a folder that is not a run directory, a run that stopped before its predicting model was
     saved, or a file that is not a ``.keras`` model.
     """
     path = Path(path)
@@ -97,6 +98,8 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
                     raise ValueError(f"{path} holds {name} but no {task.model_file} "
                                      "(the run stopped before saving it)")
         raise ValueError(f"{path} is not a run directory: it holds no {task_files()}")
+    if (kind := special_file(path)) is not None:
+        raise ValueError(f"model {path} is {kind}, not a regular file")
     if path.suffix.lower() != ".keras":
         raise ValueError(f"model {path} is not a .keras file: give a run directory or its "
                          f"{' / '.join(t.model_file for t in all_tasks().values()) or '.keras model'}")
@@ -236,6 +239,8 @@ def run_json(model_path: str | os.PathLike, name: str) -> dict[str, Any] | None:
     if _RUN_SUBFOLDER.fullmatch(model_path.parent.name):
         folders.append(model_path.parent.parent)
     for folder in folders:
+        if not (folder / name).is_file():
+            continue
         try:
             data = json.loads((folder / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):

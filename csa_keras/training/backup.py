@@ -28,8 +28,9 @@ import shutil
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from csa_keras.utils.files import sync_file, sync_folder
+from csa_keras.utils.files import check_space, sync_file, sync_folder
 
 _EPOCH = re.compile(r"^epoch-(\d+)$")
 WEIGHTS = "model.weights.h5"
@@ -74,6 +75,34 @@ def backed_up_epochs(folder: str | os.PathLike) -> int:
             return epoch
     legacy = _legacy(folder)
     return legacy[0][0] if legacy else 0
+
+
+def state_bytes(model: keras.Model) -> int:
+    """An upper estimate of the bytes ``model.save_weights`` writes: every weight and optimizer
+    variable, plus a tenth and a mebibyte for the HDF5 structure."""
+    variables = list(model.weights)
+    if getattr(model, "optimizer", None) is not None:
+        variables += list(model.optimizer.variables)
+    data = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    return int(data * 1.1) + 2**20
+
+
+def save_training_state(model: keras.Model, path: str | os.PathLike, what: str) -> None:
+    """``model.save_weights(path)`` on a disk checked to have room for it first.
+
+    ``h5py`` does not survive a failed write: after "No space left on
+    device" it can crash the interpreter (a segmentation fault) while
+    cleaning up. The check turns a full disk into one ``OSError`` naming the
+    folder before HDF5 is touched; a write that fails anyway removes its
+    partial file.
+    """
+    path = Path(path)
+    check_space(path.parent, state_bytes(model), what)
+    try:
+        model.save_weights(str(path))
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise OSError(error.errno, str(error).splitlines()[0], str(path)) from None
 
 
 def load_training_state(model: keras.Model, path: str | os.PathLike) -> None:
@@ -129,7 +158,7 @@ class EpochBackup(keras.callbacks.Callback):
         partial = self.folder / f".epoch-{epochs}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
-        self.model.save_weights(str(partial / WEIGHTS))
+        save_training_state(self.model, partial / WEIGHTS, f"the state after epoch {epochs}")
         sync_file(partial / WEIGHTS)
         (partial / STATE).write_text(json.dumps({"epoch": epochs}), encoding="utf-8")
         sync_file(partial / STATE)

@@ -40,8 +40,8 @@ from pathlib import Path
 
 import keras
 
-from csa_keras.training.backup import EpochBackup, backed_up_epochs, load_training_state
-from csa_keras.utils.files import commit
+from csa_keras.training.backup import EpochBackup, backed_up_epochs, load_training_state, state_bytes
+from csa_keras.utils.files import check_space, commit
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -93,6 +93,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
                          **kwargs)
 
     def on_epoch_end(self, epoch, logs=None):
+        check_space(self.final_path.parent, state_bytes(self.model), "the best checkpoint")
         super().on_epoch_end(epoch, logs)
         if self.partial_path.exists():
             commit(self.partial_path, self.final_path)

@@ -137,6 +137,9 @@ def train_main(task_name: str, argv: list[str] | None = None, prog: str | None =
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"to continue, run the same command with --output {output} "
                                     "--resume") from None
+        except OSError as error:
+            raise OSError(error.errno, f"{error.strerror or error}; once that is fixed, run the same "
+                          f"command with --output {output} --resume", error.filename) from None
         print(f"{task.summary(metrics)}\nrun directory: {output}")
         return 0
 

@@ -54,6 +54,7 @@ from csa_keras.training.strategy import (
     task_id,
 )
 from csa_keras.utils import files
+from csa_keras.utils.paths import check_outputs
 
 
 @dataclasses.dataclass
@@ -96,6 +97,10 @@ def start_run(config: RunConfig, output: str | os.PathLike | None, name: str,
               resume: bool) -> tuple[tf.distribute.Strategy, bool, Path, dict[str, Any]]:
     """Before any data: settings checked, strategy, seeds and precision set, the run directory opened.
 
+    An ``output`` that is the data, lies inside it or holds it is refused
+    (:func:`~csa_keras.utils.paths.check_outputs`): the next run would read
+    this one's figures as class images.
+
     Returns the strategy, whether this process is the chief, the folder it
     writes (``output``, default ``runs/<name>-<timestamp>``) and what
     ``config.json`` records of the run so far.
@@ -109,8 +114,9 @@ def start_run(config: RunConfig, output: str | os.PathLike | None, name: str,
         raise ValueError(f"batch_size must be divisible by the {replicas} replicas. "
                          f"Received: batch_size={config.batch_size}")
     chief = is_chief(strategy)
-    out = rundir.open_run(output or rundir.default_output(name), config.to_dict(), chief,
-                          resume, task_id(strategy))
+    output = output or rundir.default_output(name)
+    check_outputs({"output": output}, {"data": config.data}, folders=("output",))
+    out = rundir.open_run(output, config.to_dict(), chief, resume, task_id(strategy))
     return strategy, chief, out, {"strategy": describe(strategy), "precision_policy": policy,
                                   "op_determinism": deterministic}
 

@@ -23,6 +23,9 @@ from csa_keras.utils.quiet import BackendError
 USAGE_ERROR = 2
 """Exit status of a bad argument or unusable data."""
 
+SYSTEM_ERROR = 1
+"""Exit status when the machine refuses a write (a full disk, a folder that became read-only)."""
+
 INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
@@ -81,8 +84,17 @@ def interrupted(prog: str, error: KeyboardInterrupt) -> int:
     return INTERRUPTED
 
 
+def system_error(prog: str, error: OSError) -> int:
+    """Print ``<prog>: error: <path>: <reason>`` for a write the machine refused; exit status 1."""
+    reason = (error.strerror or str(error)).strip().splitlines()
+    where = f"{error.filename}: " if error.filename else ""
+    print(f"{prog}: error: {where}{reason[0] if reason else type(error).__name__}", file=sys.stderr)
+    return SYSTEM_ERROR
+
+
 def run_main(parser: argparse.ArgumentParser, body: Callable[[], int]) -> int:
-    """``body()``, with a ``ValueError`` as one line (exit 2) and Ctrl-C as exit 130.
+    """``body()``, with a ``ValueError`` as one line (exit 2), an ``OSError`` (a full disk) as
+    one line naming the path (exit 1) and Ctrl-C as exit 130.
 
     A body that knows how to continue after Ctrl-C says so by raising
     ``KeyboardInterrupt("to continue, ...")``; the text follows ``interrupted;``.
@@ -91,6 +103,8 @@ def run_main(parser: argparse.ArgumentParser, body: Callable[[], int]) -> int:
         return body()
     except ValueError as error:
         return fail(parser, error)
+    except OSError as error:
+        return system_error(parser.prog, error)
     except KeyboardInterrupt as error:
         return interrupted(parser.prog, error)
 

@@ -7,9 +7,11 @@ leaves each earlier file whole and no half-written one.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,18 @@ from typing import Any
 def temporary_name(path: Path) -> Path:
     """``.<stem>.partial<suffix>`` beside ``path``: where a file is written before it is renamed."""
     return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def check_space(folder: str | os.PathLike, nbytes: int, what: str) -> None:
+    """Raise ``OSError(ENOSPC)`` naming ``folder`` unless it has room for ``nbytes`` more.
+
+    Checked before writes whose library does not fail cleanly on a full disk
+    (HDF5 through ``h5py`` can crash the process once a write has failed).
+    """
+    free = shutil.disk_usage(folder).free
+    if free < nbytes:
+        raise OSError(errno.ENOSPC, f"No space left on device for {what} ({nbytes / 2**20:.1f} MiB "
+                      f"needed, {free / 2**20:.1f} MiB free)", str(folder))
 
 
 def sync_file(path: str | os.PathLike) -> None:

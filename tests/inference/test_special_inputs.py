@@ -40,3 +40,13 @@ def test_fifos_in_a_folder_are_error_records(tiny_run, grace_hopper, tmp_path):
         (str(folder / "a.mp4"), "error"), (str(folder / "b.jpg"), "ok"), (str(folder / "c.png"), "error")]
     assert records[0]["error"] == records[2]["error"] == FIFO_ERROR
     assert [r["error"] for r in single] == [FIFO_ERROR]
+
+
+def test_a_fifo_given_as_the_model_is_one_line(grace_hopper, tmp_path):
+    model = tmp_path / "classifier.keras"
+    with watched_fifos(model) as opened:
+        result = run_module("csa_keras.predict", "--model", model, grace_hopper, timeout=120)
+    assert not opened.is_set()
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"python -m csa_keras.predict: error: --model {model} is a FIFO, not a regular file"]
