@@ -11,6 +11,7 @@ thing, from the CLI (exit status 2) or the Python API (``ValueError``).
 Decoding itself is covered file by file in ``test_faces.py``, readers in
 ``test_readers.py``.
 """
+import ast
 import dataclasses
 import json
 import subprocess
@@ -56,6 +57,71 @@ CASES = {
     "truncated .keras": ("half a model.keras", "error naming the file"),
     "non-model file": ("--init-from a PNG", "error naming the file"),
     "unfinished run without --resume": ("--output of a killed run", "error, backup kept"),
+}
+
+HOSTILE = {
+    # case: the test of it, under tests/
+    "model file naming code to import":
+        "inference/test_predict.py::test_a_keras_file_cannot_import_a_module_of_its_choosing",
+    "huge model config": "inference/test_predict.py::test_a_huge_config_is_refused_quickly",
+    "deeply nested model config": "inference/test_predict.py::test_a_deeply_nested_config_is_refused_quickly",
+    "model config that is a list": "inference/test_predict.py::test_a_config_that_is_not_an_object_is_refused",
+    "FIFO as the model": "inference/test_special_inputs.py::test_a_fifo_given_as_the_model_is_one_line",
+    "annotate over the inputs":
+        "inference/test_outputs_and_inputs.py::test_annotate_dot_from_the_shell_leaves_the_photographs_alone",
+    "output that is an input":
+        "inference/test_outputs_and_inputs.py::test_predict_outputs_that_touch_inputs_are_refused",
+    "output that is the model": "inference/test_outputs_and_inputs.py::test_predict_output_is_never_the_model_file",
+    "annotate folder holding a streamed video":
+        "inference/test_outputs_and_inputs.py::test_predict_annotate_folder_holding_a_streamed_video_is_refused",
+    "inputs sharing a name": "inference/test_outputs_and_inputs.py::test_annotated_copies_have_names_of_their_own",
+    "input name too long to annotate":
+        "inference/test_outputs_and_inputs.py::test_a_name_too_long_for_the_file_system_skips_that_copy_only",
+    "video name too long to annotate":
+        "inference/test_outputs_and_inputs.py::test_a_video_whose_annotated_name_is_too_long_is_skipped_frame_by_frame",
+    "output name too long":
+        "inference/test_outputs_and_inputs.py::test_an_output_name_too_long_is_one_line_from_the_shell",
+    "training output touching the data":
+        "inference/test_outputs_and_inputs.py::test_a_training_output_that_touches_the_data_is_refused",
+    "training output name too long":
+        "inference/test_outputs_and_inputs.py::test_a_training_output_name_too_long_is_one_line",
+    "export of a wrong run": "inference/test_export_checks.py::test_a_wrong_run_is_one_line_and_nothing_is_written",
+    "export output holding the model":
+        "inference/test_export_checks.py::test_an_output_folder_holding_the_model_is_refused",
+    "export interrupted or failing":
+        "inference/test_export_checks.py::test_a_failed_export_leaves_the_destination_as_it_was",
+    "backup torn by Ctrl-C":
+        "training/test_backup.py::test_an_interrupted_save_leaves_the_previous_epoch_to_resume_from",
+    "Ctrl-C while TensorFlow loads": "training/test_interruptions.py::test_ctrl_c_while_tensorflow_loads_is_one_line",
+    "Ctrl-C during training":
+        "training/test_interruptions.py::test_ctrl_c_during_training_is_one_line_and_the_run_resumes",
+    "kill -9 during training": "training/test_resume.py::test_killed_csa_run_resumes_from_its_last_epoch",
+    "interruption at any instant":
+        "training/test_interruptions.py::test_interruptions_swept_over_a_whole_run_all_resume_to_every_epoch",
+    "full disk":
+        "training/test_interruptions.py::test_a_full_disk_is_one_line_naming_the_path_and_the_run_resumes_once_space_is_back",
+    "two runs on one run directory":
+        "training/test_interruptions.py::test_a_second_process_on_one_run_directory_gets_one_line_at_once",
+    "16-bit image bomb": "data/test_hostile_data.py::test_a_bomb_is_refused_from_its_header_in_bounded_memory",
+    "huge non-image file": "data/test_hostile_data.py::test_a_file_over_the_cap_is_not_read_even_as_bytes",
+    "bomb in an OpenCV-only format": "data/test_hostile_data.py::test_opencv_formats_are_checked_from_their_header",
+    "large image under the budget":
+        "data/test_hostile_data.py::test_an_image_just_under_the_budget_is_decoded_without_float_copies",
+    "special file as an image": "data/test_hostile_data.py::test_read_image_refuses_special_files_without_opening_them",
+    "special file in a class folder":
+        "data/test_hostile_data.py::test_folder_reader_counts_special_files_and_the_loader_uses_the_rest",
+    "special label file": "data/test_hostile_data.py::test_special_label_files_are_one_line_errors",
+    "FIFO given to predict": "inference/test_special_inputs.py::test_fifos_named_to_the_command_are_error_records",
+    "CSV without header": "data/test_hostile_data.py::test_a_csv_without_header_is_one_short_line",
+    "invalid UTF-8 byte": "data/test_hostile_data.py::test_an_invalid_utf8_byte_skips_its_row_only",
+    "row the CSV parser cannot read":
+        "data/test_hostile_data.py::test_unparsable_and_endless_rows_are_one_line_errors_naming_the_row",
+    "CSV without line breaks":
+        "data/test_hostile_data.py::test_a_3gb_csv_without_line_breaks_is_refused_after_one_line",
+    "random bytes and rows": "data/test_reader_properties.py::test_fer2013_any_rows_give_skips_or_one_line",
+    "another Keras backend": "training/test_interruptions.py::test_a_keras_backend_other_than_tensorflow_is_one_line",
+    "option without meaning here": "training/test_options.py::test_format_without_data_is_refused",
+    "split point given twice": "training/test_options.py::test_a_split_point_given_twice_is_trained_once",
 }
 
 
@@ -390,6 +456,14 @@ def test_unfinished_run_without_resume(tmp_path, capsys):
 def test_every_case_is_a_row_of_the_readme_table():
     readme = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
     section = readme.split("## What bad input gets", 1)[1].split("\n## ", 1)[0]
-    rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
-    assert set(CASES) <= rows, sorted(set(CASES) - rows)
-    assert len(CASES) >= 20
+    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
+    rows = set(rows[1:])  # the header row
+    assert rows == set(CASES) | set(HOSTILE), sorted(rows ^ (set(CASES) | set(HOSTILE)))
+    assert not set(CASES) & set(HOSTILE)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_every_hostile_case_names_a_test_that_exists(case):
+    path, name = HOSTILE[case].split("::")
+    tree = ast.parse((Path(__file__).resolve().parents[1] / path).read_text())
+    assert name in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}, HOSTILE[case]
