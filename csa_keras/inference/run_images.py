@@ -2,8 +2,10 @@
 
 A run directory's ``config.json`` records the settings every run shares
 (the data, the protocol, the seed) and a summary of the dataset it loaded;
-:func:`run_test_images` loads the dataset again as the run did, checks it
-against that summary, and takes the first split's test images.
+:func:`run_test_set` loads the dataset again as the run did, checks it
+against that summary, and takes the first split's test images and labels
+(the notebooks show a run's models on them, export checks its artifacts on
+them).
 :func:`synthetic_images` is the fallback where the data cannot be re-created.
 """
 from __future__ import annotations
@@ -52,16 +54,27 @@ def _first_test_split(run: Path, body: dict[str, Any], config: RunConfig, datase
     return first.name, np.asarray(first.test, dtype=np.int64)
 
 
-def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
-                    max_images: int | None = None) -> tuple[np.ndarray, str]:
-    """The first split's test images of a run, re-created from its ``config.json``.
+@dataclasses.dataclass(frozen=True)
+class RunTestSet:
+    """A run's test images re-created (:func:`run_test_set`): ``[0, 1]`` float32 images, their
+    labels, the dataset's class names and a description of where they came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    source: str
+
+
+def run_test_set(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
+                 max_images: int | None = None) -> RunTestSet:
+    """The first split's test images of a run and their labels, re-created from its ``config.json``.
 
     The dataset is loaded as the run loaded it (the same reader settings, or
     the built-in data with the same seed and size), checked against the
     dataset summary the run recorded, and indexed by the first split.
-    Returns ``[0, 1]`` float32 images with ``input_shape``'s channels, at
-    most ``max_images`` (``None`` or 0: all), and a description of where
-    they came from. Raises ``ValueError`` when the data cannot be re-created.
+    Images have ``input_shape``'s channels; at most ``max_images`` are kept
+    (``None`` or 0: all). Raises ``ValueError`` when the data cannot be
+    re-created.
     """
     run = Path(run_dir)
     path = run / "config.json"
@@ -89,7 +102,15 @@ def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int
         test = test[:max_images]
     x = images[test]
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    return x, f"{len(test)} test images of split {name!r} of the run's dataset ({dataset.name})"
+    return RunTestSet(x, np.asarray(dataset.labels)[test], list(dataset.class_names),
+                      f"{len(test)} test images of split {name!r} of the run's dataset ({dataset.name})")
+
+
+def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
+                    max_images: int | None = None) -> tuple[np.ndarray, str]:
+    """:func:`run_test_set`'s images and description, without the labels."""
+    test = run_test_set(run_dir, input_shape, max_images)
+    return test.images, test.source
 
 
 def synthetic_images(input_shape: tuple[int, int, int], n: int) -> np.ndarray:
