@@ -13,11 +13,13 @@ Sections, cheapest first, each written to ``--output`` as soon as it is done
    all cores, and served from the cache;
 4. models (``throughput.py``): training and inference images/s and peak
    resident memory of the CSA (batch 32) and the Voting ResNet at every split
-   (batch 135), and, given a Python with torch and the PyTorch reference, the
-   same rows of the reference measured alternately and the median ratio.
+   (batch 135), and, given a Python with torch (``--torch-python``), the same
+   rows of the PyTorch reference (``torch_reference.py``) measured
+   alternately and the median ratio; ``--precision`` adds rows under
+   ``mixed_bfloat16``.
 
     python benchmarks/run.py --output benchmarks/results \\
-        [--torch-python PY --reference torch_reference.py] [--repeats 3] [--quick]
+        [--torch-python PY [--reference SCRIPT]] [--precision float32 mixed_bfloat16] [--repeats 3] [--quick]
 
 ``--quick`` runs every section at toy sizes (one repeat, CSA and VRN split 3
 only) to check the command end to end in a few minutes; its figures are not
@@ -77,15 +79,18 @@ def render(report: dict) -> str:
 
 
 def _public(args: argparse.Namespace) -> tuple[str, dict]:
-    """The command line and settings as recorded: the reference by file name, the torch Python as a name."""
+    """The command line and settings as recorded: the torch Python as a name, the reference by file
+    name (the project's own as its path in the repository), no machine's paths."""
     settings = {k: v for k, v in vars(args).items() if k != "output"}
     shown = os.path.relpath(args.output)
     words = ["python benchmarks/run.py", "--output",
              Path(args.output).name if shown.startswith("..") else shown]
     if args.torch_python:
-        settings.update(torch_python="TORCH_PYTHON", reference=Path(args.reference).name)
-        words += ["--torch-python", "TORCH_PYTHON", "--reference", Path(args.reference).name]
-    for flag in ("rows", "modes"):
+        own = Path(args.reference).resolve() == throughput.DEFAULT_REFERENCE
+        reference = "benchmarks/torch_reference.py" if own else Path(args.reference).name
+        settings.update(torch_python="TORCH_PYTHON", reference=reference)
+        words += ["--torch-python", "TORCH_PYTHON", "--reference", reference]
+    for flag in ("rows", "modes", "precision"):
         words += [f"--{flag}", *settings[flag]]
     for flag in ("repeats", "csa_steps", "vrn_steps", "frames"):
         words += [f"--{flag.replace('_', '-')}", str(settings[flag])]
@@ -129,7 +134,7 @@ def main() -> None:
         _write(output, report)
 
     throughput.measure(args.rows, args.modes, args.repeats, args.torch_python, args.reference,
-                       args.csa_steps, args.vrn_steps, log=log, on_row=save_rows)
+                       args.csa_steps, args.vrn_steps, log=log, on_row=save_rows, precisions=args.precision)
     print(render(report))
 
 

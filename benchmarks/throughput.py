@@ -10,15 +10,22 @@ random images, so the figures measure the model, not the input pipeline
 (``input_pipeline.py`` measures that).
 
 Every measurement runs in a fresh process, so its peak resident memory is the
-row's own (``os.wait4``). With ``--torch-python`` (a Python with torch) and
-``--reference`` (a script with the command line of the PyTorch reference:
-``--model csa|vrn --split K --mode train|infer --steps N``, printing one JSON
-line with ``images_per_s``), each row alternates Keras and reference runs
-(A B A B ...) ``--repeats`` times and reports the median of the per-pair
-ratios, so that load which comes and goes on a shared machine hits both.
+row's own (``VmHWM``, see :func:`run_measured`). With ``--torch-python`` (a
+Python that has torch: ``pip install -e .[bench]``), each row alternates Keras
+and PyTorch reference runs (A B A B ...) ``--repeats`` times and reports the
+median of the per-pair ratios, so that load which comes and goes on a shared
+machine hits both. The reference is ``torch_reference.py`` beside this file
+unless ``--reference`` names another script with its command line
+(``--model csa|vrn --split K --mode train|infer --steps N --precision
+float32|bfloat16``, printing one JSON line with ``images_per_s``).
+
+``--precision`` measures every row under each Keras dtype policy given:
+``float32`` (the default) and ``mixed_bfloat16``, against the reference's
+``float32`` and ``bfloat16`` (``torch.autocast``) respectively.
 
     python benchmarks/throughput.py [--rows csa vrn0 vrn1 vrn2 vrn3] [--modes train infer]
-        [--repeats 3] [--torch-python PY --reference torch_reference.py] [--json-out FILE]
+        [--precision float32 mixed_bfloat16] [--repeats 3] [--torch-python PY [--reference SCRIPT]]
+        [--json-out FILE]
 """
 from __future__ import annotations
 
@@ -39,6 +46,12 @@ MODES = ("train", "infer")
 BATCH = {"csa": 32, "vrn": 135}
 ROW_LABELS = {"csa": "CSA autoencoder", "vrn0": "VRN baseline", "vrn1": "VRN split after 1",
               "vrn2": "VRN split after 2", "vrn3": "VRN split after 3"}
+PRECISIONS = ("float32", "mixed_bfloat16")
+"""The Keras dtype policies a row can be measured under."""
+TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bfloat16"}
+"""The reference's ``--precision`` for each Keras policy: bfloat16 is ``torch.autocast`` on the CPU."""
+DEFAULT_REFERENCE = Path(__file__).resolve().with_name("torch_reference.py")
+"""The project's PyTorch reference of both models, run when only ``--torch-python`` is given."""
 
 
 def _build(model_name: str, split: int):
@@ -62,11 +75,16 @@ def _build(model_name: str, split: int):
     return compile_voting_resnet(model, 2e-4), x, {"crop_logits": labels, "vote": labels}
 
 
-def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int) -> dict:
-    """Images per second of ``steps`` timed steps after ``warmup`` untimed ones (the first traces)."""
+def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int,
+              precision: str = "float32") -> dict:
+    """Images per second of ``steps`` timed steps after ``warmup`` untimed ones (the first traces).
+
+    ``precision`` is the global Keras dtype policy the model is built under.
+    """
     import keras
     import tensorflow as tf
 
+    keras.mixed_precision.set_global_policy(precision)
     model, x, y = _build(model_name, split)
     batch = len(x)
     if mode == "train":
@@ -83,7 +101,7 @@ def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int) -
         for _ in range(steps):
             model.predict_on_batch(x)
         elapsed = time.perf_counter() - start
-    return {"model": model_name, "split": split, "mode": mode, "batch": batch,
+    return {"model": model_name, "split": split, "mode": mode, "batch": batch, "precision": precision,
             "images_per_s": round(batch * steps / elapsed, 2),
             "params": int(sum(int(w.numpy().size) for w in model.trainable_weights))}
 
@@ -137,63 +155,72 @@ def run_measured(command: list[str], poll_s: float = 0.1) -> tuple[dict, float |
     return json.loads(lines[-1]), None if peak is None else round(peak, 1)
 
 
-def _keras_command(model_name: str, split: int, mode: str, steps: int, warmup: int) -> list[str]:
+def _keras_command(model_name: str, split: int, mode: str, steps: int, warmup: int,
+                   precision: str = "float32") -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--child", model_name, str(split), mode,
-            str(steps), str(warmup)]
+            str(steps), str(warmup), precision]
 
 
 def _torch_command(python: str, reference: str, model_name: str, split: int, mode: str,
-                   steps: int) -> list[str]:
+                   steps: int, precision: str = "float32") -> list[str]:
+    """The reference's command line; ``precision`` is the Keras policy of the row it pairs with."""
     return [python, reference, "--model", model_name, "--split", str(split), "--mode", mode,
-            "--steps", str(steps)]
+            "--steps", str(steps), "--precision", TORCH_PRECISION[precision]]
 
 
 def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
             reference: str | None = None, csa_steps: int = 20, vrn_steps: int = 2,
-            log=print, on_row=None) -> list[dict]:
-    """Every (row, mode): Keras and, when given, the reference, alternating ``repeats`` times.
+            log=print, on_row=None, precisions=("float32",)) -> list[dict]:
+    """Every (row, precision, mode): Keras and, when given, the reference, alternating ``repeats`` times.
 
-    The reference runs 2 untimed steps then ``--steps`` timed ones (at least
-    20 for the CSA). Keras times the same number of steps after 3 (CSA) or 1
-    (VRN) untimed ones: the first step traces the graph, which the reference
-    does not need. ``on_row`` is called with the rows so far after each one
-    (to save them as they come).
+    The reference (``reference``, by default :data:`DEFAULT_REFERENCE`, run
+    by ``torch_python``) runs 2 untimed steps then the same number of timed
+    steps as Keras; Keras times them after 3 (CSA) or 1 (VRN) untimed ones:
+    the first step traces the graph, which the reference does not need. Each
+    Keras policy in ``precisions`` pairs with the reference's counterpart
+    (:data:`TORCH_PRECISION`). ``on_row`` is called with the rows so far
+    after each one (to save them as they come).
     """
+    if torch_python and reference is None:
+        reference = str(DEFAULT_REFERENCE)
     results = []
-    for row in rows:
+    for row, precision, mode in ((r, p, m) for r in rows for p in precisions for m in modes):
         model_name, split = ROWS[row]
         steps = csa_steps if model_name == "csa" else vrn_steps
         warmup = 3 if model_name == "csa" else 1
-        for mode in modes:
-            keras_ips, torch_ips, ratios, keras_rss, torch_rss = [], [], [], [], []
-            for repeat in range(repeats):
-                line, rss = run_measured(_keras_command(model_name, split, mode, steps, warmup))
-                keras_ips.append(line["images_per_s"])
-                keras_rss.append(rss)
-                params = line["params"]
-                message = f"{row} {mode} run {repeat + 1}/{repeats}: keras {line['images_per_s']:.2f} img/s"
-                if torch_python:
-                    ref, rss = run_measured(_torch_command(torch_python, reference, model_name, split,
-                                                           mode, steps))
-                    torch_ips.append(ref["images_per_s"])
-                    torch_rss.append(rss)
-                    ratios.append(keras_ips[-1] / torch_ips[-1])
-                    message += f", reference {ref['images_per_s']:.2f} img/s, ratio {ratios[-1]:.2f}"
-                log(message)
-            result = {"row": row, "label": ROW_LABELS[row], "model": model_name, "split": split,
-                      "mode": mode, "batch": BATCH[model_name], "params": params, "runs": repeats,
-                      "steps": steps, "keras_images_per_s": keras_ips,
-                      "keras_median": statistics.median(keras_ips),
-                      "keras_peak_rss_mb": _largest(keras_rss)}
+        keras_ips, torch_ips, ratios, keras_rss, torch_rss = [], [], [], [], []
+        for repeat in range(repeats):
+            line, rss = run_measured(_keras_command(model_name, split, mode, steps, warmup, precision))
+            keras_ips.append(line["images_per_s"])
+            keras_rss.append(rss)
+            params = line["params"]
+            message = (f"{row} {mode} {precision} run {repeat + 1}/{repeats}: "
+                       f"keras {line['images_per_s']:.2f} img/s")
             if torch_python:
-                result.update({"reference_images_per_s": torch_ips,
-                               "reference_median": statistics.median(torch_ips),
-                               "ratio_per_pair": [round(r, 3) for r in ratios],
-                               "median_ratio": round(statistics.median(ratios), 3),
-                               "reference_peak_rss_mb": _largest(torch_rss)})
-            results.append(result)
-            if on_row is not None:
-                on_row(results)
+                ref, rss = run_measured(_torch_command(torch_python, reference, model_name, split,
+                                                       mode, steps, precision))
+                if ref.get("params", params) != params:
+                    raise RuntimeError(f"{Path(reference).name}: {ref['params']:,} trainable parameters "
+                                       f"for {row}, Keras has {params:,}: not the same model")
+                torch_ips.append(ref["images_per_s"])
+                torch_rss.append(rss)
+                ratios.append(keras_ips[-1] / torch_ips[-1])
+                message += f", reference {ref['images_per_s']:.2f} img/s, ratio {ratios[-1]:.2f}"
+            log(message)
+        result = {"row": row, "label": ROW_LABELS[row], "model": model_name, "split": split,
+                  "mode": mode, "precision": precision, "batch": BATCH[model_name], "params": params,
+                  "runs": repeats, "steps": steps, "keras_images_per_s": keras_ips,
+                  "keras_median": statistics.median(keras_ips),
+                  "keras_peak_rss_mb": _largest(keras_rss)}
+        if torch_python:
+            result.update({"reference_images_per_s": torch_ips,
+                           "reference_median": statistics.median(torch_ips),
+                           "ratio_per_pair": [round(r, 3) for r in ratios],
+                           "median_ratio": round(statistics.median(ratios), 3),
+                           "reference_peak_rss_mb": _largest(torch_rss)})
+        results.append(result)
+        if on_row is not None:
+            on_row(results)
     return results
 
 
@@ -207,16 +234,17 @@ def _mb(value: float | None) -> str:
 
 
 def markdown(results: list[dict]) -> str:
-    """The table of :func:`measure`'s rows."""
+    """The table of :func:`measure`'s rows (rows saved before precisions were recorded are float32)."""
     has_ref = any("median_ratio" in r for r in results)
-    head = "| model | mode | batch | Keras img/s | Keras peak RSS MB |"
-    rule = "|---|---|---|---|---|"
+    head = "| model | mode | batch | precision | Keras img/s | Keras peak RSS MB |"
+    rule = "|---|---|---|---|---|---|"
     if has_ref:
         head += " reference img/s | reference peak RSS MB | ratio (median of pairs) |"
         rule += "---|---|---|"
     lines = [head, rule]
     for r in results:
-        line = (f"| {r['label']} | {r['mode']} | {r['batch']} | {r['keras_median']:.2f} | "
+        line = (f"| {r['label']} | {r['mode']} | {r['batch']} | {r.get('precision', 'float32')} | "
+                f"{r['keras_median']:.2f} | "
                 f"{_mb(r['keras_peak_rss_mb'])} |")
         if has_ref:
             line += (f" {r['reference_median']:.2f} | {_mb(r['reference_peak_rss_mb'])} | "
@@ -247,7 +275,7 @@ def torch_version(python: str) -> str:
     out = subprocess.run([python, "-c", "import torch; print(torch.__version__)"],
                          capture_output=True, text=True)
     if out.returncode:
-        raise SystemExit(f"error: {python} cannot import torch")
+        raise SystemExit(f"error: {python} cannot import torch (pip install -e .[bench] installs it)")
     return out.stdout.strip()
 
 
@@ -259,16 +287,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="alternating Keras/reference runs per row (default: 3)")
     parser.add_argument("--csa-steps", type=int, default=20, help="timed steps per CSA run (default: 20)")
     parser.add_argument("--vrn-steps", type=int, default=2, help="timed steps per VRN run (default: 2)")
-    parser.add_argument("--torch-python", help="a Python that has torch: also run the reference")
-    parser.add_argument("--reference", help="the PyTorch reference script (with --torch-python)")
+    parser.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["float32"],
+                        help="Keras dtype policies to measure each row under; the reference runs "
+                             "bfloat16 autocast against mixed_bfloat16 (default: float32)")
+    parser.add_argument("--torch-python", help="a Python that has torch: also run the PyTorch reference")
+    parser.add_argument("--reference", help="the reference script, run by --torch-python "
+                                            "(default: torch_reference.py beside this script)")
 
 
 def check_arguments(parser: argparse.ArgumentParser, args) -> str | None:
-    """Validate the reference options; return torch's version when the reference will run."""
+    """Validate the reference options; return torch's version when the reference will run.
+
+    ``--torch-python`` alone runs :data:`DEFAULT_REFERENCE` (``args.reference`` is set to it).
+    """
     if args.repeats < 1 or args.csa_steps < 1 or args.vrn_steps < 1:
         parser.error("--repeats, --csa-steps and --vrn-steps must be at least 1")
-    if bool(args.torch_python) != bool(args.reference):
-        parser.error("--torch-python and --reference go together")
+    args.precision = list(dict.fromkeys(args.precision))
+    if args.reference and not args.torch_python:
+        parser.error("--reference needs --torch-python, the Python that runs it")
+    if args.torch_python and not args.reference:
+        args.reference = str(DEFAULT_REFERENCE)
     if args.reference and not Path(args.reference).is_file():
         parser.error(f"--reference: no such file: {args.reference}")
     return torch_version(args.torch_python) if args.torch_python else None
@@ -276,8 +314,8 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> str | None:
 
 def main(argv=None) -> None:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
-        name, split, mode, steps, warmup = sys.argv[2:7]
-        print(json.dumps(keras_row(name, int(split), mode, int(steps), int(warmup))), flush=True)
+        name, split, mode, steps, warmup, precision = sys.argv[2:8]
+        print(json.dumps(keras_row(name, int(split), mode, int(steps), int(warmup), precision)), flush=True)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
@@ -285,7 +323,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch = check_arguments(parser, args)
     results = measure(args.rows, args.modes, args.repeats, args.torch_python, args.reference,
-                      args.csa_steps, args.vrn_steps, log=lambda m: print(m, file=sys.stderr, flush=True))
+                      args.csa_steps, args.vrn_steps, log=lambda m: print(m, file=sys.stderr, flush=True),
+                      precisions=args.precision)
     print(markdown(results))
     if args.json_out:
         info = {"machine": {**machine(), "torch": torch}, "settings": vars(args), "rows": results}

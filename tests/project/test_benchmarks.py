@@ -1,6 +1,7 @@
 """The performance benchmark's bookkeeping: child processes, peak memory, A/B ratios, the report."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,12 +18,21 @@ import argparse, json, time
 parser = argparse.ArgumentParser()
 parser.add_argument("--model"); parser.add_argument("--split", type=int)
 parser.add_argument("--mode"); parser.add_argument("--steps", type=int)
+parser.add_argument("--precision", choices=["float32", "bfloat16"], required=True)
 args = parser.parse_args()
 print("warming up")
 time.sleep(0.6)
 print(json.dumps({"model": args.model, "split": args.split, "mode": args.mode,
-                  "batch": 32, "images_per_s": 100.0 * args.steps, "params": 1}))
+                  "batch": 32, "images_per_s": {"float32": 100.0, "bfloat16": 300.0}[args.precision] * args.steps,
+                  "params": PARAMS}))
 """
+
+
+def fake_reference(folder: Path, params: int = 776_833) -> str:
+    """A script with the reference's command line that sleeps, prints a line, and reports ``params``."""
+    path = folder / "reference.py"
+    path.write_text(FAKE_REFERENCE.replace("PARAMS", str(params)))
+    return str(path)
 
 
 def test_run_measured_reads_the_last_json_line_and_the_childs_own_peak_memory():
@@ -44,21 +54,21 @@ def test_a_peak_that_could_not_be_read_is_reported_as_unknown():
     row = {"label": "CSA autoencoder", "mode": "infer", "batch": 32, "keras_median": 1.0,
            "keras_peak_rss_mb": None, "reference_median": 1.0, "reference_peak_rss_mb": 12.0,
            "median_ratio": 1.0}
-    assert "| 1.00 | n/a | 1.00 | 12 | 1.00x |" in throughput.markdown([row])
+    assert "| infer | 32 | float32 | 1.00 | n/a | 1.00 | 12 | 1.00x |" in throughput.markdown([row])
+    assert "| infer | 32 | mixed_bfloat16 | 1.00 |" in throughput.markdown([{**row, "precision": "mixed_bfloat16"}])
     assert throughput._largest([None, 3.0, None]) == 3.0 and throughput._largest([None]) is None
 
 
 def test_measure_alternates_keras_and_reference_and_reports_the_median_ratio(tmp_path):
-    reference = tmp_path / "reference.py"
-    reference.write_text(FAKE_REFERENCE)
     messages = []
     saved = []
     rows = throughput.measure(["csa"], ["infer"], repeats=2, torch_python=sys.executable,
-                              reference=str(reference), csa_steps=2, log=messages.append,
+                              reference=fake_reference(tmp_path), csa_steps=2, log=messages.append,
                               on_row=lambda r: saved.append(len(r)))
     (row,) = rows
     assert saved == [1]
-    assert [m.split(":")[0] for m in messages] == ["csa infer run 1/2", "csa infer run 2/2"]
+    assert [m.split(":")[0] for m in messages] == ["csa infer float32 run 1/2", "csa infer float32 run 2/2"]
+    assert row["precision"] == "float32"
     assert row["reference_images_per_s"] == [200.0, 200.0]
     assert len(row["keras_images_per_s"]) == 2 and min(row["keras_images_per_s"]) > 0
     expected = [k / 200.0 for k in row["keras_images_per_s"]]
@@ -70,3 +80,56 @@ def test_measure_alternates_keras_and_reference_and_reports_the_median_ratio(tmp
     assert "| CSA autoencoder | infer | 32 |" in table
     assert f"{row['median_ratio']:.2f}x |" in table
     json.dumps(rows)
+
+
+def keras_stand_in(monkeypatch, params: int = 776_833) -> list[list[str]]:
+    """Answer the Keras child's command without starting TensorFlow; the reference still runs. Returns
+    the Keras commands seen."""
+    real = throughput.run_measured
+    seen = []
+
+    def run(command, poll_s=0.1):
+        if "--child" in command:
+            seen.append(command)
+            return {"images_per_s": 600.0, "params": params}, 900.0
+        return real(command, poll_s)
+
+    monkeypatch.setattr(throughput, "run_measured", run)
+    return seen
+
+
+def test_each_keras_policy_pairs_with_the_references_precision(tmp_path, monkeypatch):
+    keras_commands = keras_stand_in(monkeypatch)
+    rows = throughput.measure(["csa"], ["train"], repeats=1, torch_python=sys.executable,
+                              reference=fake_reference(tmp_path), csa_steps=1,
+                              log=lambda m: None, precisions=["float32", "mixed_bfloat16"])
+    assert [c[-1] for c in keras_commands] == ["float32", "mixed_bfloat16"]  # the child's policy
+    assert [(r["precision"], r["reference_images_per_s"], r["median_ratio"]) for r in rows] == [
+        ("float32", [100.0], 6.0), ("mixed_bfloat16", [300.0], 2.0)]  # the fake reference ran float32, bfloat16
+    assert throughput._torch_command("py", "ref.py", "vrn", 2, "infer", 3, "mixed_bfloat16") == [
+        "py", "ref.py", "--model", "vrn", "--split", "2", "--mode", "infer", "--steps", "3",
+        "--precision", "bfloat16"]
+
+
+def test_a_reference_of_another_size_is_refused(tmp_path, monkeypatch):
+    keras_stand_in(monkeypatch)
+    with pytest.raises(RuntimeError, match=r"reference.py: 1,000 trainable parameters for csa, Keras has 776,833"):
+        throughput.measure(["csa"], ["infer"], repeats=1, torch_python=sys.executable,
+                           reference=fake_reference(tmp_path, params=1000), csa_steps=1, log=lambda m: None)
+
+
+def test_torch_python_alone_runs_the_projects_reference(tmp_path, capsys):
+    fake_python = tmp_path / "python"
+    fake_python.write_text("#!/bin/sh\necho 2.13.0+cpu\n")
+    fake_python.chmod(0o755)
+    parser = argparse.ArgumentParser()
+    throughput.add_arguments(parser)
+    args = parser.parse_args(["--torch-python", str(fake_python), "--precision", "mixed_bfloat16", "float32",
+                              "mixed_bfloat16"])
+    assert throughput.check_arguments(parser, args) == "2.13.0+cpu"
+    assert Path(args.reference) == BENCHMARKS / "torch_reference.py" and Path(args.reference).is_file()
+    assert args.precision == ["mixed_bfloat16", "float32"]
+    assert parser.parse_args([]).precision == ["float32"]
+    with pytest.raises(SystemExit):
+        throughput.check_arguments(parser, parser.parse_args(["--reference", str(fake_python)]))
+    assert "--reference needs --torch-python" in capsys.readouterr().err
