@@ -32,9 +32,16 @@ test-all: lint
 profile: venv
 	$(PY) -m voting_resnet.profile
 
-# The performance report (Keras side; the PyTorch reference is not shipped yet).
+# The performance report: Keras against the PyTorch reference (benchmarks/torch_reference.py)
+# when torch is installed (pip install -e ".[bench]"), Keras alone otherwise.
 bench: venv
-	$(PY) benchmarks/run.py --output benchmarks/results
+	@if $(PY) -c "import torch" 2>/dev/null; then \
+		echo "$(PY) benchmarks/run.py --output benchmarks/results --torch-python $(PY) --reference benchmarks/torch_reference.py"; \
+		$(PY) benchmarks/run.py --output benchmarks/results --torch-python $(PY) --reference benchmarks/torch_reference.py; \
+	else \
+		echo "torch is not installed: measuring Keras alone (pip install -e \".[bench]\" adds the PyTorch reference)"; \
+		$(PY) benchmarks/run.py --output benchmarks/results; \
+	fi
 
 clean:
 	rm -rf runs .pytest_cache
