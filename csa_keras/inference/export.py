@@ -8,10 +8,16 @@ the CSA, ``model.keras`` for the Voting ResNet: the task's ``model_file``).
 trusting it: both classify the same images, the run's own test images where
 they can be re-created (:mod:`csa_keras.inference.run_images`), and the
 largest absolute difference of their class probabilities (as the task reads
-them from the outputs) is recorded with the artifact's size and the
+them from the outputs) is recorded with both accuracies on those images
+(when they are the run's, labelled), the artifact's size and the
 single-image latency of both. The record is returned and written to
 ``export.json`` beside the artifact, one entry per artifact name, so
 exports of both formats into one folder keep both records.
+
+A TFLite artifact may be quantised (``quantize``: ``float16`` weights, or
+``int8`` calibrated on the run's training faces,
+:mod:`csa_keras.inference.quantize`); it is then measured against the
+float32 TFLite conversion of the same model too (accuracy, size, latency).
 
 The artifact takes ``(batch, H, W, C)`` float32 images scaled to [0, 1],
 named ``image``, and keeps every output of the Keras model (the Voting
@@ -27,7 +33,9 @@ model (:func:`open_run`: it loads and belongs to a task; :func:`check_model`:
 it takes square grey or colour images and turns one into class
 probabilities). The artifact is then written into a temporary folder beside
 the destination, loaded and run there, and moved into place only when its
-class probabilities are within :data:`PARITY_LIMIT` of the Keras model's.
+class probabilities are within :data:`PARITY_LIMIT` of the Keras model's
+(a quantised artifact: when it keeps the Keras model's answers,
+:func:`~csa_keras.inference.quantize.check_quantized`).
 On any failure, Ctrl-C included, the temporary folder and any folder the
 export created are removed: a destination holds a whole, checked artifact or
 what it held before.
@@ -52,8 +60,17 @@ import numpy as np
 
 from csa_keras.inference.loading import load_model, resolve_model_path
 from csa_keras.inference.probabilities import class_probabilities
+from csa_keras.inference.quantize import (
+    CALIBRATION_IMAGES,
+    QUANTIZE,
+    accuracy_record,
+    artifact_probabilities,
+    calibration_faces,
+    check_quantized,
+)
 from csa_keras.tasks import Task, task_of_model
 from csa_keras.utils.files import write_json
+from csa_keras.utils.messages import must, one_of
 from csa_keras.utils.paths import check_outputs
 
 FORMATS = ("savedmodel", "tflite")
@@ -77,11 +94,23 @@ class ExportError(ValueError):
 
 
 def check_settings(format: str, max_images: int | None, latency_runs: int,
-                   num_threads: int | None) -> None:
+                   num_threads: int | None, quantize: str = "none",
+                   calibration_images: int | None = None) -> None:
     """Refuse, in one line, settings no export can use, before any model is loaded."""
     if format not in FORMATS:
         raise ExportError(f"unknown format: format must be one of {', '.join(FORMATS)}. "
                           f"Received: format={format!r}")
+    if quantize not in QUANTIZE:
+        raise ExportError(one_of("quantize", QUANTIZE, quantize))
+    if quantize != "none" and format != "tflite":
+        raise ExportError(f"quantize applies to format='tflite' only. "
+                          f"Received: quantize={quantize!r} with format={format!r}")
+    if calibration_images is not None:
+        if quantize != "int8":
+            raise ExportError(f"calibration_images applies to quantize='int8' only. "
+                              f"Received: calibration_images={calibration_images!r} with quantize={quantize!r}")
+        if not isinstance(calibration_images, int) or calibration_images < 1:
+            raise ExportError(must("calibration_images", "be >= 1", calibration_images))
     for name, value in (("max_images", max_images or 0), ("latency_runs", latency_runs)):
         if not isinstance(value, int) or value < 0:
             raise ExportError(f"{name} must be >= 0. Received: {name}={value!r}")
@@ -180,11 +209,13 @@ def check_run_files(run_dir: str | os.PathLike) -> None:
                               f"Received: {'no split' if not splits else f'split {bad!r}'}")
 
 
-def default_output(run_dir: str | os.PathLike, model_path: Path, format: str) -> Path:
-    """``RUN_DIR/export/<model>_saved_model`` or ``RUN_DIR/export/<model>.tflite``."""
+def default_output(run_dir: str | os.PathLike, model_path: Path, format: str, quantize: str = "none") -> Path:
+    """``RUN_DIR/export/<model>_saved_model``, ``<model>.tflite`` or ``<model>_<quantize>.tflite``."""
     stem = model_path.stem
     folder = Path(run_dir) / "export"
-    return folder / (f"{stem}_saved_model" if format == "savedmodel" else f"{stem}.tflite")
+    if format == "savedmodel":
+        return folder / f"{stem}_saved_model"
+    return folder / (f"{stem}.tflite" if quantize == "none" else f"{stem}_{quantize}.tflite")
 
 
 def _check_output(path: Path, format: str, model_path: Path, run_dir: str | os.PathLike) -> None:
@@ -246,18 +277,19 @@ def _batched(predict: Callable[[np.ndarray], Any], images: np.ndarray):
     return np.concatenate([np.asarray(p) for p in parts])
 
 
-def _parity_images(run_dir, input_shape, max_images, log) -> tuple[np.ndarray, str]:
-    """The run's test images, or built-in synthetic faces (said in ``log``) where they cannot be re-created."""
-    from csa_keras.inference.run_images import run_test_images, synthetic_images
+def _parity_images(run_dir, input_shape, max_images, log) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The run's test images and labels, or built-in synthetic faces without labels (said in ``log``)."""
+    from csa_keras.inference.run_images import run_test_set, synthetic_images
 
     try:
-        return run_test_images(run_dir, input_shape, max_images)
+        test = run_test_set(run_dir, input_shape, max_images)
+        return test.images, test.labels, test.source
     except (ValueError, OSError, KeyError, IndexError, TypeError, AttributeError, StopIteration) as error:
         n = min(max_images or FALLBACK_IMAGES, FALLBACK_IMAGES)
         log(f"cannot re-create the run's test images ({error}); checking parity on {n} "
             f"built-in synthetic faces of shape {input_shape} instead")
         images = synthetic_images(input_shape, n)
-        return images, f"{len(images)} built-in synthetic faces (fallback)"
+        return images, None, f"{len(images)} built-in synthetic faces (fallback)"
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> Path:
@@ -277,6 +309,7 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
                output: str | os.PathLike | None = None,
                max_images: int | None = DEFAULT_MAX_IMAGES,
                latency_runs: int = LATENCY_RUNS, num_threads: int | None = None,
+               quantize: str = "none", calibration_images: int | None = None,
                log: Callable[[str], None] = print) -> dict[str, Any]:
     """Export a run's model, check it against the Keras model, and record both.
 
@@ -289,56 +322,79 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
         latency_runs: single-image calls timed for each of the Keras model
             (``predict_on_batch``) and the artifact; 0 skips the timing.
         num_threads: TFLite interpreter threads (``None``: its default).
+        quantize: ``"none"`` (float32), ``"float16"`` or ``"int8"``; TFLite only.
+        calibration_images: training faces int8 is calibrated on, at most
+            (``None``: :data:`~csa_keras.inference.quantize.CALIBRATION_IMAGES`); int8 only.
         log: where the one-line messages go.
 
     Returns the record written to ``export.json`` beside the artifact:
-    ``task``, ``format``, ``artifact``, ``artifact_bytes``, ``artifact_mb``,
-    ``keras_bytes``, ``outputs``, ``parity_images``, ``parity_source``,
-    ``max_abs_diff`` (class probabilities), ``argmax_agreement``, for a
-    model with named outputs ``max_abs_diff_<output>`` of each, and
-    ``latency_ms`` (``{"keras", "artifact", "runs"}``) when timed.
+    ``task``, ``format``, ``quantize``, ``artifact``, ``artifact_bytes``,
+    ``artifact_mb``, ``keras_bytes``, ``outputs``, ``parity_images``,
+    ``parity_source``, ``max_abs_diff`` (class probabilities),
+    ``argmax_agreement``, ``accuracy`` (``{"images", "keras", "artifact"}``
+    on the run's labelled test images, ``None`` on the synthetic fallback),
+    for a model with named outputs ``max_abs_diff_<output>`` of each, and
+    ``latency_ms`` (``{"keras", "artifact", "runs"}``) when timed. A
+    quantised artifact adds ``float32_bytes``, ``size_ratio``,
+    ``clear_changes``, the float32 TFLite model's accuracy and latency
+    (``"float32"``), ``drop_points``,
+    ``goal_points`` and ``within_goal`` in ``accuracy``, and for int8
+    ``calibration`` (``{"images", "source", "fallback"}``). A model saved
+    under a mixed precision policy is exported to TFLite, and compared, as
+    its float32 copy (``keras_float32_copy``).
 
     Raises :class:`ExportError`, before anything is written, for a setting,
     model, run file or destination it cannot use (module docstring), and
-    after writing into its temporary folder when the artifact differs from
-    the Keras model by more than :data:`PARITY_LIMIT`; on any failure the
-    destination is left as it was.
+    after writing into its temporary folder when the conversion fails or
+    the artifact differs from the Keras model by more than
+    :data:`PARITY_LIMIT` (a quantised one: when
+    :func:`~csa_keras.inference.quantize.check_quantized` refuses it); on
+    any failure the destination is left as it was.
     """
-    check_settings(format, max_images, latency_runs, num_threads)
+    check_settings(format, max_images, latency_runs, num_threads, quantize, calibration_images)
     model_path = run_model_path(run_dir)
     check_run_files(run_dir)
-    path = Path(output) if output is not None else default_output(run_dir, model_path, format)
+    path = Path(output) if output is not None else default_output(run_dir, model_path, format, quantize)
     _check_output(path, format, model_path, run_dir)
     task, model_path, model = open_run(run_dir)
     input_shape = check_model(task, model, model_path)
-    from csa_keras.inference.artifacts import (
-        artifact_bytes,
-        keras_predictor,
-        median_latency_ms,
-        move_into_place,
-        saved_model_predictor,
-        tflite_predictor,
-        versions,
-        write_saved_model,
-        write_tflite,
-    )
+    from csa_keras.inference import artifacts
 
-    images, source = _parity_images(run_dir, input_shape, max_images, log)
+    images, labels, source = _parity_images(run_dir, input_shape, max_images, log)
+    quantized = quantize != "none"
+    calibration, calibrated = None, {}
+    if quantize == "int8":
+        calibration, record = calibration_faces(run_dir, input_shape, calibration_images or CALIBRATION_IMAGES, log)
+        calibrated = {"calibration": record}
+    reference = artifacts.float32_model(model) if format == "tflite" else model
     with _staging(path) as staging:
-        staged = staging / "artifact"
+        staged, float32_file = staging / "artifact", staging / "float32.tflite"
         if format == "savedmodel":
-            write_saved_model(model, staged)
-            artifact = saved_model_predictor(staged)
+            artifacts.write_saved_model(model, staged)
+            artifact = artifacts.saved_model_predictor(staged)
         else:
-            write_tflite(model, staged, scratch=staging)
-            artifact = tflite_predictor(staged, num_threads)
-        keras_predict = keras_predictor(model)
+            try:
+                artifacts.write_tflite(reference, staged, scratch=staging, quantize=quantize,
+                                       calibration=calibration, float32_path=float32_file if quantized else None)
+            except ValueError as error:
+                raise ExportError(f"{error}; nothing was written to {path}") from None
+            artifact = artifacts.tflite_predictor(staged, num_threads)
+        keras_predict = artifacts.keras_predictor(reference)
         keras_out = _batched(keras_predict, images)
         artifact_out = _batched(artifact, images)
         p_keras = class_probabilities(task, keras_out)
-        p_artifact = class_probabilities(task, artifact_out)
+        p_artifact = (artifact_probabilities if quantized else class_probabilities)(task, artifact_out)
         difference = float(np.max(np.abs(p_keras - p_artifact)))
-        if not math.isfinite(difference) or difference > PARITY_LIMIT:
+        p_float32 = float32_predict = None
+        changed = {}
+        if quantized:
+            float32_predict = artifacts.tflite_predictor(float32_file, num_threads)
+            p_float32 = class_probabilities(task, _batched(float32_predict, images))
+            try:
+                changed = {"clear_changes": check_quantized(quantize, p_keras, p_artifact, source)}
+            except ValueError as error:
+                raise ExportError(f"{error}; nothing was written to {path}") from None
+        elif not math.isfinite(difference) or difference > PARITY_LIMIT:
             raise ExportError(f"the {format} artifact does not match the Keras model on {source}: "
                               f"max |p_artifact - p_keras| = {difference:.3g}, more than {PARITY_LIMIT:g}; "
                               f"nothing was written to {path}")
@@ -348,50 +404,88 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
                           for name in sorted(keras_out)}
         latency = {}
         if latency_runs:
-            one = images[:1]
+            timed = {"keras": keras_predict, "artifact": artifact, "float32": float32_predict}
             latency = {"latency_ms": {
-                "keras": round(median_latency_ms(keras_predict, one, latency_runs), 3),
-                "artifact": round(median_latency_ms(artifact, one, latency_runs), 3),
+                **{name: round(artifacts.median_latency_ms(predict, images[:1], latency_runs), 3)
+                   for name, predict in timed.items() if predict is not None},
                 "runs": int(latency_runs),
             }}
-        size = artifact_bytes(staged)
-        move_into_place(staged, path, staging / "replaced")
+        size = artifacts.artifact_bytes(staged)
+        sizes = {}
+        if quantized:
+            float32_size = artifacts.artifact_bytes(float32_file)
+            sizes = {"float32_bytes": float32_size, "size_ratio": round(size / float32_size, 4)}
+        artifacts.move_into_place(staged, path, staging / "replaced")
+    accuracy = accuracy_record(labels, p_keras, p_artifact, p_float32)
+    if accuracy is not None and not accuracy.get("within_goal", True):
+        log(f"the {quantize} artifact is {accuracy['drop_points']:.1f} points less accurate than the Keras "
+            f"model on {accuracy['images']} test images (goal: within {accuracy['goal_points']:g})")
     record: dict[str, Any] = {
         "task": task.name,
         "model": model_path.name,
         "format": format,
+        "quantize": quantize,
         "artifact": str(path.resolve()),
         "artifact_bytes": size,
         "artifact_mb": round(size / 1e6, 3),
+        **sizes,
         "keras_bytes": model_path.stat().st_size,
         "input_shape": [None, *input_shape],
         "outputs": sorted(keras_out) if isinstance(keras_out, dict) else ["probabilities"],
+        **({"keras_float32_copy": True} if reference is not model else {}),
+        **calibrated,
         "parity_images": len(images),
         "parity_source": source,
         "max_abs_diff": difference,
         "argmax_agreement": float(np.mean(p_keras.argmax(1) == p_artifact.argmax(1))),
+        **changed,
+        "accuracy": accuracy,
         **per_output,
         **latency,
     }
-    record["versions"] = versions()
+    record["versions"] = artifacts.versions()
     record["export_json"] = str(_write_record(path, record))
     return record
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def summary_lines(record: dict[str, Any]) -> list[str]:
     """The human-readable lines the command prints for a record of :func:`export_run`."""
-    lines = [
-        f"{record['format']} artifact: {record['artifact']}",
-        f"size: {record['artifact_bytes']} bytes ({record['artifact_mb']:.2f} MB; "
-        f"Keras file {record['keras_bytes'] / 1e6:.2f} MB)",
-        f"parity on {record['parity_source']}: max |p_artifact - p_keras| = "
-        f"{record['max_abs_diff']:.3g}, same arg-max on {record['argmax_agreement']:.1%}",
-    ]
+    quantize = record.get("quantize", "none")
+    kind = record["format"] if quantize == "none" else f"{record['format']} {quantize}"
+    size = (f"size: {record['artifact_bytes']} bytes ({record['artifact_mb']:.2f} MB; "
+            f"Keras file {record['keras_bytes'] / 1e6:.2f} MB")
+    if "float32_bytes" in record:
+        size += f"; float32 TFLite {record['float32_bytes'] / 1e6:.2f} MB, x{record['size_ratio']:.2f}"
+    lines = [f"{kind} artifact: {record['artifact']}", size + ")"]
+    if "calibration" in record:
+        lines.append(f"int8 calibrated on {record['calibration']['source']}")
+    parity = (f"parity on {record['parity_source']}: max |p_artifact - p_keras| = "
+              f"{record['max_abs_diff']:.3g}, same arg-max on {record['argmax_agreement']:.1%}")
+    if "clear_changes" in record:
+        parity += f", a class Keras ranks clearly lower on {record['clear_changes']:.1%}"
+    lines.append(parity)
+    accuracy = record.get("accuracy")
+    if accuracy:
+        line = (f"accuracy on {accuracy['images']} test images: Keras {_percent(accuracy['keras'])}, "
+                f"{kind} {_percent(accuracy['artifact'])}")
+        if "float32" in accuracy:
+            drop = accuracy["drop_points"]
+            line += (f", float32 TFLite {_percent(accuracy['float32'])}; {abs(drop):.1f} points "
+                     f"{'below' if drop >= 0 else 'above'} Keras ({'within' if accuracy['within_goal'] else 'outside'} "
+                     f"the {accuracy['goal_points']:g}-point goal)")
+        lines.append(line)
     for key in sorted(k for k in record if k.startswith("max_abs_diff_")):
         lines.append(f"output {key[len('max_abs_diff_'):]}: max |difference| = {record[key]:.3g}")
     if "latency_ms" in record:
         lat = record["latency_ms"]
-        lines.append(f"single-image latency (median of {lat['runs']}): Keras {lat['keras']:.2f} ms, "
-                     f"{record['format']} {lat['artifact']:.2f} ms")
+        line = (f"single-image latency (median of {lat['runs']}): Keras {lat['keras']:.2f} ms, "
+                f"{kind} {lat['artifact']:.2f} ms")
+        if "float32" in lat:
+            line += f", float32 TFLite {lat['float32']:.2f} ms"
+        lines.append(line)
     lines.append(f"record: {record['export_json']}")
     return lines

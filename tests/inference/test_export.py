@@ -8,12 +8,20 @@ between an artifact and the Keras model it came from:
   another order; measured at most 3.3e-6 (a CSA ``quick`` run; 1.5e-7 on a
   ``smoke`` run, under 1e-7 on Voting ResNets), a margin of 30.
 
+Quantised TFLite artifacts are judged by accuracy and arg-max agreement,
+not by a probability bound: float16 moved the probabilities by at most
+1.3e-5, int8 by 0.09 on the CSA ``smoke`` run (the same class on every
+test image). An int8 softmax comes in steps of 1/256, so its rows sum to 1
+within ``K / 256``.
+
 The CSA model comes from a ``smoke`` run on the built-in data, whose test
-images the export re-creates from ``config.json`` and ``splits.json``; the
-Voting ResNet from a one-epoch run on 16x16 faces, which ``config.json``
-cannot re-create, so its parity check takes the synthetic fallback.
+and training images the export re-creates from ``config.json`` and
+``splits.json``; the Voting ResNet from a one-epoch run on 16x16 faces,
+which ``config.json`` cannot re-create, so its parity check and its int8
+calibration take synthetic faces.
 """
 import json
+import re
 
 import numpy as np
 import pytest
@@ -24,11 +32,17 @@ from csa_keras.csa.training import run_csa
 from csa_keras.data.synthetic import make_synthetic_dataset
 from csa_keras.inference.artifacts import artifact_bytes, saved_model_predictor, tflite_predictor
 from csa_keras.inference.export import ExportError, export_run
-from csa_keras.inference.run_images import run_test_images
+from csa_keras.inference.loading import load_model
+from csa_keras.inference.quantize import clear_changes
+from csa_keras.inference.run_images import run_test_images, run_test_set
 from csa_keras.training.config import config_json
 
 SAVEDMODEL_BOUND = 1e-6
 TFLITE_BOUND = 1e-4
+SUM_BOUND = {"float16": 1e-5, "int8": 7 / 256}
+"""How far from 1 a row of seven probabilities sums: float rounding, or a step of 1/256 per class."""
+SIZE_RATIO = {"float16": (0.45, 0.55), "int8": (0.2, 0.3)}
+"""Artifact size over the float32 TFLite's: the weights in 2 bytes instead of 4, or in 1."""
 
 
 def quiet(_line):
@@ -147,11 +161,100 @@ def test_cli_exports_the_voting_resnet_to_tflite_without_custom_objects(vrn_run,
     np.testing.assert_allclose(outputs["vote"].sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("quantize", ["float16", "int8"])
+def test_csa_quantized_tflite_is_measured_against_keras_and_float32(csa_run, quantize):
+    record = export_run(csa_run, "tflite", quantize=quantize, latency_runs=3, log=quiet)
+    name = f"classifier_{quantize}.tflite"
+    assert record["quantize"] == quantize and record["artifact"].endswith(name)
+    assert record["artifact_bytes"] == artifact_bytes(csa_run / "export" / name)
+    low, high = SIZE_RATIO[quantize]
+    assert low < record["artifact_bytes"] / record["float32_bytes"] < high
+    assert record["size_ratio"] == pytest.approx(record["artifact_bytes"] / record["float32_bytes"], abs=1e-4)
+    assert set(record["latency_ms"]) == {"keras", "artifact", "float32", "runs"}
+    assert all(record["latency_ms"][k] > 0 for k in ("keras", "artifact", "float32"))
+
+    test = run_test_set(csa_run, (48, 48, 1))
+    keras_probabilities = load_model(csa_run / "classifier.keras").predict(test.images, verbose=0)
+    keras_accuracy = float(np.mean(keras_probabilities.argmax(1) == test.labels))
+    probabilities = tflite_predictor(record["artifact"])(test.images)
+    assert probabilities.shape == (len(test.labels), 7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=SUM_BOUND[quantize])
+    accuracy = record["accuracy"]
+    assert accuracy["images"] == len(test.labels) == record["parity_images"]
+    assert accuracy["keras"] == pytest.approx(keras_accuracy) == accuracy["float32"]
+    assert accuracy["artifact"] == pytest.approx(float(np.mean(probabilities.argmax(1) == test.labels)))
+    assert accuracy["drop_points"] == pytest.approx(100 * (accuracy["keras"] - accuracy["artifact"]), abs=1e-3)
+    assert accuracy["within_goal"] == (accuracy["drop_points"] <= accuracy["goal_points"] == 1.0)
+    assert record["argmax_agreement"] == pytest.approx(np.mean(keras_probabilities.argmax(1)
+                                                               == probabilities.argmax(1)))
+    assert record["clear_changes"] == pytest.approx(clear_changes(keras_probabilities, probabilities))
+    assert record["max_abs_diff"] < 0.25  # int8 measured 0.09
+    if quantize == "int8":
+        train = json.loads((csa_run / "splits.json").read_text())["holdout"]["train"]
+        assert record["calibration"] == {
+            "images": min(256, len(train)), "fallback": False,
+            "source": f"{min(256, len(train))} training images of split 'holdout' of the run's dataset (synthetic)"}
+    else:
+        assert "calibration" not in record
+    assert name in json.loads((csa_run / "export" / "export.json").read_text())
+
+
+def test_calibration_faces_are_the_runs_training_faces(csa_run):
+    from csa_keras.inference.quantize import run_training_images
+    from csa_keras.training.experiment import load_data
+
+    images, source = run_training_images(csa_run, (48, 48, 1), 10)
+    split = json.loads((csa_run / "splits.json").read_text())["holdout"]
+    data = load_data(csa_preset("smoke"), progress=False)
+    train = data.subset(split["train"]).scaled().reshape(len(split["train"]), -1)
+    test = data.subset(split["test"]).scaled().reshape(len(split["test"]), -1)
+    flat = images.reshape(10, -1)
+    assert images.shape == (10, 48, 48, 1) and source.startswith("10 training images")
+    assert all((train == face).all(axis=1).any() and not (test == face).all(axis=1).any() for face in flat)
+    assert len({face.tobytes() for face in flat}) == 10
+    again, _ = run_training_images(csa_run, (48, 48, 1), 10)
+    np.testing.assert_array_equal(again, images)  # drawn with the run's seed
+
+
+def test_vrn_float16_keeps_vote_and_crop_logits(vrn_run, tmp_path):
+    record = export_run(vrn_run, "tflite", output=tmp_path / "vrn_float16.tflite", quantize="float16",
+                        max_images=8, latency_runs=0, log=quiet)
+    assert record["outputs"] == ["crop_logits", "vote"] and record["accuracy"] is None
+    assert record["max_abs_diff"] <= 1e-3 and record["max_abs_diff_crop_logits"] <= 1e-2
+    outputs = tflite_predictor(tmp_path / "vrn_float16.tflite")(np.zeros((2, 16, 16, 3), np.float32))
+    assert outputs["vote"].shape == (2, 7) and outputs["crop_logits"].shape == (2, 10, 7)
+
+
+def test_cli_exports_the_voting_resnet_to_int8_calibrated_on_synthetic_faces(vrn_run, tmp_path):
+    target = tmp_path / "vrn_int8.tflite"
+    result = run_cli(str(vrn_run), "--format", "tflite", "--quantize", "int8", "--output", str(target),
+                     "--latency-runs", "3", "--max-images", "8", "--calibration-images", "20")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "cannot re-create the run's training images" in result.stderr
+    assert "int8 calibrated on 20 built-in synthetic faces (fallback)" in result.stdout
+    assert re.search(r"latency \(median of 3\): Keras [\d.]+ ms, tflite int8 [\d.]+ ms, float32 TFLite [\d.]+ ms",
+                     result.stdout)
+    record = json.loads((tmp_path / "export.json").read_text())["vrn_int8.tflite"]
+    assert record["calibration"] == {"images": 20, "source": "20 built-in synthetic faces (fallback)",
+                                     "fallback": True}
+    assert record["outputs"] == ["crop_logits", "vote"] and record["accuracy"] is None
+    assert record["artifact_bytes"] == target.stat().st_size < record["float32_bytes"] / 3
+    assert set(record["latency_ms"]) == {"keras", "artifact", "float32", "runs"}
+    images = make_synthetic_dataset(seed=1, n_subjects=1, images_per_class=1, size=16,
+                                    colour=True).scaled()
+    outputs = tflite_predictor(target)(images)
+    assert outputs["vote"].shape == (7, 7) and outputs["crop_logits"].shape == (7, 10, 7)
+    np.testing.assert_allclose(outputs["vote"].sum(axis=1), 1.0, atol=SUM_BOUND["int8"])
+
+
 @pytest.mark.parametrize("args, message", [
     (["{missing}"], "no such run directory"),
     (["{empty}"], "no classifier.keras (CSA) or model.keras (Voting ResNet)"),
     (["{empty}", "--format", "onnx"], "invalid choice: 'onnx'"),
     (["{empty}", "--max-images", "-1"], "--max-images must be >= 0"),
+    (["{empty}", "--format", "tflite", "--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
+    (["{empty}", "--quantize", "int8"], "--quantize applies to --format='tflite' only. "
+                                        "Received: --quantize='int8' with --format='savedmodel'"),
 ])
 def test_cli_bad_input_is_one_line_and_status_2(tmp_path, args, message):
     paths = {"missing": tmp_path / "nowhere", "empty": tmp_path}
