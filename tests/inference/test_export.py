@@ -8,11 +8,11 @@ between an artifact and the Keras model it came from:
   another order; measured at most 3.3e-6 (a CSA ``quick`` run; 1.5e-7 on a
   ``smoke`` run, under 1e-7 on Voting ResNets), a margin of 30.
 
-Quantised TFLite artifacts are judged by accuracy and arg-max agreement,
-not by a probability bound: float16 moved the probabilities by at most
-1.3e-5, int8 by 0.09 on the CSA ``smoke`` run (the same class on every
-test image). An int8 softmax comes in steps of 1/256, so its rows sum to 1
-within ``K / 256``.
+Quantised TFLite artifacts are judged by accuracy and by the classes they
+pick, not by a probability bound: on the CSA ``smoke`` run float16 moved
+the probabilities by at most 1.3e-5 and int8 by 2.9e-3 (the same class on
+every test image; 0.11 on a CSA trained on FER2013, docs/prediction.md). An
+int8 softmax comes in steps of 1/256, so its rows sum to 1 within ``K / 256``.
 
 The CSA model comes from a ``smoke`` run on the built-in data, whose test
 and training images the export re-creates from ``config.json`` and
@@ -188,7 +188,7 @@ def test_csa_quantized_tflite_is_measured_against_keras_and_float32(csa_run, qua
     assert record["argmax_agreement"] == pytest.approx(np.mean(keras_probabilities.argmax(1)
                                                                == probabilities.argmax(1)))
     assert record["clear_changes"] == pytest.approx(clear_changes(keras_probabilities, probabilities))
-    assert record["max_abs_diff"] < 0.25  # int8 measured 0.09
+    assert record["max_abs_diff"] < 0.05  # measured 2.9e-3 (int8)
     if quantize == "int8":
         train = json.loads((csa_run / "splits.json").read_text())["holdout"]["train"]
         assert record["calibration"] == {
