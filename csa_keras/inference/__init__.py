@@ -21,8 +21,10 @@ One module per job, imported on demand (this package imports nothing):
   labelled data (``python -m csa_keras.evaluate``);
 - :mod:`~csa_keras.inference.artifacts`: SavedModel and TFLite artifacts
   written, run and timed;
-- :mod:`~csa_keras.inference.run_images`: a run's test images re-created
-  for the parity check;
+- :mod:`~csa_keras.inference.run_images`: a run's test images and labels
+  re-created, for the parity check and the notebooks;
+- :mod:`~csa_keras.inference.quantize`: the calibration faces of an int8
+  TFLite export and the accuracy record of a quantised artifact;
 - :mod:`~csa_keras.inference.export`: a run's model exported and checked
   (``python -m csa_keras.export``).
 """
