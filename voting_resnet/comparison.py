@@ -10,7 +10,10 @@ with every model scored on the same test images:
    soft and hard voting: voting at no training cost;
 3. ``fine-tuned``: each of those voters trained further from the baseline's
    weights, as the paper initialises its RAF-DB models from its AffectNet
-   ones, with soft and hard voting.
+   ones, with soft and hard voting;
+4. the control: the baseline itself fine-tuned with the voters' recipe (a
+   ``fine-tuned`` row with ``split_after=0``), so that a voter's gain over
+   the baseline can be told apart from the extra training it had.
 
 Every row holds the test accuracy, macro F1, the 95% bootstrap interval of
 the accuracy, the exact McNemar p-value against the baseline on the same
@@ -248,11 +251,12 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
             record(scorer.rows(voter, s, "test-time", 0, time.perf_counter() - started, None)[0])
 
     per_epoch = config.finetune_images or len(train)
-    for s in config.split_after:
+    for s in (0, *config.split_after):
         if done("fine-tuned", s) or config.finetune_epochs == 0:
             continue
         started = time.perf_counter()
-        log(f"fine-tuning the voter after module {s} from the baseline")
+        log("fine-tuning the baseline with the voters' recipe (the control)" if s == 0 else
+            f"fine-tuning the voter after module {s} from the baseline")
         tuned = config.replace(split_after=(s,), epochs=config.finetune_epochs,
                                lr=config.finetune_lr, init_from=str(baseline_file))
         result = fit_model(tuned, s, images[train], labels[train], k, out / f"split{s}", strategy,
@@ -266,7 +270,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
                            time.perf_counter() - started, _throughput(result.history, per_epoch))[0])
 
     write_history(out / "history.csv", [
-        (folder, h) for folder in ["baseline", *(f"split{s}" for s in config.split_after)]
+        (folder, h) for folder in ["baseline", *(f"split{s}" for s in (0, *config.split_after))]
         if (h := _history(out / folder))])
     write_comparison_report(out, config, dataset, rows)
     rundir.close_run(out)

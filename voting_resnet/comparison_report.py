@@ -24,6 +24,8 @@ SIGNIFICANCE = 0.05
 def _label(row: dict[str, Any]) -> str:
     if row["training"] == "baseline":
         return "ResNet-18 baseline"
+    if row["split_after"] == 0:
+        return "ResNet-18 baseline fine-tuned as the voters (control)"
     return f"split after module {row['split_after']}, {row['training']}, {row['voting']} voting"
 
 
@@ -38,6 +40,7 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         model = "baseline" if r["split_after"] == 0 else f"split after {r['split_after']}"
+        model += " (control)" if r["split_after"] == 0 and r["training"] == "fine-tuned" else ""
         speed = r.get("train_images_per_second")
         lines.append(
             f"| {model} | {r['training']} | {r['voting']} | {percent(r['accuracy'])} | "
@@ -50,7 +53,8 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
 def answers(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The two questions, answered from the rows in a sentence each."""
     base = next((r for r in rows if r["training"] == "baseline"), None)
-    voters = [r for r in rows if r["training"] != "baseline"]
+    control = next((r for r in rows if r["training"] == "fine-tuned" and r["split_after"] == 0), None)
+    voters = [r for r in rows if r["split_after"] != 0]
     if base is None or not voters:
         return ["The comparison is not complete yet: no answer."]
     better = [r for r in voters if r["accuracy"] > base["accuracy"]
@@ -75,7 +79,17 @@ def answers(rows: Sequence[dict[str, Any]]) -> list[str]:
     second = (f"Soft voting is ahead of hard voting for {soft_wins} of {len(diffs)} voters "
               f"(mean difference {np.mean([d for d, _ in diffs]):+.2f} points), significantly "
               f"(p < {SIGNIFICANCE}) for {significant}." if diffs else "No voter has both votes.")
-    return [f"Does any split point beat the baseline? {first}", f"Is soft better than hard? {second}"]
+    found = [f"Does any split point beat the baseline? {first}", f"Is soft better than hard? {second}"]
+    tuned = [r for r in voters if r["training"] == "fine-tuned"]
+    if control is not None and tuned:
+        top = max(tuned, key=lambda r: r["accuracy"])
+        extra = 100 * (control["accuracy"] - base["accuracy"])
+        found.append(
+            f"Is a fine-tuned voter's gain the vote or the extra training? The baseline fine-tuned "
+            f"with the same recipe scores {percent(control['accuracy'])} ({extra:+.2f} "
+            f"points over the baseline, p = {_p(control['p_vs_baseline'])}); the best fine-tuned voter, "
+            f"{_label(top)}, is {100 * (top['accuracy'] - control['accuracy']):+.2f} points from it.")
+    return found
 
 
 def write_comparison_report(out: Path, config, dataset, rows: Sequence[dict[str, Any]]) -> Path:
@@ -84,7 +98,7 @@ def write_comparison_report(out: Path, config, dataset, rows: Sequence[dict[str,
     out = Path(out)
     names = list(dataset.class_names)
     base = next((r for r in rows if r["training"] == "baseline"), None)
-    voters = [r for r in rows if r["training"] != "baseline"]
+    voters = [r for r in rows if r["split_after"] != 0]
     chosen = max(voters, key=lambda r: r["val_accuracy"]) if voters else None
     figures = []
     for row, name in ((base, "confusion_matrix_baseline.png"), (chosen, "confusion_matrix_best.png")):

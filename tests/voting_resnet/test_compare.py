@@ -25,14 +25,16 @@ def comparison(tmp_path_factory):
 def test_every_row_is_present_with_intervals_and_p_values(comparison):
     out, _, rows, _ = comparison
     keys = {(r["training"], r["split_after"], r["voting"]) for r in rows}
-    expected = {("baseline", 0, "none")} | {(t, s, v) for t in TRAININGS[1:] for s in (1, 2, 3)
-                                            for v in ("soft", "hard")}
+    expected = {("baseline", 0, "none"), ("fine-tuned", 0, "none")} | {
+        (t, s, v) for t in TRAININGS[1:] for s in (1, 2, 3) for v in ("soft", "hard")}
     assert keys == expected and len(rows) == len(expected)
     for row in rows:
         assert 0.0 <= row["ci_low"] <= row["accuracy"] <= row["ci_high"] <= 1.0
         assert 0.0 <= row["f1_macro"] <= 1.0
         if row["training"] == "baseline":
             assert row["p_vs_baseline"] is None and row["epochs"] >= 1
+        elif row["split_after"] == 0:
+            assert 0.0 <= row["p_vs_baseline"] <= 1.0 and "p_soft_vs_hard" not in row
         else:
             assert 0.0 <= row["p_vs_baseline"] <= 1.0 and 0.0 <= row["p_soft_vs_hard"] <= 1.0
         assert row["n_test"] == sum(map(sum, row["confusion_matrix"]))
@@ -43,6 +45,7 @@ def test_every_row_is_present_with_intervals_and_p_values(comparison):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "Does any split point beat the baseline?" in report and "| split after 2 |" in report
+    assert "| baseline (control) | fine-tuned |" in report and "the vote or the extra training?" in report
     assert not (out / ".backup").exists()
 
 
@@ -85,6 +88,11 @@ def test_answers_name_a_significant_winner():
     first, second = answers(rows)
     assert first.startswith("Does any split point beat the baseline? Yes: 1 of 2")
     assert "for 1 of 1 voters" in second and "significantly (p < 0.05) for 1" in second
+    control = {"training": "fine-tuned", "split_after": 0, "voting": "none", "accuracy": 0.53,
+               "p_vs_baseline": 0.04}
+    third = answers([*rows, control])[2]
+    assert "scores 53.00% (+3.00 points over the baseline, p = 0.04)" in third
+    assert third.endswith("is +3.00 points from it.")
 
 
 def test_help_documents_the_rows_budgets_and_resume():
