@@ -2,8 +2,9 @@
 
 A thin front end over :func:`voting_resnet.comparison.run_comparison`. The
 rows: the baseline ResNet-18; test-time voting of its weights after module
-1, 2 and 3 (no training); voters after module 1, 2 and 3 fine-tuned from it;
-each voter with soft and hard voting. Columns: test accuracy, macro F1, 95%
+1, 2 and 3 (no training); voters after module 1, 2 and 3 fine-tuned from it,
+and the baseline fine-tuned the same way as their control; each voter with
+soft and hard voting. Columns: test accuracy, macro F1, 95%
 bootstrap interval, McNemar p against the baseline, epochs, training
 images/s, wall time. Written to ``comparison.json`` row by row, and
 ``report.md`` with the answers and the confusion matrices at the end;
@@ -23,7 +24,8 @@ DESCRIPTION = """Compare the Voting ResNet's split points with the plain ResNet-
 train / validation / test split (the paper's Table 3). Rows:
   baseline    the ResNet-18 without a split, trained with the budget's recipe
   test-time   the baseline's weights split after module 1, 2, 3 (no training)
-  fine-tuned  the voters after module 1, 2, 3 trained further from the baseline
+  fine-tuned  the voters after module 1, 2, 3 trained further from the baseline,
+              and the baseline itself trained the same way (the control, split 0)
 each voter with soft and hard voting. Columns: test accuracy, macro F1, the 95%
 bootstrap interval of the accuracy, the exact McNemar p-value against the baseline
 on the same test images, epochs, training images/s and wall time.
