@@ -16,12 +16,15 @@ with one line saying so (:class:`BackendError`) instead of a
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 _HEADER = re.compile(r"^[IWEF]\d{4} ")
@@ -66,6 +69,27 @@ def check_backend() -> None:
                            "unset it or set KERAS_BACKEND=tensorflow")
 
 
+@contextlib.contextmanager
+def _ctrl_c_after():
+    """Hold Ctrl-C back until the block ends, then raise it: some of TensorFlow's import code
+    catches every exception, a ``KeyboardInterrupt`` included, and goes on as if nothing
+    happened, so a Ctrl-C while it loads would be lost. Only Python's own Ctrl-C handler is
+    stood in for (an ignored or custom one is left alone), and only the main thread handles
+    signals."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 def import_tensorflow(command: bool = True) -> None:
     """Import TensorFlow once, with the start-up lines ``TF_CPP_MIN_LOG_LEVEL`` hides dropped.
 
@@ -86,11 +110,12 @@ def import_tensorflow(command: bool = True) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1")
     if not level.isdigit() or int(level) < 1:
-        importlib.import_module("tensorflow")
+        with _ctrl_c_after():
+            importlib.import_module("tensorflow")
         return
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
+    with tempfile.TemporaryFile() as capture, _ctrl_c_after():
         os.dup2(capture.fileno(), 2)
         try:
             importlib.import_module("tensorflow")

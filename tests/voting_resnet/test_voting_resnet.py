@@ -262,3 +262,18 @@ def test_one_training_step_with_the_crop_loss():
     assert np.isfinite(loss) and 0.5 < loss < 10.0  # ln 4 = 1.39 at chance
     assert 0.0 <= history.history["vote_sparse_categorical_accuracy"][0] <= 1.0
     assert not np.allclose(kernel.numpy(), start)
+
+
+def test_crop_views_are_the_crop_layers_output_and_a_baseline_has_none():
+    import numpy as np
+    import pytest
+
+    from voting_resnet.models import build_voting_resnet, crop_views
+
+    model = build_voting_resnet(7, (48, 48, 3), split_after=3)
+    images = np.random.default_rng(0).random((2, 48, 48, 3)).astype("float32")
+    views = crop_views(model, images)
+    assert views.shape == (20, 10, 10, 256)
+    np.testing.assert_allclose(views[5:10], views[0:5][:, :, ::-1][[1, 0, 3, 2, 4]], atol=0)
+    with pytest.raises(ValueError, match="CropAndMirror"):
+        crop_views(build_voting_resnet(7, (48, 48, 3), split_after=0), images)

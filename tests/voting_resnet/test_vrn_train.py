@@ -62,7 +62,7 @@ def test_smoke_cli_writes_the_run_directory(smoke_run):
     out, result = smoke_run
     for name in RUN_FILES:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    assert not list(out.glob(".*")), "temporary or checkpoint files left behind"
+    assert [p.name for p in out.glob(".*")] == [".lock"], "temporary or checkpoint files left behind"
     assert "run directory" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     for key in METRIC_KEYS:
@@ -148,7 +148,7 @@ def test_several_split_points_compare_on_val_and_retrain_the_best(two_split_run)
     assert phases == ["split0", "split3", f"retrain_split{metrics['split_after']}"]
     assert json.loads((out / "metrics.json").read_text())["comparison"] == rows
     assert "| baseline |" in (out / "report.md").read_text()
-    assert not list(out.rglob(".*")), "temporary or checkpoint files left behind"
+    assert [p.name for p in out.rglob(".*")] == [".lock"], "temporary or checkpoint files left behind"
 
 
 def test_reloaded_hard_voting_model_votes_like_numpy(two_split_run):

@@ -38,6 +38,7 @@ used, so that PyTorch weights port one to one:
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from csa_keras.layers import BN_EPSILON, BN_MOMENTUM
@@ -148,3 +149,20 @@ def build_voting_resnet(num_classes: int = 7, input_shape=(48, 48, 3), split_aft
     vote = Voting(mode=voting, num_views=num_views, dtype="float32", name="vote")(crop_logits)
     return keras.Model(inputs, {"crop_logits": crop_logits, "vote": vote},
                        name=name or f"voting_resnet18_split{split_after}")
+
+
+def crop_views(model: keras.Model, images) -> np.ndarray:
+    """What a trained Voting ResNet's crop layer cuts from ``images``: ``(N * V, h, w, C)``.
+
+    The feature maps after the split module, in the layer's output order
+    (five crops, then the same five of the mirrored map, per image), for
+    looking at what each view of a voter sees. A model without a
+    :class:`CropAndMirror` layer (the baseline) cuts no views: one-line
+    ``ValueError``.
+    """
+    layer = next((layer for layer in model.layers if isinstance(layer, CropAndMirror)), None)
+    if layer is None:
+        raise ValueError(f"model must hold a CropAndMirror layer (split_after 1, 2 or 3). "
+                         f"Received: model={model.name!r} without one")
+    views = keras.Model(model.input, layer.output)(np.asarray(images), training=False)
+    return keras.ops.convert_to_numpy(views)
