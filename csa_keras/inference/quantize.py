@@ -33,7 +33,6 @@ calibration images are made), so the export's settings are checked first.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -63,71 +62,24 @@ would clearly give, and the artifact no longer stands for the model.
 """
 
 
-def _run_config(settings: dict[str, Any]):
-    """The settings every run shares (data, protocol, seed) as a ``RunConfig``; other keys dropped."""
-    from csa_keras.training.config import RunConfig
-
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    kept = {k: v for k, v in settings.items() if k in fields}
-    kept["reader_options"] = tuple(tuple(pair) for pair in kept.get("reader_options") or ())
-    return RunConfig(**kept)
-
-
-def _first_train_split(run: Path, body: dict[str, Any], config, dataset) -> tuple[str, np.ndarray]:
-    """The name and training indices of the run's first split: from ``splits.json``, else the protocol."""
-    splits_path = run / "splits.json"
-    if splits_path.is_file():
-        name, split = next(iter(json.loads(splits_path.read_text(encoding="utf-8")).items()))
-        if not isinstance(split.get("train"), list):
-            raise ValueError(f"split {name!r} of {splits_path} records no training images")
-        return name, np.asarray(split["train"], dtype=np.int64)
-    from csa_keras.data.protocols import make_splits
-
-    protocol = body.get("run", {}).get("protocol_used", config.protocol)
-    first = make_splits(dataset, protocol, folds=config.folds, seed=config.seed,
-                        val_fraction=config.val_fraction,
-                        val_per_class=body.get("config", {}).get("val_per_class"),
-                        test_size=config.test_size)[0]
-    return first.name, np.asarray(first.train, dtype=np.int64)
-
-
 def run_training_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
                         n: int) -> tuple[np.ndarray, str]:
     """At most ``n`` of the first split's training faces of a run, as [0, 1] float32, and where they came from.
 
-    The dataset is loaded as the run loaded it (as the test images are,
-    :func:`csa_keras.inference.run_images.run_test_set`) and the sample is
-    drawn with the run's seed, so an export calibrates on the same faces
-    every time. Raises ``ValueError`` when the data cannot be re-created.
+    The dataset is re-created as the run loaded it
+    (:func:`csa_keras.inference.run_images.run_test_set` with
+    ``part="train"``) and the sample is drawn with the run's seed, so an
+    export calibrates on the same faces every time. Raises ``ValueError``
+    when the data cannot be re-created.
     """
-    from csa_keras.training.experiment import load_data
-    from csa_keras.training.pipeline import as_channels
+    from csa_keras.inference.run_images import run_test_set
 
-    run = Path(run_dir)
-    path = run / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{run} holds no config.json")
-    body = json.loads(path.read_text(encoding="utf-8"))
-    config = _run_config(body.get("config", {}))
-    if config.data is not None and not os.path.exists(config.data):
-        raise ValueError(f"its dataset {config.data} is not there")
-    dataset = load_data(config, progress=False, colour=input_shape[-1] == 3)
-    images = as_channels(dataset.images, input_shape[-1])
-    recorded = body.get("run", {}).get("dataset", {})
-    if tuple(images.shape[1:3]) != tuple(input_shape[:2]):
-        raise ValueError(f"its dataset re-creates {images.shape[1]}x{images.shape[2]} images, "
-                         f"the model takes {input_shape[0]}x{input_shape[1]}")
-    if recorded and recorded.get("n_images") != len(dataset):
-        raise ValueError(f"config.json re-creates {len(dataset)} images, the run recorded "
-                         f"{recorded.get('n_images')}")
-    name, train = _first_train_split(run, body, config, dataset)
-    if len(train) == 0 or train.min() < 0 or train.max() >= len(dataset):
-        raise ValueError("its recorded training indices do not fit the re-created dataset")
-    picked = np.sort(np.random.default_rng(config.seed).choice(train, size=min(n, len(train)),
-                                                                replace=False))
-    x = images[picked]
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    return x, f"{len(picked)} training images of split {name!r} of the run's dataset ({dataset.name})"
+    train = run_test_set(run_dir, input_shape, part="train")
+    seed = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("config", {}).get("seed", 0)
+    picked = np.sort(np.random.default_rng(seed).choice(len(train.images), size=min(n, len(train.images)),
+                                                        replace=False))
+    return train.images[picked], train.source.replace(
+        f"{len(train.images)} train images", f"{len(picked)} training images", 1)
 
 
 def synthetic_calibration_images(input_shape: tuple[int, int, int], n: int) -> np.ndarray:

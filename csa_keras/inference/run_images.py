@@ -34,8 +34,10 @@ def _run_config(settings: dict[str, Any]) -> RunConfig:
     return RunConfig(**kept)
 
 
-def _first_test_split(run: Path, body: dict[str, Any], config: RunConfig, dataset) -> tuple[str, np.ndarray]:
-    """The name and test indices of the run's first split: from ``splits.json``, else the protocol.
+def _first_split(run: Path, body: dict[str, Any], config: RunConfig, dataset,
+                 part: str = "test") -> tuple[str, np.ndarray]:
+    """The name and ``part`` (``train`` or ``test``) indices of the run's first split: from
+    ``splits.json``, else the protocol.
 
     A run that recorded no ``splits.json`` gets its protocol re-applied with
     its seed; the splitters are deterministic.
@@ -43,15 +45,17 @@ def _first_test_split(run: Path, body: dict[str, Any], config: RunConfig, datase
     splits_path = run / "splits.json"
     if splits_path.is_file():
         name, split = next(iter(json.loads(splits_path.read_text(encoding="utf-8")).items()))
-        return name, np.asarray(split["test"], dtype=np.int64)
+        if not isinstance(split.get(part), list):
+            raise ValueError(f"split {name!r} of {splits_path} records no {part} images")
+        return name, np.asarray(split[part], dtype=np.int64)
     protocol = body.get("run", {}).get("protocol_used", config.protocol)
     first = make_splits(dataset, protocol, folds=config.folds, seed=config.seed,
                         val_fraction=config.val_fraction,
                         val_per_class=body.get("config", {}).get("val_per_class"),
                         test_size=config.test_size)[0]
-    if config.dedupe:
+    if config.dedupe and part == "test":
         first, _ = dedupe(first, dataset.images)
-    return first.name, np.asarray(first.test, dtype=np.int64)
+    return first.name, np.asarray(getattr(first, part), dtype=np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +70,15 @@ class RunTestSet:
 
 
 def run_test_set(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
-                 max_images: int | None = None) -> RunTestSet:
+                 max_images: int | None = None, part: str = "test") -> RunTestSet:
     """The first split's test images of a run and their labels, re-created from its ``config.json``.
 
     The dataset is loaded as the run loaded it (the same reader settings, or
     the built-in data with the same seed and size), checked against the
     dataset summary the run recorded, and indexed by the first split.
     Images have ``input_shape``'s channels; at most ``max_images`` are kept
-    (``None`` or 0: all). Raises ``ValueError`` when the data cannot be
+    (``None`` or 0: all). ``part="train"`` gives the training images instead
+    (the calibration faces of an int8 export). Raises ``ValueError`` when the data cannot be
     re-created.
     """
     run = Path(run_dir)
@@ -95,15 +100,15 @@ def run_test_set(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
         raise ValueError(f"config.json re-creates {len(dataset)} images of "
                          f"{list(images.shape[1:])}, the run recorded {recorded.get('n_images')} "
                          f"of {recorded.get('image_shape')}")
-    name, test = _first_test_split(run, body, config, dataset)
-    if len(test) == 0 or test.max() >= len(dataset):
-        raise ValueError("its recorded test indices do not fit the re-created dataset")
+    name, test = _first_split(run, body, config, dataset, part)
+    if len(test) == 0 or test.min() < 0 or test.max() >= len(dataset):
+        raise ValueError(f"its recorded {part} indices do not fit the re-created dataset")
     if max_images:
         test = test[:max_images]
     x = images[test]
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     return RunTestSet(x, np.asarray(dataset.labels)[test], list(dataset.class_names),
-                      f"{len(test)} test images of split {name!r} of the run's dataset ({dataset.name})")
+                      f"{len(test)} {part} images of split {name!r} of the run's dataset ({dataset.name})")
 
 
 def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
