@@ -3,20 +3,25 @@
 Sections, cheapest first, each written to ``--output`` as soon as it is done
 (a run stopped part-way keeps what it measured):
 
-1. input pipelines (``input_pipeline.py``): images/s of the training
+1. the machine's matrix-product peak (``peak.py``), float32 and bfloat16;
+2. input pipelines (``input_pipeline.py``): images/s of the training
    ``tf.data`` pipelines alone;
-2. the crop-and-mirror layer (``crop_layer.py``): one gather against ten
+3. the crop-and-mirror layer (``crop_layer.py``): one gather against ten
    slices and a stack;
-3. face preprocessing (``face_detection.py``, in a process of its own that
+4. face preprocessing (``face_detection.py``, in a process of its own that
    has not loaded TensorFlow, as in ``python -m csa_keras.data``, so its
    workers can fork): Viola-Jones on 640x480 photographs in one process, on
    all cores, and served from the cache;
-4. models (``throughput.py``): training and inference images/s and peak
+5. prediction end to end (``predict_pipeline.py``): photographs and a
+   video through decode, detect, crop, classify and record, with the
+   levers (overlap, ``--min-face 48``) and the faces they find;
+6. models (``throughput.py``): training and inference images/s and peak
    resident memory of the CSA (batch 32) and the Voting ResNet at every split
    (batch 135), and, given a Python with torch (``--torch-python``), the same
    rows of the PyTorch reference (``torch_reference.py``) measured
    alternately and the median ratio; ``--precision`` adds rows under
-   ``mixed_bfloat16``.
+   ``mixed_bfloat16``; each row's GFLOP/s and its fraction of the peak of
+   its precision (``peak.annotate``).
 
     python benchmarks/run.py --output benchmarks/results \\
         [--torch-python PY [--reference SCRIPT]] [--precision float32 mixed_bfloat16] [--repeats 3] [--quick]
@@ -36,6 +41,8 @@ from pathlib import Path
 import crop_layer
 import face_detection
 import input_pipeline
+import peak
+import predict_pipeline
 import throughput
 
 
@@ -52,23 +59,38 @@ def _write(output: Path, report: dict) -> None:
 
 def render(report: dict) -> str:
     m = report["machine"]
+    flags = f" (flags: {', '.join(m['cpu_flags'])})" if m.get("cpu_flags") else ""
     lines = ["# Performance", "",
-             f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores; Python {m['python']}, "
+             f"Measured {m['date']} on {m['cpu']}{flags}, {m['cores']} cores; Python {m['python']}, "
              f"TensorFlow {m['tensorflow']}, Keras {m['keras']}"
              + (f", PyTorch {m['torch']} (reference)" if m.get("torch") else "") + ".",
              "", f"Command: `{report['command']}`", ""]
     sections = report["sections"]
+    if "peak" in sections:
+        lines += ["## Matrix-product peak", "",
+                  "Square matrix products, the median of each size's runs, the best size; the peak of a "
+                  "precision is the larger of the libraries'.", "", peak.markdown(sections["peak"]), ""]
     if "models" in sections:
         s = sections["models"]
         lines += ["## Models", "",
                   f"Images per second, median of {s['repeats']} runs per row; Keras and the reference "
                   "alternate (A B A B ...) and the ratio is the median of the per-pair ratios. "
-                  "Peak RSS: the largest resident memory of one run's process.", "",
+                  "Peak RSS: the largest resident memory of one run's process. GFLOP/s: 6 (training) or 2 "
+                  "(inference) operations per multiply-accumulate of the convolutions and Dense layers "
+                  "per image, times images/s; of peak: against the matrix-product peak of the row's "
+                  "precision.", "",
                   throughput.markdown(s["rows"]), ""]
     if "input_pipeline" in sections:
         lines += ["## Input pipelines", "", input_pipeline.markdown(sections["input_pipeline"]), ""]
     if "crop_layer" in sections:
         lines += ["## Crop-and-mirror layer", "", crop_layer.markdown(sections["crop_layer"]), ""]
+    if "predict" in sections:
+        s = sections["predict"]
+        lines += ["## Prediction end to end", "",
+                  f"{s['photos']} 640x480 photographs (one face each) and a {s['video_frames']}-frame "
+                  f"640x480 video; median of {s['repeats']} runs; model loaded and warm. Start-up of "
+                  f"`python -m csa_keras.predict` on one photograph: {s['startup_s']:.2f} s.", "",
+                  predict_pipeline.markdown(s), ""]
     if "face_detection" in sections:
         s = sections["face_detection"]
         lines += ["## Face preprocessing", "",
@@ -115,6 +137,9 @@ def main() -> None:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    log("matrix-product peak ...")
+    report["sections"]["peak"] = peak.measure(repeats=2 if args.quick else 5, torch_python=args.torch_python)
+    _write(output, report)
     log("input pipelines ...")
     report["sections"]["input_pipeline"] = input_pipeline.run(
         1350 if args.quick else 2700, 1 if args.quick else 3)
@@ -127,10 +152,17 @@ def main() -> None:
                                         str(args.frames), "--repeats", str(args.repeats), "--json"])
     report["sections"]["face_detection"] = faces
     _write(output, report)
+    log("prediction end to end ...")
+    predicted, _ = throughput.run_measured(
+        [sys.executable, predict_pipeline.__file__, "--photos", "20" if args.quick else "100",
+         "--video-frames", "20" if args.quick else "150", "--repeats", str(args.repeats), "--json"])
+    report["sections"]["predict"] = predicted
+    _write(output, report)
     log("models ...")
 
     def save_rows(rows: list[dict]) -> None:
-        report["sections"]["models"] = {"repeats": args.repeats, "rows": rows}
+        report["sections"]["models"] = {"repeats": args.repeats,
+                                        "rows": peak.annotate(rows, report["sections"]["peak"])}
         _write(output, report)
 
     throughput.measure(args.rows, args.modes, args.repeats, args.torch_python, args.reference,

@@ -20,8 +20,9 @@ unless ``--reference`` names another script with its command line
 float32|bfloat16``, printing one JSON line with ``images_per_s``).
 
 ``--precision`` measures every row under each Keras dtype policy given:
-``float32`` (the default) and ``mixed_bfloat16``, against the reference's
-``float32`` and ``bfloat16`` (``torch.autocast``) respectively.
+``float32`` and ``mixed_bfloat16``, against the reference's ``float32`` and
+``bfloat16`` (``torch.autocast``) respectively; by default both on a CPU
+with bfloat16 instructions (AVX-512 BF16, AMX), float32 alone elsewhere.
 
     python benchmarks/throughput.py [--rows csa vrn0 vrn1 vrn2 vrn3] [--modes train infer]
         [--precision float32 mixed_bfloat16] [--repeats 3] [--torch-python PY [--reference SCRIPT]]
@@ -120,7 +121,8 @@ def _high_water_mb(pid: int) -> float | None:
     return None
 
 
-def run_measured(command: list[str], poll_s: float = 0.1) -> tuple[dict, float | None]:
+def run_measured(command: list[str], poll_s: float = 0.1,
+                 env: dict | None = None) -> tuple[dict, float | None]:
     """Run ``command``; return the JSON line it printed last and its peak resident memory (MB).
 
     The peak is the child's ``VmHWM``, read every ``poll_s`` while it runs;
@@ -132,7 +134,7 @@ def run_measured(command: list[str], poll_s: float = 0.1) -> tuple[dict, float |
     """
     peak = None
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        child = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env)
         while True:
             pid, status = os.waitpid(child.pid, os.WNOHANG)
             if pid:
@@ -162,10 +164,11 @@ def _keras_command(model_name: str, split: int, mode: str, steps: int, warmup: i
 
 
 def _torch_command(python: str, reference: str, model_name: str, split: int, mode: str,
-                   steps: int, precision: str = "float32") -> list[str]:
+                   steps: int, precision: str = "float32", warmup: int | None = None) -> list[str]:
     """The reference's command line; ``precision`` is the Keras policy of the row it pairs with."""
     return [python, reference, "--model", model_name, "--split", str(split), "--mode", mode,
-            "--steps", str(steps), "--precision", TORCH_PRECISION[precision]]
+            "--steps", str(steps), *(["--warmup", str(warmup)] if warmup is not None else []),
+            "--precision", TORCH_PRECISION[precision]]
 
 
 def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
@@ -173,10 +176,10 @@ def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
             log=print, on_row=None, precisions=("float32",)) -> list[dict]:
     """Every (row, precision, mode): Keras and, when given, the reference, alternating ``repeats`` times.
 
-    The reference (``reference``, by default :data:`DEFAULT_REFERENCE`, run
-    by ``torch_python``) runs 2 untimed steps then the same number of timed
-    steps as Keras; Keras times them after 3 (CSA) or 1 (VRN) untimed ones:
-    the first step traces the graph, which the reference does not need. Each
+    Both sides run 3 (CSA) or 1 (VRN) untimed steps, then the same number of
+    timed ones: Keras's first step traces the graph, the reference's first
+    creates its oneDNN kernels. The reference is ``reference``, by default
+    :data:`DEFAULT_REFERENCE`, run by ``torch_python``. Each
     Keras policy in ``precisions`` pairs with the reference's counterpart
     (:data:`TORCH_PRECISION`). ``on_row`` is called with the rows so far
     after each one (to save them as they come).
@@ -198,7 +201,7 @@ def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
                        f"keras {line['images_per_s']:.2f} img/s")
             if torch_python:
                 ref, rss = run_measured(_torch_command(torch_python, reference, model_name, split,
-                                                       mode, steps, precision))
+                                                       mode, steps, precision, warmup))
                 if ref.get("params", params) != params:
                     raise RuntimeError(f"{Path(reference).name}: {ref['params']:,} trainable parameters "
                                        f"for {row}, Keras has {params:,}: not the same model")
@@ -234,13 +237,22 @@ def _mb(value: float | None) -> str:
 
 
 def markdown(results: list[dict]) -> str:
-    """The table of :func:`measure`'s rows (rows saved before precisions were recorded are float32)."""
+    """The table of :func:`measure`'s rows (rows saved before precisions were recorded are float32).
+
+    With a reference, the peak memory ratio follows the speed ratio; rows
+    with ``keras_gflops`` (``peak.annotate``) end with the achieved rate and
+    its fraction of the machine's peak in the row's precision.
+    """
     has_ref = any("median_ratio" in r for r in results)
+    has_peak = any("keras_gflops" in r for r in results)
     head = "| model | mode | batch | precision | Keras img/s | Keras peak RSS MB |"
     rule = "|---|---|---|---|---|---|"
     if has_ref:
-        head += " reference img/s | reference peak RSS MB | ratio (median of pairs) |"
-        rule += "---|---|---|"
+        head += " reference img/s | reference peak RSS MB | ratio (median of pairs) | RSS Keras / reference |"
+        rule += "---|---|---|---|"
+    if has_peak:
+        head += " Keras GFLOP/s | of peak |" + (" reference GFLOP/s | of peak |" if has_ref else "")
+        rule += "---|---|" + ("---|---|" if has_ref else "")
     lines = [head, rule]
     for r in results:
         line = (f"| {r['label']} | {r['mode']} | {r['batch']} | {r.get('precision', 'float32')} | "
@@ -248,25 +260,47 @@ def markdown(results: list[dict]) -> str:
                 f"{_mb(r['keras_peak_rss_mb'])} |")
         if has_ref:
             line += (f" {r['reference_median']:.2f} | {_mb(r['reference_peak_rss_mb'])} | "
-                     f"{r['median_ratio']:.2f}x |")
+                     f"{r['median_ratio']:.2f}x | {_ratio(r['keras_peak_rss_mb'], r['reference_peak_rss_mb'])} |")
+        if has_peak:
+            line += f" {_rate(r, 'keras')} |"
+            if has_ref:
+                line += f" {_rate(r, 'reference')} |"
         lines.append(line)
     return "\n".join(lines)
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if not a or not b else f"{a / b:.2f}x"
+
+
+def _rate(row: dict, side: str) -> str:
+    """``GFLOP/s | fraction of peak`` of one side of a row, ``n/a`` where not measured."""
+    gflops, fraction = row.get(f"{side}_gflops"), row.get(f"{side}_fraction_of_peak")
+    if gflops is None:
+        return "n/a | n/a"
+    return f"{gflops:.0f} | {100 * fraction:.0f}%"
+
+
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+"""The CPU features that decide the kernels TensorFlow and PyTorch run, reported with every table."""
+
+
 def machine() -> dict:
-    """What the figures were measured on."""
+    """What the figures were measured on: CPU model and its relevant flags, cores, library versions."""
     import keras
     import tensorflow as tf
 
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                present = set(line.split(":", 1)[1].split())
+                flags = [f for f in CPU_FLAGS if f in present]
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
@@ -287,12 +321,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="alternating Keras/reference runs per row (default: 3)")
     parser.add_argument("--csa-steps", type=int, default=20, help="timed steps per CSA run (default: 20)")
     parser.add_argument("--vrn-steps", type=int, default=2, help="timed steps per VRN run (default: 2)")
-    parser.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["float32"],
+    parser.add_argument("--precision", nargs="+", choices=PRECISIONS,
                         help="Keras dtype policies to measure each row under; the reference runs "
-                             "bfloat16 autocast against mixed_bfloat16 (default: float32)")
+                             "bfloat16 autocast against mixed_bfloat16 (default: float32, and "
+                             "mixed_bfloat16 too on a CPU with AVX-512 BF16 or AMX)")
     parser.add_argument("--torch-python", help="a Python that has torch: also run the PyTorch reference")
     parser.add_argument("--reference", help="the reference script, run by --torch-python "
                                             "(default: torch_reference.py beside this script)")
+
+
+def default_precisions() -> list[str]:
+    """float32, and mixed_bfloat16 where the CPU computes in bfloat16 (not emulated in software)."""
+    from csa_keras.training.strategy import BF16_CPU_FLAGS, cpu_flags
+
+    return ["float32"] + (["mixed_bfloat16"] if cpu_flags() & set(BF16_CPU_FLAGS) else [])
 
 
 def check_arguments(parser: argparse.ArgumentParser, args) -> str | None:
@@ -302,7 +344,7 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> str | None:
     """
     if args.repeats < 1 or args.csa_steps < 1 or args.vrn_steps < 1:
         parser.error("--repeats, --csa-steps and --vrn-steps must be at least 1")
-    args.precision = list(dict.fromkeys(args.precision))
+    args.precision = list(dict.fromkeys(args.precision or default_precisions()))
     if args.reference and not args.torch_python:
         parser.error("--reference needs --torch-python, the Python that runs it")
     if args.torch_python and not args.reference:

@@ -27,7 +27,7 @@ weights copied in.
   against its image's label, the soft vote (mean of the views' softmax);
   Adam 2e-4 (``voting_resnet/config.py``).
 - BatchNorm momentum 0.1 and epsilon 1e-5 (Keras's 0.9 and 1e-5,
-  ``csa_keras/layers.py``); Adam's epsilon 1e-7 (Keras's default); weights
+  ``csa_keras/layers/batch_norm.py``); Adam's epsilon 1e-7 (Keras's default); weights
   initialised as the Keras layers are (Glorot uniform and zero biases; He
   normal with fan-out for the ResNet's convolutions).
 - ``--precision bfloat16`` runs forward and loss under ``torch.autocast`` on

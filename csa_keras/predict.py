@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     faces.add_argument("--no-face", default="skip", choices=["skip", "center"],
                        help="an image without a face: report it as no_face (skip, default) or "
                             "classify its centre square")
+    faces.add_argument("--min-face", type=int, default=24, metavar="PX",
+                       help="the smallest face to look for, in pixels of the decoded image (default 24, "
+                            "the cascade's window); above 24 the search runs on a copy reduced to match, "
+                            "about 3x faster at 48 on 640x480: for cameras and close-up photographs")
     faces.add_argument("--every", type=int, default=1, metavar="N",
                        help="videos and live sources: classify every N-th frame (default 1)")
     model = parser.add_argument_group("model")
@@ -171,6 +175,8 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
         raise ValueError(f"every must be at least 1. Received: every={args.every}")
     if args.batch_size < 1:
         raise ValueError(f"batch_size must be at least 1. Received: batch_size={args.batch_size}")
+    if args.min_face < 1:
+        raise ValueError(f"min_face must be at least 1 pixel. Received: min_face={args.min_face}")
     model, inputs = split_model(args)
     source = _live_source(args, inputs)
     model_path = resolve_model_path(model)
@@ -322,7 +328,7 @@ def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from csa_keras.inference.predictor import Predictor
 
     predictor = Predictor.from_run(model_path, detect=args.detect, no_face=args.no_face,
-                                   voting=args.voting, batch_size=args.batch_size)
+                                   voting=args.voting, batch_size=args.batch_size, min_size=args.min_face)
     live = source is not None
     frames = None
     if live:

@@ -77,6 +77,8 @@ default momentum of 0.99 lets the moving statistics that inference uses lag
 far behind the batch statistics for the first few hundred steps; on a small
 face set (a CK+ training split is ~25 batches an epoch) the classifier then
 scores near chance in inference while training accuracy reaches 100%.
+The layer is :class:`csa_keras.layers.BatchNorm`, Keras's BatchNormalization
+computed by TensorFlow's fused kernel.
 
 Layer names (for ``get_layer``, Grad-CAM and tests): ``enc{i}_conv``,
 ``enc{i}_bn``, ``enc{i}_relu``, ``enc{i}_pool`` (i = 1..4, no ``enc4_pool``
@@ -91,7 +93,7 @@ from collections.abc import Sequence
 
 import keras
 
-from csa_keras.layers import BN_EPSILON, BN_MOMENTUM
+from csa_keras.layers import BatchNorm
 from csa_keras.utils.messages import one_of
 
 CLOSURES = ("code6", "pool4")
@@ -186,8 +188,7 @@ DEFAULT_ARCHITECTURE = {closure: architecture(DEFAULT_FILTERS, closure) for clos
 def _conv_bn_relu(x, block: BlockSpec, **relu_options):
     """``<block>_conv`` 3x3 same → ``<block>_bn`` → ``<block>_relu``: the body of every block."""
     x = keras.layers.Conv2D(block.filters, 3, padding="same", name=f"{block.name}_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                                        name=f"{block.name}_bn")(x)
+    x = BatchNorm(name=f"{block.name}_bn")(x)
     return keras.layers.ReLU(name=f"{block.name}_relu", **relu_options)(x)
 
 

@@ -61,7 +61,9 @@ Every detected face yields one record, a ``dict`` with the keys of
 
 Faces are classified in batches of ``batch_size`` collected across images and
 frames (one ``predict_on_batch`` per batch), and records come out in input
-order.
+order. With ``prefetch`` (the default), a thread decodes the next images and
+frames and searches them for faces while the model classifies the faces
+found so far (:func:`~csa_keras.utils.prefetch.prefetch`).
 """
 from __future__ import annotations
 
@@ -100,6 +102,7 @@ from csa_keras.inference.probabilities import class_probabilities, num_classes
 from csa_keras.inference.stream import FrameStream
 from csa_keras.tasks import task_of_model
 from csa_keras.utils.paths import check_outputs
+from csa_keras.utils.prefetch import prefetch
 
 RECORD_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "box", "label", "score",
                "probabilities", "error")
@@ -108,6 +111,8 @@ RECORD_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "box", "la
 STATUSES = ("ok", "no_face", "error")
 NO_FACE_MODES = ("skip", "center", "error")
 DEFAULT_BATCH_SIZE = 64
+DEFAULT_PREFETCH = 64
+"""Images or frames decoded and searched for faces ahead of the model, by a thread of their own."""
 
 
 @dataclasses.dataclass
@@ -163,6 +168,8 @@ class Predictor:
             ``soft`` or ``hard`` re-votes from the crop logits; ``None``
             uses the model's own vote. Refused for other tasks.
         batch_size: faces per model call.
+        prefetch: images or frames decoded and searched for faces ahead of
+            the model by a thread of their own (0: in turn with it).
         grey: feed grey faces (repeated to the model's channels); default
             ``True`` for one-channel models, ``False`` otherwise.
         source: the model's path, named in error messages.
@@ -175,13 +182,17 @@ class Predictor:
 
     def __init__(self, model, class_names: Sequence[str] | None = None, *, detect: str = "auto",
                  no_face: str = "skip", voting: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 grey: bool | None = None, source: str | None = None, **face_options: Any) -> None:
+                 prefetch: int = DEFAULT_PREFETCH, grey: bool | None = None, source: str | None = None,
+                 **face_options: Any) -> None:
         self.model = model
         self.source = source or getattr(model, "name", "model")
         if no_face not in NO_FACE_MODES:
             raise ValueError(f"no_face must be one of {', '.join(NO_FACE_MODES)}. Received: no_face={no_face!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+        if not isinstance(prefetch, int) or isinstance(prefetch, bool) or prefetch < 0:
+            raise ValueError(f"prefetch must be an integer of at least 0. Received: prefetch={prefetch!r}")
+        self.prefetch = prefetch
         size, channels = _input_size(model, self.source)
         _refuse_autoencoder(model, self.source)
         self._task = task_of_model(model)
@@ -404,7 +415,8 @@ class Predictor:
                  if progress else None)
         with (tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False) as bar,
               annotator or contextlib.nullcontext()):
-            yield from self._batched(self._entries(items, every, bar, annotator is not None), annotator)
+            entries = self._entries(items, every, bar, annotator is not None)
+            yield from self._batched(prefetch(entries, self.prefetch), annotator)
 
     def _entries(self, items: list[InputFile], every: int, bar, keep_images: bool) -> Iterator[_Entry]:
         max_side = self.settings.max_side

@@ -520,3 +520,33 @@ def test_spawned_workers_give_the_same_arrays(tmp_path, hopper_rgb, monkeypatch)
     two = preprocess_samples(samples, FaceSettings(), workers=2, cache_dir=False, progress=False)
     assert two.statuses.tolist() == ["detected", "detected"]
     np.testing.assert_array_equal(two.images, one.images)
+
+
+def test_a_min_size_above_the_window_searches_a_reduced_copy_and_finds_the_same_face(hopper_rgb, monkeypatch):
+    grey = cv2.cvtColor(hopper_rgb, cv2.COLOR_RGB2GRAY)
+    full = FaceDetector(min_size=24).detect(grey)
+    searched = []
+    detector = FaceDetector(min_size=48)
+    detect = detector.classifier.detectMultiScale
+
+    def spy(image, **kwargs):
+        searched.append((image.shape, kwargs["minSize"]))
+        return detect(image, **kwargs)
+
+    monkeypatch.setattr(detector, "classifier", type("Spy", (), {"detectMultiScale": staticmethod(spy)})())
+    reduced = detector.detect(grey)
+    height, width = grey.shape
+    assert searched == [((round(height / 2), round(width / 2)), (24, 24))]
+    assert len(full) == len(reduced) == 1
+    (x, y, w, h), (rx, ry, rw, rh) = full[0], reduced[0]
+    inter = max(0, min(x + w, rx + rw) - max(x, rx)) * max(0, min(y + h, ry + rh) - max(y, ry))
+    assert inter / (w * h + rw * rh - inter) > 0.8
+    assert rx >= 0 and ry >= 0 and rx + rw <= width and ry + rh <= height
+
+
+def test_at_the_window_size_nothing_is_reduced(hopper_rgb):
+    grey = cv2.cvtColor(hopper_rgb, cv2.COLOR_RGB2GRAY)
+    detector = FaceDetector(min_size=24)
+    assert detector.window == 24
+    direct = detector.classifier.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    assert detector.detect(grey) == [tuple(int(v) for v in box) for box in direct]

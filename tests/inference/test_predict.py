@@ -149,6 +149,41 @@ def test_faces_are_batched_across_images(csa_run, folder, tmp_path):
     assert calls == [2, 2, 1]
 
 
+def test_prefetching_changes_nothing_but_the_timing(csa_run, folder, video):
+    ahead = Predictor.from_run(csa_run[0])
+    in_turn = Predictor.from_run(csa_run[0], prefetch=0)
+    assert ahead.prefetch > 0
+    inputs = [folder, video]
+    assert list(ahead.predict_paths(inputs, progress=False)) == list(in_turn.predict_paths(inputs, progress=False))
+
+
+def test_a_no_face_error_of_the_prefetching_thread_reaches_the_caller(csa_run, folder):
+    from csa_keras.data.faces import NoFaceError
+
+    predictor = Predictor.from_run(csa_run[0], no_face="error")
+    with pytest.raises(NoFaceError, match="c_blank.png"):
+        list(predictor.predict_paths(folder, progress=False))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_prefetch_must_be_a_count(csa_run, bad):
+    with pytest.raises(ValueError, match="prefetch must be an integer"):
+        Predictor.from_run(csa_run[0], prefetch=bad)
+
+
+def test_min_face_searches_a_reduced_copy_and_finds_the_same_face(csa_run, folder, grace_hopper, capsys):
+    full = Predictor.from_run(csa_run[0]).predict(grace_hopper)
+    reduced = Predictor.from_run(csa_run[0], min_size=48)
+    assert reduced.detector.min_size == 48
+    (a,), (b,) = full, reduced.predict(grace_hopper)
+    assert a["status"] == b["status"] == "ok"
+    assert np.allclose(a["box"], b["box"], atol=0.1 * a["box"][2])
+    code, out, _ = run_main([str(grace_hopper), "--model", str(csa_run[0]), "--min-face", "48", "--quiet"], capsys)
+    assert code == 0 and json.loads(out.splitlines()[0])["box"] == b["box"]
+    code, _, err = run_main([str(grace_hopper), "--model", str(csa_run[0]), "--min-face", "0"], capsys)
+    assert code == 2 and err.strip().splitlines()[-1].startswith(f"{PROG}: error: --min-face must be at least 1")
+
+
 def test_video_frames_are_sampled(csa, video):
     records = list(csa.predict_paths([video], every=3, progress=False))
     assert [r["frame"] for r in records] == [0, 3, 6]

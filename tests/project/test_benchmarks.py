@@ -17,7 +17,7 @@ FAKE_REFERENCE = """
 import argparse, json, time
 parser = argparse.ArgumentParser()
 parser.add_argument("--model"); parser.add_argument("--split", type=int)
-parser.add_argument("--mode"); parser.add_argument("--steps", type=int)
+parser.add_argument("--mode"); parser.add_argument("--steps", type=int); parser.add_argument("--warmup", type=int)
 parser.add_argument("--precision", choices=["float32", "bfloat16"], required=True)
 args = parser.parse_args()
 print("warming up")
@@ -106,8 +106,8 @@ def test_each_keras_policy_pairs_with_the_references_precision(tmp_path, monkeyp
     assert [c[-1] for c in keras_commands] == ["float32", "mixed_bfloat16"]  # the child's policy
     assert [(r["precision"], r["reference_images_per_s"], r["median_ratio"]) for r in rows] == [
         ("float32", [100.0], 6.0), ("mixed_bfloat16", [300.0], 2.0)]  # the fake reference ran float32, bfloat16
-    assert throughput._torch_command("py", "ref.py", "vrn", 2, "infer", 3, "mixed_bfloat16") == [
-        "py", "ref.py", "--model", "vrn", "--split", "2", "--mode", "infer", "--steps", "3",
+    assert throughput._torch_command("py", "ref.py", "vrn", 2, "infer", 3, "mixed_bfloat16", 1) == [
+        "py", "ref.py", "--model", "vrn", "--split", "2", "--mode", "infer", "--steps", "3", "--warmup", "1",
         "--precision", "bfloat16"]
 
 
@@ -129,7 +129,65 @@ def test_torch_python_alone_runs_the_projects_reference(tmp_path, capsys):
     assert throughput.check_arguments(parser, args) == "2.13.0+cpu"
     assert Path(args.reference) == BENCHMARKS / "torch_reference.py" and Path(args.reference).is_file()
     assert args.precision == ["mixed_bfloat16", "float32"]
-    assert parser.parse_args([]).precision == ["float32"]
+    unset = parser.parse_args([])
+    throughput.check_arguments(parser, unset)
+    assert unset.precision == throughput.default_precisions()
     with pytest.raises(SystemExit):
         throughput.check_arguments(parser, parser.parse_args(["--reference", str(fake_python)]))
     assert "--reference needs --torch-python" in capsys.readouterr().err
+
+
+def test_the_fraction_of_peak_is_six_flops_per_mac_of_training_against_the_rows_precision():
+    import peak
+
+    # CSA code6 by hand: six 3x3 convolutions of 10,616,832 MACs and two of 663,552.
+    macs = 6 * (48 * 48 // 4) * 9 * 32 * 64 + 2 * 48 * 48 * 9 * 32
+    assert peak.training_gflop_per_image("csa", 0) == pytest.approx(6 * macs / 1e9)
+    rows = [{"model": "csa", "split": 0, "mode": mode, "precision": precision, "keras_median": 100.0,
+             "reference_median": 50.0} for mode in ("train", "infer") for precision in ("float32", "mixed_bfloat16")]
+    report = {"peak_gflops": {"float32": 100.0, "bfloat16": 400.0}}
+    train32, train16, infer32, _ = peak.annotate(rows, report)
+    assert train32["keras_gflops"] == pytest.approx(600 * macs / 1e9, abs=0.1)
+    assert train32["keras_fraction_of_peak"] == pytest.approx(6 * macs * 100 / 1e9 / 100, abs=1e-3)
+    assert train16["keras_fraction_of_peak"] == pytest.approx(train32["keras_fraction_of_peak"] / 4, abs=1e-3)
+    assert train32["reference_gflops"] == pytest.approx(train32["keras_gflops"] / 2, abs=0.1)
+    assert infer32["keras_gflops"] == pytest.approx(train32["keras_gflops"] / 3, abs=0.1)
+    table = throughput.markdown([{**r, "label": "CSA autoencoder", "batch": 32, "keras_peak_rss_mb": 900.0,
+                                  "reference_peak_rss_mb": 450.0, "median_ratio": 2.0} for r in rows])
+    assert "| 2.00x | 2.00x | 39 | 39% | 20 | 20% |" in table.splitlines()[2]
+
+
+def test_the_matrix_product_peak_is_measured_for_both_precisions():
+    import peak
+
+    found = peak.tensorflow_peak(sizes=(64, 128), repeats=1)
+    for dtype in ("float32", "bfloat16"):
+        assert set(found[dtype]["per_size"]) == {64, 128}
+        assert found[dtype]["gflops"] == max(found[dtype]["per_size"].values()) > 0
+
+
+def test_predict_pipeline_compares_faces_boxes_and_labels_with_the_reference():
+    import predict_pipeline
+
+    def rec(source, box, label, frame=None):
+        return {"source": source, "frame": frame, "status": "ok" if box else "no_face", "box": box, "label": label}
+
+    reference = [rec("a", [0, 0, 10, 10], "happy"), rec("b", [0, 0, 20, 20], "sad"), rec("c", None, None)]
+    records = [rec("a", [0, 0, 10, 10], "happy"), rec("b", [10, 0, 20, 20], "happy"), rec("c", [5, 5, 8, 8], "sad")]
+    found = predict_pipeline.compare(reference, records)
+    assert found["images"] == 3 and found["same_face_count"] == 2
+    assert (found["faces_reference"], found["faces"]) == (2, 3)
+    assert found["min_iou"] == pytest.approx(200 / 600, abs=1e-3) and found["median_iou"] == pytest.approx(
+        (1 + 1 / 3) / 2, abs=1e-3)
+    assert found["same_label"] == 1
+
+
+def test_bfloat16_rows_are_measured_by_default_where_the_cpu_has_bfloat16(monkeypatch):
+    from csa_keras.training import strategy
+
+    monkeypatch.setattr(strategy, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert throughput.default_precisions() == ["float32", "mixed_bfloat16"]
+    monkeypatch.setattr(strategy, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert throughput.default_precisions() == ["float32", "mixed_bfloat16"]
+    monkeypatch.setattr(strategy, "cpu_flags", lambda: {"avx2", "fma"})
+    assert throughput.default_precisions() == ["float32"]

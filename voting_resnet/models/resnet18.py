@@ -28,7 +28,8 @@ Choices the paper leaves open, settled to match the PyTorch setting the paper
 used, so that PyTorch weights port one to one:
 
 - BatchNormalization ``momentum=0.9``, ``epsilon=1e-5`` (PyTorch's defaults;
-  PyTorch's momentum 0.1 is Keras's 0.9).
+  PyTorch's momentum 0.1 is Keras's 0.9), as :class:`csa_keras.layers.BatchNorm`,
+  Keras's layer on TensorFlow's fused kernel.
 - Stride-2 3x3 convolutions pad one pixel on every side (``ZeroPadding2D``
   then a ``valid`` convolution), as PyTorch's ``padding=1``; Keras's
   ``same`` padding would pad only bottom and right and shift the sampling grid.
@@ -41,7 +42,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from csa_keras.layers import BN_EPSILON, BN_MOMENTUM
+from csa_keras.layers import BN_EPSILON, BN_MOMENTUM, BatchNorm
 from voting_resnet.layers.crop_and_mirror import CropAndMirror, crop_offsets
 from voting_resnet.layers.voting import Regroup, Voting, check_mode
 
@@ -85,7 +86,7 @@ def _conv_bn(x, filters, kernel_size, strides, name, bn_name, bn_momentum, bn_ep
         padding = "valid"
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
                       kernel_initializer=_conv_initializer(), name=name)(x)
-    return layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name=bn_name)(x)
+    return BatchNorm(momentum=bn_momentum, epsilon=bn_epsilon, name=bn_name)(x)
 
 
 def _basic_block(x, filters, strides, name, bn_momentum, bn_epsilon):

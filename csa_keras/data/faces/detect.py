@@ -4,6 +4,22 @@
 builds one only when a face is first searched for, so preprocessing runs that
 never detect (face crops, given boxes) never load the cascade. OpenCV 5
 ships no Haar cascades: :class:`FaceDetectorError` says so.
+
+The smallest face searched for, ``min_size``, sets the cost. The cascade
+slides a 24x24 window over a pyramid of the image shrunk by ``scale_factor``
+step by step, and almost all the work is in the first, largest levels, which
+only matter for faces near the window's size. A ``min_size`` above the
+window therefore runs the cascade on a copy of the image reduced by
+``window / min_size`` (``INTER_AREA``), with the window as the smallest size,
+and scales the boxes back: the same search for faces of at least
+``min_size`` pixels, at a fraction of the cost (``min_size=48`` on a 640x480
+photograph: a quarter of the pixels in every level, about a third of the
+time). The boxes are those of a search at another sampling of the image, not
+the full-resolution search's to the pixel: on the benchmark photographs they
+overlap them by an IoU of about 0.93 (searching again at full resolution
+around each face gave no closer boxes: the cascade's result depends on where
+the image's pyramid samples, which only the whole image's search
+reproduces). At the default ``min_size`` of 24 nothing is reduced.
 """
 from __future__ import annotations
 
@@ -18,6 +34,7 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 Box = tuple[int, int, int, int]
 """A face box ``(x, y, w, h)`` in pixels."""
+
 
 
 class FaceDetectorError(RuntimeError):
@@ -50,6 +67,7 @@ class FaceDetector:
         if classifier.empty():
             raise FaceDetectorError(f"cannot load the Haar cascade {path} (needs OpenCV 4.x)")
         self.classifier = classifier
+        self.window = int(min(classifier.getOriginalWindowSize()))
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_size = min_size
@@ -60,20 +78,32 @@ class FaceDetector:
         return cls(settings.scale_factor, settings.min_neighbors, settings.min_size)
 
     def detect(self, grey: np.ndarray) -> list[Box]:
-        """Every face box in ``grey``, a ``uint8`` ``(H, W)`` (or ``(H, W, 1)``) image."""
+        """Every face box in ``grey``, a ``uint8`` ``(H, W)`` (or ``(H, W, 1)``) image, in its pixels.
+
+        With ``min_size`` above the cascade's window the search runs on a
+        reduced copy (module docstring).
+        """
         grey = np.asarray(grey)
         if grey.ndim == 3 and grey.shape[2] == 1:
             grey = grey[..., 0]
         if grey.ndim != 2 or grey.dtype != np.uint8:
             raise ValueError(f"grey must be a grey uint8 (H, W) image. "
                              f"Received: grey with dtype={grey.dtype} and shape={grey.shape}")
-        boxes = self.classifier.detectMultiScale(
+        scale = min(1.0, self.window / self.min_size)
+        if scale == 1.0:
+            return [tuple(int(v) for v in box) for box in self._search(grey, self.min_size)]
+        height, width = grey.shape
+        small = cv2.resize(grey, (max(1, round(width * scale)), max(1, round(height * scale))),
+                           interpolation=cv2.INTER_AREA)
+        return [_scaled_back(box, 1.0 / scale, height, width) for box in self._search(small, self.window)]
+
+    def _search(self, grey: np.ndarray, smallest: int):
+        return self.classifier.detectMultiScale(
             grey,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size),
+            minSize=(smallest, smallest),
         )
-        return [tuple(int(v) for v in box) for box in boxes]
 
     def largest(self, grey: np.ndarray) -> Box | None:
         """The face box of largest area in ``grey``, or ``None`` when there is no face."""
@@ -81,6 +111,13 @@ class FaceDetector:
         if not boxes:
             return None
         return max(boxes, key=lambda box: box[2] * box[3])
+
+
+def _scaled_back(box, factor: float, height: int, width: int) -> Box:
+    """A box found on a copy reduced by ``1 / factor``, in the full image's pixels (clipped to it)."""
+    x, y, w, h = (float(v) * factor for v in box)
+    x0, y0 = min(width - 1, round(x)), min(height - 1, round(y))
+    return x0, y0, max(1, min(width - x0, round(w))), max(1, min(height - y0, round(h)))
 
 
 class LazyFaceDetector:

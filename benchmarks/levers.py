@@ -1,0 +1,151 @@
+"""What each performance lever buys: one training or inference row under named variants, side by side.
+
+Each variant is a fresh process (``throughput.py``'s child), and the variants
+alternate (A B C A B C ...) ``--repeats`` times, so load that comes and goes
+hits all of them; the table gives the median images/s and the median of each
+variant's ratio to ``default`` within the same round.
+
+Variants (a lever is applied in the child before the model is built):
+
+``default``
+    the project as shipped.
+``keras_bn``
+    every ``BatchNorm`` computes as Keras's own ``BatchNormalization`` does
+    (a composition of ``moments`` and ``batch_normalization``: a dozen
+    element-wise ops and reductions, in float32 under a mixed policy)
+    instead of TensorFlow's fused kernel (one oneDNN op for the statistics
+    and the normalisation, one for all three gradients), the project's
+    choice (:mod:`csa_keras.layers.batch_norm`).
+``inter_op_1``
+    one inter-op thread, so two large convolutions never share the two
+    cores (``tf.config.threading.set_inter_op_parallelism_threads(1)``).
+``onednn_off``
+    ``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow's Eigen kernels instead of oneDNN.
+``xla``
+    ``jit_compile=True`` on the compiled model.
+``spe8``
+    ``steps_per_execution=8`` (eight steps per call into the graph).
+
+    python benchmarks/levers.py --row csa|vrn0|vrn1|vrn2|vrn3 --mode train|infer
+        [--precision float32|mixed_bfloat16] [--variants default keras_bn ...] [--repeats 3] [--steps N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import throughput
+
+VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "xla", "spe8")
+ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
+
+
+def unfuse_batch_norm() -> None:
+    """Make every :class:`csa_keras.layers.BatchNorm` compute with Keras's ``BatchNormalization.call``."""
+    import keras
+
+    from csa_keras.layers import BatchNorm
+
+    BatchNorm.call = keras.layers.BatchNormalization.call
+
+
+def apply(variant: str) -> dict:
+    """Apply ``variant`` in this process; return the ``compile`` overrides it needs."""
+    if variant == "keras_bn":
+        unfuse_batch_norm()
+    elif variant == "inter_op_1":
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    elif variant == "xla":
+        return {"jit_compile": True}
+    elif variant == "spe8":
+        return {"steps_per_execution": 8}
+    return {}
+
+
+def child(variant: str, row: str, mode: str, steps: int, warmup: int, precision: str) -> dict:
+    """One measurement of ``row`` with ``variant`` applied (the model recompiled with its overrides)."""
+    overrides = apply(variant)
+    model_name, split = throughput.ROWS[row]
+    if overrides:
+        import keras
+
+        compile_model = keras.Model.compile
+
+        def compile_with_overrides(self, *args, **kwargs):
+            return compile_model(self, *args, **{**kwargs, **overrides})
+
+        keras.Model.compile = compile_with_overrides
+    line = throughput.keras_row(model_name, split, mode, steps, warmup, precision)
+    return {**line, "variant": variant}
+
+
+def measure(row: str, mode: str, precision: str, variants, repeats: int, steps: int,
+            log=print) -> list[dict]:
+    model_name, _ = throughput.ROWS[row]
+    warmup = 3 if model_name == "csa" else 1
+    runs: dict[str, list[float]] = {v: [] for v in variants}
+    rss: dict[str, list[float]] = {v: [] for v in variants}
+    ratios: dict[str, list[float]] = {v: [] for v in variants}
+    for repeat in range(repeats):
+        this_round = {}
+        for variant in variants:
+            command = [sys.executable, str(Path(__file__).resolve()), "--child", variant, row, mode,
+                       str(steps), str(warmup), precision]
+            env = {**os.environ, **ENVIRONMENT.get(variant, {})}
+            line, peak = throughput.run_measured(command, env=env)
+            this_round[variant] = line["images_per_s"]
+            runs[variant].append(line["images_per_s"])
+            rss[variant].append(peak)
+            log(f"{row} {mode} {precision} {variant} run {repeat + 1}/{repeats}: "
+                f"{line['images_per_s']:.2f} img/s")
+        if "default" in this_round:
+            for variant, value in this_round.items():
+                ratios[variant].append(value / this_round["default"])
+    return [{"row": row, "mode": mode, "precision": precision, "variant": v,
+             "images_per_s": runs[v], "median": statistics.median(runs[v]),
+             "median_ratio_to_default": round(statistics.median(ratios[v]), 3) if ratios[v] else None,
+             "peak_rss_mb": max((r for r in rss[v] if r is not None), default=None)}
+            for v in variants]
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["| row | mode | precision | variant | img/s (median) | vs default | peak RSS MB |",
+             "|---|---|---|---|---:|---:|---:|"]
+    for r in results:
+        ratio = "" if r["median_ratio_to_default"] is None else f"{r['median_ratio_to_default']:.2f}x"
+        rss = "n/a" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}"
+        lines.append(f"| {throughput.ROW_LABELS[r['row']]} | {r['mode']} | {r['precision']} | "
+                     f"{r['variant']} | {r['median']:.2f} | {ratio} | {rss} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
+        variant, row, mode, steps, warmup, precision = sys.argv[2:8]
+        print(json.dumps(child(variant, row, mode, int(steps), int(warmup), precision)), flush=True)
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--row", choices=sorted(throughput.ROWS), required=True)
+    parser.add_argument("--mode", choices=throughput.MODES, default="train")
+    parser.add_argument("--precision", choices=throughput.PRECISIONS, default="float32")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["default", "keras_bn"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, help="timed steps per run (default: throughput.py's)")
+    parser.add_argument("--json-out", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    steps = args.steps or (20 if throughput.ROWS[args.row][0] == "csa" else 2)
+    results = measure(args.row, args.mode, args.precision, list(dict.fromkeys(args.variants)),
+                      args.repeats, steps, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(markdown(results))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
