@@ -25,6 +25,9 @@ Variants (a lever is applied in the child before the model is built):
     ``jit_compile=True`` on the compiled model.
 ``spe8``
     ``steps_per_execution=8`` (eight steps per call into the graph).
+``arena_2``
+    ``MALLOC_ARENA_MAX=2``: glibc's allocator keeps two arenas instead of
+    one per thread that allocates, a lever on peak memory rather than time.
 
     python benchmarks/levers.py --row csa|vrn0|vrn1|vrn2|vrn3 --mode train|infer
         [--precision float32|mixed_bfloat16] [--variants default keras_bn ...] [--repeats 3] [--steps N]
@@ -40,8 +43,8 @@ from pathlib import Path
 
 import throughput
 
-VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "xla", "spe8")
-ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
+VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "xla", "spe8", "arena_2")
+ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "arena_2": {"MALLOC_ARENA_MAX": "2"}}
 
 
 def unfuse_batch_norm() -> None:
