@@ -23,8 +23,6 @@ Variants (a lever is applied in the child before the model is built):
     ``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow's Eigen kernels instead of oneDNN.
 ``xla``
     ``jit_compile=True`` on the compiled model.
-``spe8``
-    ``steps_per_execution=8`` (eight steps per call into the graph).
 ``arena_2``
     ``MALLOC_ARENA_MAX=2``: glibc's allocator keeps two arenas instead of
     one per thread that allocates, a lever on peak memory rather than time.
@@ -43,7 +41,7 @@ from pathlib import Path
 
 import throughput
 
-VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "xla", "spe8", "arena_2")
+VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "xla", "arena_2")
 ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "arena_2": {"MALLOC_ARENA_MAX": "2"}}
 
 
@@ -66,8 +64,6 @@ def apply(variant: str) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     elif variant == "xla":
         return {"jit_compile": True}
-    elif variant == "spe8":
-        return {"steps_per_execution": 8}
     return {}
 
 

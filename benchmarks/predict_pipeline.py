@@ -14,11 +14,11 @@ baseline (48x48 RGB, random weights: its speed is its architecture's, not its
 training's). Variants, alternated ``--repeats`` times per input (medians):
 
 ``in turn``
-    decoding and detection in turn with the model (``prefetch=0``), faces
-    from the cascade's own 24-pixel window up: the path before either lever.
+    decoding and detection in turn with the model, faces from the cascade's
+    own 24-pixel window up: the default path.
 ``overlapped``
-    the default: a thread decodes and searches the next images while the
-    model classifies (``prefetch``).
+    a thread decodes and searches up to 64 images ahead while the model
+    classifies (``Predictor(prefetch=64)``).
 ``overlapped, min_face 48``
     and faces of at least 48 pixels only (``--min-face 48``): the search runs
     on a copy reduced by half and the boxes are scaled back.
@@ -51,11 +51,11 @@ import numpy as np
 from PIL import Image
 
 VARIANTS = {"in turn": {"min_size": 24, "prefetch": 0},
-            "overlapped": {"min_size": 24},
-            "overlapped, min_face 48": {"min_size": 48}}
+            "overlapped": {"min_size": 24, "prefetch": 64},
+            "overlapped, min_face 48": {"min_size": 48, "prefetch": 64}}
 """Predictor options of each variant; the others are the defaults."""
 REFERENCE_VARIANT = "in turn"
-"""The variant the others' faces are compared with: the path as it was before either lever."""
+"""The variant the others' faces are compared with: the default path, without either lever."""
 JITTER_PX = 3
 """The shift of the control that says how much a few pixels change the labels by themselves."""
 

@@ -150,9 +150,9 @@ def test_faces_are_batched_across_images(csa_run, folder, tmp_path):
 
 
 def test_prefetching_changes_nothing_but_the_timing(csa_run, folder, video):
-    ahead = Predictor.from_run(csa_run[0])
-    in_turn = Predictor.from_run(csa_run[0], prefetch=0)
-    assert ahead.prefetch > 0
+    ahead = Predictor.from_run(csa_run[0], prefetch=8)
+    in_turn = Predictor.from_run(csa_run[0])
+    assert in_turn.prefetch == 0
     inputs = [folder, video]
     assert list(ahead.predict_paths(inputs, progress=False)) == list(in_turn.predict_paths(inputs, progress=False))
 
@@ -160,7 +160,7 @@ def test_prefetching_changes_nothing_but_the_timing(csa_run, folder, video):
 def test_a_no_face_error_of_the_prefetching_thread_reaches_the_caller(csa_run, folder):
     from csa_keras.data.faces import NoFaceError
 
-    predictor = Predictor.from_run(csa_run[0], no_face="error")
+    predictor = Predictor.from_run(csa_run[0], no_face="error", prefetch=4)
     with pytest.raises(NoFaceError, match="c_blank.png"):
         list(predictor.predict_paths(folder, progress=False))
 
