@@ -24,6 +24,7 @@ is counted although no one computes it, under 2% of any row's work.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -33,6 +34,8 @@ import time
 SIZES = (1024, 2048, 3072)
 FLOPS_PER_MAC_TRAINING = 6
 """Forward (2 per MAC) + input gradient (2) + weight gradient (2)."""
+FLOPS_PER_MAC_INFERENCE = 2
+"""The forward pass alone."""
 
 
 def tensorflow_peak(sizes=SIZES, repeats: int = 5, dtypes=("float32", "bfloat16")) -> dict:
@@ -101,26 +104,23 @@ def measure(sizes=SIZES, repeats: int = 5, torch_python: str | None = None) -> d
     return {"peak_gflops": peak, "by_library": found, "sizes": list(sizes), "repeats": repeats}
 
 
-def training_gflop_per_image(model_name: str, split: int) -> float:
-    """GFLOP of one training step per image: :data:`FLOPS_PER_MAC_TRAINING` times the model's MACs."""
-    import keras
-
+@functools.cache
+def macs_per_image(model_name: str, split: int) -> int:
+    """Multiply-accumulates per image of the Conv2D and Dense layers (:func:`voting_resnet.profile.count_macs`)."""
     from voting_resnet.profile import count_macs
 
     if model_name == "csa":
         from csa_keras.csa.model import build_autoencoder
 
-        return FLOPS_PER_MAC_TRAINING * sum(count_macs(part) for part in build_autoencoder().layers
-                                             if isinstance(part, keras.Model)) / 1e9
-    else:
-        from voting_resnet.models import build_voting_resnet
+        return count_macs(build_autoencoder())
+    from voting_resnet.models import build_voting_resnet
 
-        model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=split)
-        return FLOPS_PER_MAC_TRAINING * count_macs(model) / 1e9
+    return count_macs(build_voting_resnet(7, input_shape=(48, 48, 3), split_after=split))
 
 
-FLOPS_PER_MAC_INFERENCE = 2
-"""The forward pass alone."""
+def training_gflop_per_image(model_name: str, split: int) -> float:
+    """GFLOP of one training step per image: :data:`FLOPS_PER_MAC_TRAINING` times the model's MACs."""
+    return FLOPS_PER_MAC_TRAINING * macs_per_image(model_name, split) / 1e9
 
 
 def annotate(rows: list[dict], report: dict) -> list[dict]:
@@ -131,13 +131,9 @@ def annotate(rows: list[dict], report: dict) -> list[dict]:
     ``mixed_bfloat16`` row is set against the bfloat16 peak, a float32 row
     against the float32 one.
     """
-    per_image: dict[tuple, float] = {}
     for row in rows:
-        key = (row["model"], row["split"])
-        if key not in per_image:
-            per_image[key] = training_gflop_per_image(*key) / FLOPS_PER_MAC_TRAINING
         flops = FLOPS_PER_MAC_TRAINING if row["mode"] == "train" else FLOPS_PER_MAC_INFERENCE
-        gflop = per_image[key] * flops
+        gflop = flops * macs_per_image(row["model"], row["split"]) / 1e9
         peak = report["peak_gflops"]["bfloat16" if "bfloat16" in row.get("precision", "") else "float32"]
         row["gflop_per_image"] = round(gflop, 4)
         for side in ("keras", "reference"):

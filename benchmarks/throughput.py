@@ -290,17 +290,19 @@ def machine() -> dict:
     import keras
     import tensorflow as tf
 
-    cpu, flags = platform.processor() or platform.machine(), []
+    from csa_keras.training.strategy import cpu_flags
+
+    cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                present = set(line.split(":", 1)[1].split())
-                flags = [f for f in CPU_FLAGS if f in present]
+                break
     except OSError:
         pass
-    return {"cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(), "python": platform.python_version(),
+    present = cpu_flags()
+    return {"cpu": cpu, "cpu_flags": [f for f in CPU_FLAGS if f in present], "cores": os.cpu_count(),
+            "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "date": time.strftime("%Y-%m-%d %H:%M")}
 

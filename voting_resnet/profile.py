@@ -68,17 +68,27 @@ DEFAULT_MEASURE_BATCHES = (2, 18)
 def _layer_views(model):
     """``(layer, views)`` in topological order, ``views`` the rows per image of the layer's output.
 
-    A crop layer multiplies the views and a regroup divides them; in a model
+    Nested models are walked through. A crop layer multiplies the views and a
+    regroup divides them; in a model
     whose crop layer every path crosses (a split network), each layer after it
     in ``model.layers`` runs on every view.
     """
     views = 1
-    for layer in model.layers:
+    for layer in _flat_layers(model):
         if isinstance(layer, CropAndMirror):
             views *= layer.num_views
         elif isinstance(layer, Regroup):
             views //= layer.num_views
         yield layer, views
+
+
+def _flat_layers(model):
+    """The layers of ``model`` in order, those of a nested model (the CSA's encoder, decoder) in its place."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
 
 
 def _elements(shape) -> int:

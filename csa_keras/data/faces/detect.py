@@ -36,7 +36,6 @@ Box = tuple[int, int, int, int]
 """A face box ``(x, y, w, h)`` in pixels."""
 
 
-
 class FaceDetectorError(RuntimeError):
     """The Viola-Jones cascade cannot be loaded (OpenCV 5 or a broken install)."""
 
