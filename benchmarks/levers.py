@@ -41,8 +41,8 @@ from pathlib import Path
 
 import throughput
 
-VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "xla", "arena_2")
-ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "arena_2": {"MALLOC_ARENA_MAX": "2"}}
+VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "onednn_on", "xla", "arena_2")
+ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "onednn_on": {"TF_ENABLE_ONEDNN_OPTS": "1"}, "arena_2": {"MALLOC_ARENA_MAX": "2"}}
 
 
 def unfuse_batch_norm() -> None:

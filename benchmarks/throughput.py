@@ -80,10 +80,15 @@ def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int,
               precision: str = "float32") -> dict:
     """Images per second of ``steps`` timed steps after ``warmup`` untimed ones (the first traces).
 
-    ``precision`` is the global Keras dtype policy the model is built under.
+    ``precision`` is the global Keras dtype policy the model is built under. The project is
+    imported first, so TensorFlow loads with the kernels the project chooses for this CPU
+    (:mod:`csa_keras.utils.cpu`); the line records which ran.
     """
+    import csa_keras  # noqa: F401
     import keras
     import tensorflow as tf
+
+    from csa_keras.utils.cpu import onednn_state
 
     keras.mixed_precision.set_global_policy(precision)
     model, x, y = _build(model_name, split)
@@ -104,7 +109,8 @@ def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int,
         elapsed = time.perf_counter() - start
     return {"model": model_name, "split": split, "mode": mode, "batch": batch, "precision": precision,
             "images_per_s": round(batch * steps / elapsed, 2),
-            "params": int(sum(int(w.numpy().size) for w in model.trainable_weights))}
+            "params": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
+            "onednn": onednn_state()["onednn"]}
 
 
 def _high_water_mb(pid: int) -> float | None:
@@ -290,7 +296,7 @@ def machine() -> dict:
     import keras
     import tensorflow as tf
 
-    from csa_keras.training.strategy import cpu_flags
+    from csa_keras.utils.cpu import cpu_flags
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -334,7 +340,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def default_precisions() -> list[str]:
     """float32, and mixed_bfloat16 where the CPU computes in bfloat16 (not emulated in software)."""
-    from csa_keras.training.strategy import BF16_CPU_FLAGS, cpu_flags
+    from csa_keras.utils.cpu import BF16_CPU_FLAGS, cpu_flags
 
     return ["float32"] + (["mixed_bfloat16"] if cpu_flags() & set(BF16_CPU_FLAGS) else [])
 

@@ -19,7 +19,13 @@ The CSA of Mohana & Subashini, *Convolutional Sparse Autoencoder for Emotion
 Recognition*, is the task :mod:`csa_keras.csa`; the Voting ResNet is the
 package :mod:`voting_resnet`. Tasks register themselves through the
 ``csa_keras.tasks`` entry points, so the commands serve both without naming
-either. Importing this package imports neither TensorFlow nor Keras.
+either. Importing this package imports neither TensorFlow nor Keras; it chooses
+TensorFlow's convolution kernels for this CPU before TensorFlow loads
+(:func:`csa_keras.utils.cpu.configure_onednn`: oneDNN on every x86-64 CPU with
+AVX2, unless ``TF_ENABLE_ONEDNN_OPTS`` is set).
 """
+from csa_keras.utils.cpu import configure_onednn
+
+configure_onednn()
 
 __version__ = "0.1.0"

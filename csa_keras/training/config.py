@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from csa_keras.data.protocols import PROTOCOLS
+from csa_keras.utils.cpu import onednn_state
 from csa_keras.utils.messages import must, one_of
 
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
@@ -121,6 +122,8 @@ def environment() -> dict[str, str]:
 
 
 def config_json(config: Any, **extra: Any) -> str:
-    """``config.json``: every setting of a frozen config, the seed, the versions."""
-    body = {"config": dataclasses.asdict(config), "versions": environment(), **extra}
+    """``config.json``: every setting of a frozen config, the seed, the versions, and the kernels
+    TensorFlow runs on this CPU (:func:`csa_keras.utils.cpu.onednn_state`)."""
+    body = {"config": dataclasses.asdict(config), "versions": environment(),
+            "cpu_kernels": onednn_state(), **extra}
     return json.dumps(body, indent=2, default=str)

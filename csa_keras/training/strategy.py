@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from csa_keras.training.config import PRECISIONS, STRATEGIES
+from csa_keras.utils.cpu import BF16_CPU_FLAGS, cpu_flags
 from csa_keras.utils.messages import one_of
 
 
@@ -71,22 +72,6 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type in (None, "chief") or (task_type == "worker" and task_id == 0
                                             and "chief" not in resolver.cluster_spec().as_dict())
-
-
-BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-"""CPU flags (``/proc/cpuinfo``) of the instructions that make bfloat16 matrix products fast."""
-
-
-def cpu_flags() -> set[str]:
-    """The flags of the first CPU in ``/proc/cpuinfo`` (empty where there is none, as on macOS)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return set()
 
 
 def resolve_precision(precision: str) -> str:

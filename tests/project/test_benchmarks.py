@@ -183,11 +183,11 @@ def test_predict_pipeline_compares_faces_boxes_and_labels_with_the_reference():
 
 
 def test_bfloat16_rows_are_measured_by_default_where_the_cpu_has_bfloat16(monkeypatch):
-    from csa_keras.training import strategy
+    from csa_keras.utils import cpu
 
-    monkeypatch.setattr(strategy, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
     assert throughput.default_precisions() == ["float32", "mixed_bfloat16"]
-    monkeypatch.setattr(strategy, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "amx_bf16"})
     assert throughput.default_precisions() == ["float32", "mixed_bfloat16"]
-    monkeypatch.setattr(strategy, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "fma"})
     assert throughput.default_precisions() == ["float32"]
