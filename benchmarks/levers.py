@@ -20,7 +20,11 @@ Variants (a lever is applied in the child before the model is built):
     one inter-op thread, so two large convolutions never share the two
     cores (``tf.config.threading.set_inter_op_parallelism_threads(1)``).
 ``onednn_off``
-    ``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow's Eigen kernels instead of oneDNN.
+    ``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow's Eigen kernels instead of oneDNN
+    (TensorFlow's own default on an x86 CPU without AVX-512 VNNI, BF16 or AMX).
+``onednn_on``
+    ``TF_ENABLE_ONEDNN_OPTS=1``: oneDNN, what the project chooses on every
+    x86-64 CPU with AVX2 (:mod:`csa_keras.utils.cpu`), whatever the default.
 ``xla``
     ``jit_compile=True`` on the compiled model.
 ``arena_2``
@@ -42,7 +46,8 @@ from pathlib import Path
 import throughput
 
 VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "onednn_on", "xla", "arena_2")
-ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "onednn_on": {"TF_ENABLE_ONEDNN_OPTS": "1"}, "arena_2": {"MALLOC_ARENA_MAX": "2"}}
+ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "onednn_on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+               "arena_2": {"MALLOC_ARENA_MAX": "2"}}
 
 
 def unfuse_batch_norm() -> None:

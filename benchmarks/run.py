@@ -112,7 +112,7 @@ def _public(args: argparse.Namespace) -> tuple[str, dict]:
         reference = "benchmarks/torch_reference.py" if own else Path(args.reference).name
         settings.update(torch_python="TORCH_PYTHON", reference=reference)
         words += ["--torch-python", "TORCH_PYTHON", "--reference", reference]
-    for flag in ("rows", "modes", "precision"):
+    for flag in ("rows", "modes", "precision", "isa"):
         words += [f"--{flag}", *settings[flag]]
     for flag in ("repeats", "csa_steps", "vrn_steps", "frames"):
         words += [f"--{flag.replace('_', '-')}", str(settings[flag])]
@@ -166,7 +166,8 @@ def main() -> None:
         _write(output, report)
 
     throughput.measure(args.rows, args.modes, args.repeats, args.torch_python, args.reference,
-                       args.csa_steps, args.vrn_steps, log=log, on_row=save_rows, precisions=args.precision)
+                       args.csa_steps, args.vrn_steps, log=log, on_row=save_rows, precisions=args.precision,
+                       isas=args.isa)
     print(render(report))
 
 

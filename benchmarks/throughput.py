@@ -31,6 +31,7 @@ with bfloat16 instructions (AVX-512 BF16, AMX), float32 alone elsewhere.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -47,6 +48,12 @@ MODES = ("train", "infer")
 BATCH = {"csa": 32, "vrn": 135}
 ROW_LABELS = {"csa": "CSA autoencoder", "vrn0": "VRN baseline", "vrn1": "VRN split after 1",
               "vrn2": "VRN split after 2", "vrn3": "VRN split after 3"}
+ISA_CAPS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+"""The instruction sets a row can be capped to, as the environment of both sides' processes:
+oneDNN's ``ONEDNN_MAX_CPU_ISA`` (TensorFlow's and PyTorch's convolutions) and PyTorch's
+``ATEN_CPU_CAPABILITY`` (its own element-wise kernels). TensorFlow's Eigen kernels are built for
+AVX whatever the CPU, so they need no cap."""
+ISA_RANK = ("sse41", "avx2", "avx512", "amx")
 PRECISIONS = ("float32", "mixed_bfloat16")
 """The Keras dtype policies a row can be measured under."""
 TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bfloat16"}
@@ -84,7 +91,7 @@ def keras_row(model_name: str, split: int, mode: str, steps: int, warmup: int,
     imported first, so TensorFlow loads with the kernels the project chooses for this CPU
     (:mod:`csa_keras.utils.cpu`); the line records which ran.
     """
-    import csa_keras  # noqa: F401
+    importlib.import_module("csa_keras")
     import keras
     import tensorflow as tf
 
@@ -179,8 +186,8 @@ def _torch_command(python: str, reference: str, model_name: str, split: int, mod
 
 def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
             reference: str | None = None, csa_steps: int = 20, vrn_steps: int = 2,
-            log=print, on_row=None, precisions=("float32",)) -> list[dict]:
-    """Every (row, precision, mode): Keras and, when given, the reference, alternating ``repeats`` times.
+            log=print, on_row=None, precisions=("float32",), isas=("native",)) -> list[dict]:
+    """Every (row, ISA, precision, mode): Keras and, when given, the reference, alternating ``repeats`` times.
 
     Both sides run 3 (CSA) or 1 (VRN) untimed steps, then the same number of
     timed ones: Keras's first step traces the graph, the reference's first
@@ -188,26 +195,33 @@ def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
     :data:`DEFAULT_REFERENCE`, run by ``torch_python``. Each
     Keras policy in ``precisions`` pairs with the reference's counterpart
     (:data:`TORCH_PRECISION`). ``on_row`` is called with the rows so far
-    after each one (to save them as they come).
+    after each one (to save them as they come). ``isas`` are ``native`` (the
+    CPU as it is) and names of :data:`ISA_CAPS`; a capped row runs both sides
+    under the cap, and in float32 only (bfloat16 below AVX-512 BF16 is
+    emulated, no row anyone would train in).
     """
     if torch_python and reference is None:
         reference = str(DEFAULT_REFERENCE)
     results = []
-    for row, precision, mode in ((r, p, m) for r in rows for p in precisions for m in modes):
+    combos = [(r, i, p, m) for r in rows for i in isas for p in precisions for m in modes
+              if i == "native" or p == "float32"]
+    for row, isa, precision, mode in combos:
+        env = {**os.environ, **ISA_CAPS.get(isa, {})}
+        isa_label = isa_name(isa)
         model_name, split = ROWS[row]
         steps = csa_steps if model_name == "csa" else vrn_steps
         warmup = 3 if model_name == "csa" else 1
         keras_ips, torch_ips, ratios, keras_rss, torch_rss = [], [], [], [], []
         for repeat in range(repeats):
-            line, rss = run_measured(_keras_command(model_name, split, mode, steps, warmup, precision))
+            line, rss = run_measured(_keras_command(model_name, split, mode, steps, warmup, precision), env=env)
             keras_ips.append(line["images_per_s"])
             keras_rss.append(rss)
             params = line["params"]
-            message = (f"{row} {mode} {precision} run {repeat + 1}/{repeats}: "
+            message = (f"{row} {mode} {precision} {isa_label} run {repeat + 1}/{repeats}: "
                        f"keras {line['images_per_s']:.2f} img/s")
             if torch_python:
                 ref, rss = run_measured(_torch_command(torch_python, reference, model_name, split,
-                                                       mode, steps, precision, warmup))
+                                                       mode, steps, precision, warmup), env=env)
                 if ref.get("params", params) != params:
                     raise RuntimeError(f"{Path(reference).name}: {ref['params']:,} trainable parameters "
                                        f"for {row}, Keras has {params:,}: not the same model")
@@ -217,7 +231,8 @@ def measure(rows, modes, repeats: int = 3, torch_python: str | None = None,
                 message += f", reference {ref['images_per_s']:.2f} img/s, ratio {ratios[-1]:.2f}"
             log(message)
         result = {"row": row, "label": ROW_LABELS[row], "model": model_name, "split": split,
-                  "mode": mode, "precision": precision, "batch": BATCH[model_name], "params": params,
+                  "mode": mode, "precision": precision, "isa": isa_label, "onednn": line.get("onednn"),
+                  "batch": BATCH[model_name], "params": params,
                   "runs": repeats, "steps": steps, "keras_images_per_s": keras_ips,
                   "keras_median": statistics.median(keras_ips),
                   "keras_peak_rss_mb": _largest(keras_rss)}
@@ -251,8 +266,8 @@ def markdown(results: list[dict]) -> str:
     """
     has_ref = any("median_ratio" in r for r in results)
     has_peak = any("keras_gflops" in r for r in results)
-    head = "| model | mode | batch | precision | Keras img/s | Keras peak RSS MB |"
-    rule = "|---|---|---|---|---|---|"
+    head = "| model | mode | batch | precision | ISA | Keras img/s | Keras peak RSS MB |"
+    rule = "|---|---|---|---|---|---|---|"
     if has_ref:
         head += " reference img/s | reference peak RSS MB | ratio (median of pairs) | RSS Keras / reference |"
         rule += "---|---|---|---|"
@@ -262,6 +277,7 @@ def markdown(results: list[dict]) -> str:
     lines = [head, rule]
     for r in results:
         line = (f"| {r['label']} | {r['mode']} | {r['batch']} | {r.get('precision', 'float32')} | "
+                f"{r.get('isa', 'native')} | "
                 f"{r['keras_median']:.2f} | "
                 f"{_mb(r['keras_peak_rss_mb'])} |")
         if has_ref:
@@ -287,16 +303,41 @@ def _rate(row: dict, side: str) -> str:
     return f"{gflops:.0f} | {100 * fraction:.0f}%"
 
 
+def native_isa(flags: set[str] | None = None) -> str:
+    """The widest of :data:`ISA_RANK` this CPU runs: ``amx``, ``avx512``, ``avx2`` or ``sse41``."""
+    from csa_keras.utils.cpu import cpu_flags
+
+    flags = cpu_flags() if flags is None else flags
+    if "amx_tile" in flags:
+        return "amx"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else "sse41"
+
+
+def isa_name(isa: str) -> str:
+    """How a row's instruction set reads in the report: ``avx2 (native)``, ``avx2 (capped)``."""
+    return f"{native_isa()} (native)" if isa == "native" else f"{isa} (capped)"
+
+
+def default_isas(flags: set[str] | None = None) -> list[str]:
+    """The CPU as it is, and capped to AVX2 where it has more (the CPUs most people have)."""
+    native = native_isa(flags)
+    return ["native"] + (["avx2"] if ISA_RANK.index(native) > ISA_RANK.index("avx2") else [])
+
+
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 """The CPU features that decide the kernels TensorFlow and PyTorch run, reported with every table."""
 
 
 def machine() -> dict:
-    """What the figures were measured on: CPU model and its relevant flags, cores, library versions."""
+    """What the figures were measured on: CPU model and its relevant flags, cores, library versions,
+    and the kernels the project chooses for TensorFlow on this CPU."""
+    importlib.import_module("csa_keras")
     import keras
     import tensorflow as tf
 
-    from csa_keras.utils.cpu import cpu_flags
+    from csa_keras.utils.cpu import cpu_flags, onednn_choice
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -309,7 +350,8 @@ def machine() -> dict:
     present = cpu_flags()
     return {"cpu": cpu, "cpu_flags": [f for f in CPU_FLAGS if f in present], "cores": os.cpu_count(),
             "python": platform.python_version(),
-            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "tensorflow": tf.__version__, "keras": keras.__version__, "native_isa": native_isa(present),
+            "tensorflow_kernels": onednn_choice(present)[1],
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -333,6 +375,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Keras dtype policies to measure each row under; the reference runs "
                              "bfloat16 autocast against mixed_bfloat16 (default: float32, and "
                              "mixed_bfloat16 too on a CPU with AVX-512 BF16 or AMX)")
+    parser.add_argument("--isa", nargs="+", choices=["native", *ISA_CAPS],
+                        help="instruction sets to measure each row with: native (the CPU as it is) and "
+                             "capped ones (float32 rows only) (default: native, and avx2 too on a CPU with "
+                             "AVX-512 or AMX)")
     parser.add_argument("--torch-python", help="a Python that has torch: also run the PyTorch reference")
     parser.add_argument("--reference", help="the reference script, run by --torch-python "
                                             "(default: torch_reference.py beside this script)")
@@ -353,6 +399,7 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> str | None:
     if args.repeats < 1 or args.csa_steps < 1 or args.vrn_steps < 1:
         parser.error("--repeats, --csa-steps and --vrn-steps must be at least 1")
     args.precision = list(dict.fromkeys(args.precision or default_precisions()))
+    args.isa = list(dict.fromkeys(args.isa or default_isas()))
     if args.reference and not args.torch_python:
         parser.error("--reference needs --torch-python, the Python that runs it")
     if args.torch_python and not args.reference:
@@ -374,7 +421,7 @@ def main(argv=None) -> None:
     torch = check_arguments(parser, args)
     results = measure(args.rows, args.modes, args.repeats, args.torch_python, args.reference,
                       args.csa_steps, args.vrn_steps, log=lambda m: print(m, file=sys.stderr, flush=True),
-                      precisions=args.precision)
+                      precisions=args.precision, isas=args.isa)
     print(markdown(results))
     if args.json_out:
         info = {"machine": {**machine(), "torch": torch}, "settings": vars(args), "rows": results}

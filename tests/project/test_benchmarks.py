@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,8 +55,9 @@ def test_a_peak_that_could_not_be_read_is_reported_as_unknown():
     row = {"label": "CSA autoencoder", "mode": "infer", "batch": 32, "keras_median": 1.0,
            "keras_peak_rss_mb": None, "reference_median": 1.0, "reference_peak_rss_mb": 12.0,
            "median_ratio": 1.0}
-    assert "| infer | 32 | float32 | 1.00 | n/a | 1.00 | 12 | 1.00x |" in throughput.markdown([row])
-    assert "| infer | 32 | mixed_bfloat16 | 1.00 |" in throughput.markdown([{**row, "precision": "mixed_bfloat16"}])
+    assert "| infer | 32 | float32 | native | 1.00 | n/a | 1.00 | 12 | 1.00x |" in throughput.markdown([row])
+    assert "| infer | 32 | mixed_bfloat16 | avx2 (capped) | 1.00 |" in throughput.markdown(
+        [{**row, "precision": "mixed_bfloat16", "isa": "avx2 (capped)"}])
     assert throughput._largest([None, 3.0, None]) == 3.0 and throughput._largest([None]) is None
 
 
@@ -67,8 +69,10 @@ def test_measure_alternates_keras_and_reference_and_reports_the_median_ratio(tmp
                               on_row=lambda r: saved.append(len(r)))
     (row,) = rows
     assert saved == [1]
-    assert [m.split(":")[0] for m in messages] == ["csa infer float32 run 1/2", "csa infer float32 run 2/2"]
-    assert row["precision"] == "float32"
+    isa = throughput.isa_name("native")
+    assert [m.split(":")[0] for m in messages] == [f"csa infer float32 {isa} run 1/2",
+                                                   f"csa infer float32 {isa} run 2/2"]
+    assert row["precision"] == "float32" and row["isa"] == isa and isa.endswith(" (native)")
     assert row["reference_images_per_s"] == [200.0, 200.0]
     assert len(row["keras_images_per_s"]) == 2 and min(row["keras_images_per_s"]) > 0
     expected = [k / 200.0 for k in row["keras_images_per_s"]]
@@ -82,17 +86,19 @@ def test_measure_alternates_keras_and_reference_and_reports_the_median_ratio(tmp
     json.dumps(rows)
 
 
-def keras_stand_in(monkeypatch, params: int = 776_833) -> list[list[str]]:
+def keras_stand_in(monkeypatch, params: int = 776_833, caps: list | None = None) -> list[list[str]]:
     """Answer the Keras child's command without starting TensorFlow; the reference still runs. Returns
     the Keras commands seen."""
     real = throughput.run_measured
     seen = []
 
-    def run(command, poll_s=0.1):
+    def run(command, poll_s=0.1, env=None):
         if "--child" in command:
             seen.append(command)
+            if caps is not None:
+                caps.append((env or {}).get("ONEDNN_MAX_CPU_ISA"))
             return {"images_per_s": 600.0, "params": params}, 900.0
-        return real(command, poll_s)
+        return real(command, poll_s, env=env)
 
     monkeypatch.setattr(throughput, "run_measured", run)
     return seen
@@ -109,6 +115,29 @@ def test_each_keras_policy_pairs_with_the_references_precision(tmp_path, monkeyp
     assert throughput._torch_command("py", "ref.py", "vrn", 2, "infer", 3, "mixed_bfloat16", 1) == [
         "py", "ref.py", "--model", "vrn", "--split", "2", "--mode", "infer", "--steps", "3", "--warmup", "1",
         "--precision", "bfloat16"]
+
+
+def test_a_capped_instruction_set_runs_both_sides_under_the_cap_in_float32_only(tmp_path, monkeypatch):
+    caps = []
+    keras_commands = keras_stand_in(monkeypatch, caps=caps)
+    rows = throughput.measure(["csa"], ["infer"], repeats=1, torch_python=sys.executable,
+                              reference=fake_reference(tmp_path), csa_steps=1, log=lambda m: None,
+                              precisions=["float32", "mixed_bfloat16"], isas=["native", "avx2"])
+    assert caps == [os.environ.get("ONEDNN_MAX_CPU_ISA"), os.environ.get("ONEDNN_MAX_CPU_ISA"), "AVX2"]
+    assert [(r["isa"], r["precision"]) for r in rows] == [
+        (throughput.isa_name("native"), "float32"), (throughput.isa_name("native"), "mixed_bfloat16"),
+        ("avx2 (capped)", "float32")]
+    assert [c[-1] for c in keras_commands] == ["float32", "mixed_bfloat16", "float32"]
+    assert throughput.ISA_CAPS["avx2"] == {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+
+
+def test_an_avx512_cpu_is_also_measured_as_avx2_and_an_avx2_one_as_it_is():
+    assert throughput.native_isa({"avx2", "fma"}) == "avx2"
+    assert throughput.default_isas({"avx2", "fma"}) == ["native"]
+    assert throughput.native_isa({"avx2", "avx512f", "avx512_bf16"}) == "avx512"
+    assert throughput.default_isas({"avx2", "avx512f"}) == ["native", "avx2"]
+    assert throughput.default_isas({"avx2", "avx512f", "amx_tile"}) == ["native", "avx2"]
+    assert throughput.native_isa({"sse4_2"}) == "sse41"
 
 
 def test_a_reference_of_another_size_is_refused(tmp_path, monkeypatch):
