@@ -15,7 +15,11 @@ Sections, cheapest first, each written to ``--output`` as soon as it is done
 5. prediction end to end (``predict_pipeline.py``): photographs and a
    video through decode, detect, crop, classify and record, with the
    levers (overlap, ``--min-face 48``) and the faces they find;
-6. models (``throughput.py``): training and inference images/s and peak
+6. start-up (``startup.py``): seconds and peak memory of importing
+   TensorFlow, Keras and the project's training modules, of one photograph
+   through the predict command and through ``Predictor.pretrained()``, and
+   (given torch) of importing torch;
+7. models (``throughput.py``): training and inference images/s and peak
    resident memory of the CSA (batch 32) and the Voting ResNet at every split
    (batch 135), and, given a Python with torch (``--torch-python``), the same
    rows of the PyTorch reference (``torch_reference.py``) measured
@@ -43,6 +47,7 @@ import face_detection
 import input_pipeline
 import peak
 import predict_pipeline
+import startup
 import throughput
 
 
@@ -64,6 +69,8 @@ def render(report: dict) -> str:
              f"Measured {m['date']} on {m['cpu']}{flags}, {m['cores']} cores; Python {m['python']}, "
              f"TensorFlow {m['tensorflow']}, Keras {m['keras']}"
              + (f", PyTorch {m['torch']} (reference)" if m.get("torch") else "") + ".",
+             *(["", f"Native instruction set: {m['native_isa']}; TensorFlow's kernels: {m['tensorflow_kernels']}."]
+               if m.get("native_isa") else []),
              "", f"Command: `{report['command']}`", ""]
     sections = report["sections"]
     if "peak" in sections:
@@ -91,6 +98,11 @@ def render(report: dict) -> str:
                   f"640x480 video; median of {s['repeats']} runs; model loaded and warm. Start-up of "
                   f"`python -m csa_keras.predict` on one photograph: {s['startup_s']:.2f} s.", "",
                   predict_pipeline.markdown(s), ""]
+    if "startup" in sections:
+        s = sections["startup"]
+        lines += ["## Start-up", "",
+                  f"Fresh processes, wall seconds from start to exit and peak resident memory, median of "
+                  f"{s['repeats']} runs, the rows alternated.", "", startup.markdown(s), ""]
     if "face_detection" in sections:
         s = sections["face_detection"]
         lines += ["## Face preprocessing", "",
@@ -157,6 +169,9 @@ def main() -> None:
         [sys.executable, predict_pipeline.__file__, "--photos", "20" if args.quick else "100",
          "--video-frames", "20" if args.quick else "150", "--repeats", str(args.repeats), "--json"])
     report["sections"]["predict"] = predicted
+    _write(output, report)
+    log("start-up ...")
+    report["sections"]["startup"] = startup.measure(2 if args.quick else 5, args.torch_python, log=log)
     _write(output, report)
     log("models ...")
 

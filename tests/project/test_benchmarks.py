@@ -220,3 +220,31 @@ def test_bfloat16_rows_are_measured_by_default_where_the_cpu_has_bfloat16(monkey
     assert throughput.default_precisions() == ["float32", "mixed_bfloat16"]
     monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "fma"})
     assert throughput.default_precisions() == ["float32"]
+
+
+def test_startup_times_every_row_in_fresh_processes_and_reports_the_phases(monkeypatch):
+    import startup
+
+    seen = []
+
+    def run(command, poll_s=0.1, env=None):
+        seen.append(command)
+        code = command[-1] if command[1] == "-c" else ""
+        compile(code or "pass", "<row>", "exec")  # every row's code is Python
+        line = {"in_process_s": 1.0}
+        if "Predictor.pretrained()" in code:
+            line.update(import_s=0.5, load_s=2.0, first_photo_s=0.25)
+        return line, 700.0
+
+    monkeypatch.setattr(startup.throughput, "run_measured", run)
+    result = startup.measure(repeats=2, torch_python=sys.executable, log=lambda m: None)
+    names = [r["row"] for r in result["rows"]]
+    assert names == ["import tensorflow", "import tensorflow + keras", "import the training modules",
+                     "Predictor.pretrained() from Python", "predict command", "import torch"]
+    assert len(seen) == 2 * len(names)
+    assert next(c[2] for c in seen if c[1] == "-m") == "csa_keras.predict"
+    api = result["rows"][3]
+    assert (api["median_import_s"], api["median_load_s"], api["median_first_photo_s"]) == (0.5, 2.0, 0.25)
+    assert all(r["peak_rss_mb"] == 700.0 and len(r["wall_s"]) == 2 for r in result["rows"])
+    table = startup.markdown(result)
+    assert "| Predictor.pretrained() from Python |" in table and "import 0.50, load 2.00, first photo 0.25" in table
