@@ -300,7 +300,7 @@ def _rate(row: dict, side: str) -> str:
     gflops, fraction = row.get(f"{side}_gflops"), row.get(f"{side}_fraction_of_peak")
     if gflops is None:
         return "n/a | n/a"
-    return f"{gflops:.0f} | {100 * fraction:.0f}%"
+    return f"{gflops:.0f} | " + ("n/a" if fraction is None else f"{100 * fraction:.0f}%")
 
 
 def native_isa(flags: set[str] | None = None) -> str:
