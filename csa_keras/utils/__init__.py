@@ -1,1 +1,2 @@
-"""Small helpers below everything else: atomic files and the commands' one-line errors."""
+"""Small helpers below everything else: atomic files, the commands' one-line errors, and the CPU's
+kernels for TensorFlow."""

@@ -186,6 +186,16 @@ def test_the_fraction_of_peak_is_six_flops_per_mac_of_training_against_the_rows_
     assert "| 2.00x | 2.00x | 39 | 39% | 20 | 20% |" in table.splitlines()[2]
 
 
+def test_a_row_whose_precision_has_no_measured_peak_keeps_its_rate_without_a_fraction():
+    import peak
+
+    rows = [{"model": "csa", "split": 0, "mode": "train", "precision": "mixed_bfloat16", "keras_median": 10.0,
+             "label": "CSA autoencoder", "batch": 32, "keras_peak_rss_mb": 900.0}]
+    (row,) = peak.annotate(rows, {"peak_gflops": {"float32": 100.0}})
+    assert row["keras_gflops"] > 0 and "keras_fraction_of_peak" not in row
+    assert f"| {row['keras_gflops']:.0f} | n/a |" in throughput.markdown([row])
+
+
 def test_the_matrix_product_peak_is_measured_for_both_precisions():
     import peak
 
