@@ -52,3 +52,13 @@ def test_the_state_names_the_kernels_in_force(monkeypatch):
     assert state["setting"] == "0" and state["isa_cap"] == "AVX2"
     if cpu.onednn_choice()[0] == "1":
         assert "set by the user" in state["reason"]
+
+
+def test_every_config_json_records_the_kernels_in_force():
+    import tensorflow  # noqa: F401  (imported, TensorFlow answers which kernels it runs)
+
+    from csa_keras.training.config import RunConfig, config_json
+
+    kernels = json.loads(config_json(RunConfig()))["cpu_kernels"]
+    assert set(kernels) >= {"onednn", "setting", "reason"} and kernels["reason"]
+    assert isinstance(kernels["onednn"], bool)
