@@ -100,9 +100,9 @@ def torch_peak(python: str, sizes=SIZES, repeats: int = 5, dtypes=("float32", "b
 
 def default_dtypes() -> tuple[str, ...]:
     """float32, and bfloat16 where the CPU has bfloat16 instructions (not emulated)."""
-    from csa_keras.utils.cpu import BF16_CPU_FLAGS, cpu_flags
+    from csa_keras.utils.cpu import has_bfloat16
 
-    return ("float32", "bfloat16") if cpu_flags() & set(BF16_CPU_FLAGS) else ("float32",)
+    return ("float32", "bfloat16") if has_bfloat16() else ("float32",)
 
 
 def measure(sizes=SIZES, repeats: int = 5, torch_python: str | None = None, dtypes=None) -> dict:

@@ -26,8 +26,8 @@ training's). Variants, alternated ``--repeats`` times per input (medians):
 Each variant's records are compared with ``in turn``'s on the same input:
 the faces found per image (same count), the overlap (IoU) of their boxes, and
 the labels; as a control for the labels, the reference's boxes are moved
-``JITTER_PX`` pixels and their faces classified again. Start-up (``python -m csa_keras.predict`` on one photograph, from
-the command to its exit) is measured apart.
+``JITTER_PX`` pixels and their faces classified again. The command's
+start-up is ``startup.py``'s.
 
     python benchmarks/predict_pipeline.py [--photos 100] [--video-frames 150] [--repeats 3]
         [--models csa vrn] [--json]
@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -157,18 +156,6 @@ def run_once(predictor, inputs) -> tuple[float, list[dict]]:
     return time.perf_counter() - start, records
 
 
-def startup_seconds(photo: Path, repeats: int) -> float:
-    """Median seconds of ``python -m csa_keras.predict PHOTO`` from the command to its exit."""
-    times = []
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "csa_keras.predict", str(photo), "--quiet"], check=True,
-                       capture_output=True, env=env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models=("csa", "vrn"),
             variants=tuple(VARIANTS), log=print) -> dict:
     rows, controls = [], []
@@ -212,10 +199,8 @@ def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models
                         f"{row['faces_per_s']:7.1f} faces/s  same faces: "
                         f"{row['against_default']['same_face_count']}/{n_images}, median IoU "
                         f"{row['against_default']['median_iou']}")
-        startup = startup_seconds(next(folder.iterdir()), repeats)
-        log(f"start-up of python -m csa_keras.predict on one photograph: {startup:.2f} s")
     return {"photos": photos, "video_frames": video_frames, "repeats": repeats, "rows": rows,
-            "shift_controls": controls, "startup_s": round(startup, 2)}
+            "shift_controls": controls}
 
 
 def markdown(result: dict) -> str:

@@ -95,8 +95,9 @@ def render(report: dict) -> str:
         s = sections["predict"]
         lines += ["## Prediction end to end", "",
                   f"{s['photos']} 640x480 photographs (one face each) and a {s['video_frames']}-frame "
-                  f"640x480 video; median of {s['repeats']} runs; model loaded and warm. Start-up of "
-                  f"`python -m csa_keras.predict` on one photograph: {s['startup_s']:.2f} s.", "",
+                  f"640x480 video; median of {s['repeats']} runs; model loaded and warm"
+                  + (f". Start-up of `python -m csa_keras.predict` on one photograph: {s['startup_s']:.2f} s."
+                     if "startup_s" in s else "; start-up: its own section."), "",
                   predict_pipeline.markdown(s), ""]
     if "startup" in sections:
         s = sections["startup"]

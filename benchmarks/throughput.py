@@ -386,9 +386,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def default_precisions() -> list[str]:
     """float32, and mixed_bfloat16 where the CPU computes in bfloat16 (not emulated in software)."""
-    from csa_keras.utils.cpu import BF16_CPU_FLAGS, cpu_flags
+    from csa_keras.utils.cpu import has_bfloat16
 
-    return ["float32"] + (["mixed_bfloat16"] if cpu_flags() & set(BF16_CPU_FLAGS) else [])
+    return ["float32"] + (["mixed_bfloat16"] if has_bfloat16() else [])
 
 
 def check_arguments(parser: argparse.ArgumentParser, args) -> str | None:

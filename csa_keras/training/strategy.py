@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from csa_keras.training.config import PRECISIONS, STRATEGIES
-from csa_keras.utils.cpu import BF16_CPU_FLAGS, cpu_flags
+from csa_keras.utils.cpu import cpu_flags, has_bfloat16
 from csa_keras.utils.messages import one_of
 
 
@@ -78,7 +78,7 @@ def resolve_precision(precision: str) -> str:
     """The Keras dtype policy a ``precision`` setting stands for on this machine.
 
     ``auto`` is ``mixed_float16`` where a GPU is present, ``mixed_bfloat16``
-    on a CPU with AMX or AVX-512 BF16 (:data:`BF16_CPU_FLAGS`), where it
+    on a CPU with AMX or AVX-512 BF16 (:func:`~csa_keras.utils.cpu.has_bfloat16`), where it
     trained the Voting ResNet 1.7x and the CSA classifier 1.4-1.8x faster than
     float32, and ``float32`` elsewhere (bfloat16 emulated in software is
     slower than float32). An explicit policy is taken as it is.
@@ -89,7 +89,7 @@ def resolve_precision(precision: str) -> str:
         return precision
     if tf.config.list_logical_devices("GPU"):
         return "mixed_float16"
-    if cpu_flags() & set(BF16_CPU_FLAGS):
+    if has_bfloat16(cpu_flags()):
         return "mixed_bfloat16"
     return "float32"
 

@@ -52,6 +52,11 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def has_bfloat16(flags: set[str] | None = None) -> bool:
+    """Whether the CPU computes bfloat16 products in hardware (:data:`BF16_CPU_FLAGS`), not emulated."""
+    return bool((cpu_flags() if flags is None else flags) & set(BF16_CPU_FLAGS))
+
+
 def onednn_choice(flags: set[str] | None = None, machine: str | None = None) -> tuple[str | None, str]:
     """The project's value of ``TF_ENABLE_ONEDNN_OPTS`` for a CPU, and why.
 

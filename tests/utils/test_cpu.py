@@ -62,3 +62,8 @@ def test_every_config_json_records_the_kernels_in_force():
     kernels = json.loads(config_json(RunConfig()))["cpu_kernels"]
     assert set(kernels) >= {"onednn", "setting", "reason"} and kernels["reason"]
     assert isinstance(kernels["onednn"], bool)
+
+
+def test_bfloat16_counts_only_where_the_cpu_computes_it():
+    assert cpu.has_bfloat16({"avx2", "avx512f", "avx512_bf16"}) and cpu.has_bfloat16({"amx_bf16"})
+    assert not cpu.has_bfloat16({"avx2", "fma", "avx512f"})
