@@ -59,7 +59,7 @@ from voting_resnet.layers.voting import VOTING_MODES, vote
 from voting_resnet.models.resnet18 import build_voting_resnet
 from voting_resnet.training import MODEL_FILE, crop_logits, fit_model, prepare_dataset, transfer_weights
 
-TRAININGS = ("baseline", "test-time", "fine-tuned")
+TRAININGS = ("baseline", "test-time", "fine-tuned", "from-scratch")
 """How a row's model was trained (the ``training`` key of a row)."""
 
 
@@ -74,6 +74,7 @@ class CompareConfig(VRNConfig):
     """
 
     split_after: tuple[int, ...] = (1, 2, 3)
+    scratch_split_after: tuple[int, ...] = ()
     retrain: str = "never"
     finetune_epochs: int = 2
     finetune_images: int | None = 3000
@@ -86,6 +87,8 @@ class CompareConfig(VRNConfig):
             (0 not in self.split_after,
              must("split_after", "name voters (1, 2, 3): the baseline is always compared",
                   list(self.split_after))),
+            (all(s in (1, 2, 3) for s in self.scratch_split_after),
+             must("scratch_split_after", "take values in 1 2 3", list(self.scratch_split_after))),
             (self.finetune_epochs >= 0, must("finetune_epochs", "be at least 0",
                                              self.finetune_epochs)),
             (self.finetune_images is None or self.finetune_images >= 1,
@@ -98,6 +101,10 @@ BUDGETS: dict[str, CompareConfig] = {
     "cpu": CompareConfig(preset="cpu", epochs=6, batch_size=64, lr=1e-3, lr_decay=0.75,
                          finetune_epochs=2, finetune_images=3000, finetune_lr=1e-4,
                          precision="auto"),
+    "converge": CompareConfig(preset="converge", epochs=16, batch_size=64, lr=2e-3,
+                              schedule="cosine", warmup_epochs=1.0, label_smoothing=0.1,
+                              weight_decay=0.05, flip=True, finetune_epochs=2,
+                              finetune_images=6000, finetune_lr=2e-4, precision="auto"),
     "paper": CompareConfig(preset="paper", epochs=40, batch_size=135, lr=2e-4, lr_decay=0.95,
                            finetune_epochs=40, finetune_images=None, finetune_lr=2e-4,
                            precision="auto"),
@@ -105,6 +112,24 @@ BUDGETS: dict[str, CompareConfig] = {
                            finetune_images=16, synthetic_subjects=6,
                            synthetic_images_per_class=1),
 }
+
+
+PREDICTIONS = "predictions.json"
+"""Every row's test predictions, keyed by :func:`row_key`, with the test indices and labels:
+what paired tests between any two rows (McNemar against the control) are computed from."""
+
+
+def row_key(row: dict[str, Any]) -> str:
+    """``training/split_after/voting``: a row's name in ``predictions.json``."""
+    return f"{row['training']}/{row['split_after']}/{row['voting']}"
+
+
+def _read_predictions(path: Path) -> dict[str, list[int]]:
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -220,7 +245,15 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
     def done(training: str, split_after: int) -> bool:
         return any(r["training"] == training and r["split_after"] == split_after for r in rows)
 
-    def record(new_rows: list[dict[str, Any]]) -> None:
+    saved_predictions = _read_predictions(out / PREDICTIONS) if resume else {}
+
+    def record(scored: tuple[list[dict[str, Any]], dict[str, np.ndarray]]) -> None:
+        new_rows, predicted = scored
+        for row in new_rows:
+            saved_predictions[row_key(row)] = predicted[row["voting"]].tolist()
+        files.write_json(out / PREDICTIONS, {"test": test.tolist(),
+                                             "labels": labels[test].tolist(),
+                                             "rows": saved_predictions})
         rows.extend(new_rows)
         files.write_json(path, rows)
 
@@ -241,14 +274,14 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
         _throughput(history, len(train)))
     scorer.baseline_correct = predictions["none"] == labels[test]
     if not done("baseline", 0):
-        record(base_rows)
+        record((base_rows, predictions))
 
     for s in config.split_after:
         if not done("test-time", s):
             started = time.perf_counter()
             log(f"test-time voting after module {s} with the baseline's weights")
             voter = _with_baseline_weights(baseline_file, s, k, input_shape)
-            record(scorer.rows(voter, s, "test-time", 0, time.perf_counter() - started, None)[0])
+            record(scorer.rows(voter, s, "test-time", 0, time.perf_counter() - started, None))
 
     per_epoch = config.finetune_images or len(train)
     for s in (0, *config.split_after):
@@ -258,7 +291,8 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
         log("fine-tuning the baseline with the voters' recipe (the control)" if s == 0 else
             f"fine-tuning the voter after module {s} from the baseline")
         tuned = config.replace(split_after=(s,), epochs=config.finetune_epochs,
-                               lr=config.finetune_lr, init_from=str(baseline_file))
+                               lr=config.finetune_lr, warmup_epochs=0.0,
+                               init_from=str(baseline_file))
         result = fit_model(tuned, s, images[train], labels[train], k, out / f"split{s}", strategy,
                            val=(images[val], labels[val]), verbose=verbose,
                            state=state / f"finetune{s}", resume=resume,
@@ -267,11 +301,26 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
         files.save_model(result.model, out / f"split{s}" / MODEL_FILE)
         record(scorer.rows(result.model, s, "fine-tuned",
                            len(result.history.get("loss", [])) * per_epoch / len(train),
-                           time.perf_counter() - started, _throughput(result.history, per_epoch))[0])
+                           time.perf_counter() - started, _throughput(result.history, per_epoch)))
 
+    for s in config.scratch_split_after:
+        if done("from-scratch", s):
+            continue
+        started = time.perf_counter()
+        log(f"training the voter after module {s} from scratch with the baseline's recipe "
+            f"(the paper's design) on {len(train)} images for up to {config.epochs} epochs")
+        result = fit_model(config.replace(split_after=(s,)), s, images[train], labels[train], k,
+                           out / f"scratch{s}", strategy, val=(images[val], labels[val]),
+                           verbose=verbose, state=state / f"scratch{s}", resume=resume)
+        write_history(out / f"scratch{s}" / "history.csv", [(f"scratch{s}", result.history)])
+        files.save_model(result.model, out / f"scratch{s}" / MODEL_FILE)
+        record(scorer.rows(result.model, s, "from-scratch", len(result.history.get("loss", [])),
+                           time.perf_counter() - started, _throughput(result.history, len(train))))
+
+    folders = ["baseline", *(f"split{s}" for s in (0, *config.split_after)),
+               *(f"scratch{s}" for s in config.scratch_split_after)]
     write_history(out / "history.csv", [
-        (folder, h) for folder in ["baseline", *(f"split{s}" for s in (0, *config.split_after))]
-        if (h := _history(out / folder))])
+        (folder, h) for folder in folders if (h := _history(out / folder))])
     write_comparison_report(out, config, dataset, rows)
     rundir.close_run(out)
     return rows

@@ -23,6 +23,10 @@ from voting_resnet.layers.voting import VOTING_MODES
 from voting_resnet.models.resnet18 import SPLIT_POINTS
 
 RETRAIN_MODES = ("never", "several", "always")
+SCHEDULES = ("exponential", "cosine")
+"""How the learning rate moves: ``exponential``, ``lr * lr_decay ** epoch`` set once per epoch
+(the paper's); ``cosine``, a linear warm-up from ``lr / 25`` to ``lr`` over ``warmup_epochs``,
+then a cosine to zero at the last step (this project's one-cycle recipe), set every step."""
 """When the chosen split point is trained again on train + validation: never; only when it
 was chosen among several (the default); always (the ``paper`` preset, the paper's §3.3)."""
 
@@ -48,6 +52,13 @@ class VRNConfig(RunConfig):
     lr_decay: float = 0.95
     balance: bool = False
     augment: bool = True
+    # the project's recipe (the ``converge`` budget of voting_resnet.comparison); the
+    # defaults are the paper's: no flip, no smoothing, no weight decay, exponential decay
+    flip: bool = False
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "exponential"
+    warmup_epochs: float = 0.0
     init_from: str | None = None
     retrain: str = "several"
 
@@ -67,6 +78,12 @@ class VRNConfig(RunConfig):
             (self.epochs >= 1, must("epochs", "be at least 1", self.epochs)),
             (self.lr > 0, must("lr", "be positive", self.lr)),
             (0 < self.lr_decay <= 1, must("lr_decay", "lie in (0, 1]", self.lr_decay)),
+            (0 <= self.label_smoothing < 1,
+             must("label_smoothing", "lie in [0, 1)", self.label_smoothing)),
+            (self.weight_decay >= 0, must("weight_decay", "be at least 0", self.weight_decay)),
+            (self.schedule in SCHEDULES, one_of("schedule", SCHEDULES, self.schedule)),
+            (0 <= self.warmup_epochs < self.epochs,
+             must("warmup_epochs", f"lie in [0, epochs={self.epochs})", self.warmup_epochs)),
             (self.voting in VOTING_MODES, one_of("voting", VOTING_MODES, self.voting)),
             (self.retrain in RETRAIN_MODES, one_of("retrain", RETRAIN_MODES, self.retrain)),
             (self.channels in (1, 3), one_of("channels", (1, 3), self.channels)),

@@ -27,11 +27,20 @@ class CropCrossEntropy(keras.losses.Loss):
     Args:
         from_logits: whether ``y_pred`` holds logits (the model's
             ``crop_logits`` output does) or probabilities.
+        label_smoothing: the target is ``1 - label_smoothing`` on the label
+            and ``label_smoothing / K`` spread over every class (Szegedy et
+            al.'s smoothing, Keras's ``categorical_crossentropy``); 0, the
+            paper's loss, keeps the exact sparse cross-entropy.
     """
 
-    def __init__(self, from_logits: bool = True, name: str = "crop_cross_entropy", **kwargs):
+    def __init__(self, from_logits: bool = True, label_smoothing: float = 0.0,
+                 name: str = "crop_cross_entropy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError("CropCrossEntropy label_smoothing must lie in [0, 1). "
+                             f"Received: label_smoothing={label_smoothing}")
 
     def call(self, y_true, y_pred):
         y_pred = ops.convert_to_tensor(y_pred)
@@ -40,11 +49,17 @@ class CropCrossEntropy(keras.losses.Loss):
                 f"CropCrossEntropy expects crop logits (batch, views, classes), got shape {y_pred.shape}")
         labels = ops.cast(ops.reshape(y_true, (-1, 1)), "int32")
         labels = ops.broadcast_to(labels, ops.shape(y_pred)[:2])
-        per_crop = keras.losses.sparse_categorical_crossentropy(
-            labels, y_pred, from_logits=self.from_logits)
+        if self.label_smoothing:
+            targets = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+            per_crop = keras.losses.categorical_crossentropy(
+                targets, y_pred, from_logits=self.from_logits,
+                label_smoothing=self.label_smoothing)
+        else:
+            per_crop = keras.losses.sparse_categorical_crossentropy(
+                labels, y_pred, from_logits=self.from_logits)
         return ops.mean(per_crop, axis=1)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"from_logits": self.from_logits})
+        config.update({"from_logits": self.from_logits, "label_smoothing": self.label_smoothing})
         return config

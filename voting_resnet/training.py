@@ -69,17 +69,22 @@ SELECTION = "val_selection"
 """The history key of the epoch selection: validation vote accuracy, ties to the lower loss."""
 
 
-def build_augmentation(channels: int = 3, seed: int = 0) -> keras.Sequential:
+def build_augmentation(channels: int = 3, seed: int = 0, flip: bool = False) -> keras.Sequential:
     """The paper's online augmentation (§3.3) as Keras preprocessing layers.
 
     Random resized crop (a zoom into 80-100% of the side, then a shift),
     colour jitter (brightness, contrast and, for colour input, saturation),
     translation, rotation (±10°) and random erasing, on [0, 1] images.
+    ``flip`` adds a horizontal flip first, which the paper does not list: this
+    project's ``converge`` recipe uses it (a face's expression is symmetric
+    enough that a mirrored face keeps its label).
     """
     jitter = dict(brightness_factor=0.2, contrast_factor=0.2)
     if channels == 3:
         jitter["saturation_factor"] = 0.2
+    mirror = [keras.layers.RandomFlip("horizontal", seed=seed + 5, name="flip")] if flip else []
     return keras.Sequential([
+        *mirror,
         keras.layers.RandomZoom((-0.2, 0.0), seed=seed, name="resized_crop"),
         keras.layers.RandomColorJitter(value_range=(0, 1), seed=seed + 1, name="colour_jitter",
                                        **jitter),
@@ -179,6 +184,37 @@ def vote_metrics(logits: np.ndarray, labels: np.ndarray, class_names, voting: st
     return metrics
 
 
+class _LogRate(keras.callbacks.Callback):
+    """Writes the rate of the epoch's last step to the history (``learning_rate``)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))
+
+
+def learning_rate(config: VRNConfig, steps_per_epoch: int, epochs: int):
+    """The optimizer's rate and the callback that sets or logs it (``config.schedule``).
+
+    ``exponential``: ``lr * lr_decay ** epoch``, once per epoch (the paper's
+    §3.3); ``cosine``: Keras's :class:`~keras.optimizers.schedules.CosineDecay`
+    with a linear warm-up from ``lr / 25`` to ``lr`` over ``warmup_epochs``,
+    then down to zero at the last step of ``epochs``, set every step (a
+    one-cycle schedule, Smith and Topin). The step count lives in the
+    optimizer, so a resumed run continues the curve where it stopped.
+    """
+    if config.schedule == "exponential":
+        return config.lr, keras.callbacks.LearningRateScheduler(
+            lambda epoch, _: config.lr * config.lr_decay ** epoch)
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(total - 1, round(config.warmup_epochs * steps_per_epoch))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.lr / 25 if warmup else config.lr,
+        decay_steps=total - warmup, alpha=0.0,
+        warmup_target=config.lr if warmup else None, warmup_steps=warmup)
+    return schedule, _LogRate()
+
+
 @dataclasses.dataclass
 class FitResult:
     """One trained model: its split point, weights, Keras history, wall time and init."""
@@ -191,15 +227,24 @@ class FitResult:
     best_epoch: int | None = None
 
 
-def compile_voting_resnet(model: keras.Model, learning_rate: float) -> keras.Model:
+def compile_voting_resnet(model: keras.Model, learning_rate,
+                          weight_decay: float = 0.0, label_smoothing: float = 0.0) -> keras.Model:
     """The training compile (VRN §3.3): Adam, cross-entropy on every crop, vote accuracy.
 
-    The ``vote`` output has no loss; it is scored by accuracy. Call it inside
-    the strategy's scope.
+    ``learning_rate`` is a number or a Keras schedule. With ``weight_decay``
+    the optimizer is AdamW (decoupled decay, Loshchilov and Hutter), kept off
+    the batch normalisation's scale and shift; ``label_smoothing`` smooths
+    every crop's target. The ``vote`` output has no loss; it is scored by
+    accuracy. Call it inside the strategy's scope.
     """
+    if weight_decay:
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta"])
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss={"crop_logits": CropCrossEntropy(), "vote": None},
+        optimizer=optimizer,
+        loss={"crop_logits": CropCrossEntropy(label_smoothing=label_smoothing), "vote": None},
         metrics={"vote": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
     )
     return model
@@ -216,8 +261,8 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
     The model trains on the crop logits (:class:`~voting_resnet.losses.CropCrossEntropy`);
     the ``vote`` output has no loss and is scored by accuracy (history keys
     ``loss``, ``vote_accuracy``, their ``val_`` twins, ``learning_rate`` and
-    ``epoch_seconds``). The learning rate is ``lr * lr_decay ** epoch``
-    (once per epoch, :mod:`voting_resnet.config`). With validation data the
+    ``epoch_seconds``). The learning rate follows ``config.schedule``
+    (:func:`learning_rate`). With validation data the
     weights of the epoch with the best validation vote accuracy are restored,
     ties going to the lower validation loss (the paper selects "based on the
     classification accuracy on the validation set", §3.3; history key
@@ -238,8 +283,8 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
                                     split_after=split_after, voting=config.voting)
         if config.init_from:
             init = transfer_weights(model, config.init_from)
-        compile_voting_resnet(model, config.lr)
-    augment = build_augmentation(images.shape[-1], config.seed) if config.augment else None
+    augment = (build_augmentation(images.shape[-1], config.seed, config.flip)
+               if config.augment else None)
 
     def with_targets(x, y):
         if augment is not None:
@@ -258,6 +303,15 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
         if images_per_epoch:
             train_ds = train_ds.repeat()
             steps = max(1, images_per_epoch // config.batch_size)
+    if steps:
+        steps_per_epoch = steps
+    elif batching.get("drop_remainder"):
+        steps_per_epoch = len(index) // config.batch_size
+    else:
+        steps_per_epoch = math.ceil(len(index) / config.batch_size)
+    schedule, rate_callback = learning_rate(config, steps_per_epoch, epochs or config.epochs)
+    with strategy.scope():
+        compile_voting_resnet(model, schedule, config.weight_decay, config.label_smoothing)
     val_ds = None
     if val is not None and len(val[1]):
         index, batching = replica_batching(np.arange(len(val[1])), config.batch_size,
@@ -265,8 +319,6 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
         val_ds = make_dataset(val[0][index], val[1][index], target="labels",
                               map_fn=lambda x, y: (x, {"crop_logits": y, "vote": y}),
                               **batching)
-    decay = keras.callbacks.LearningRateScheduler(
-        lambda epoch, _: config.lr * config.lr_decay ** epoch)
     scratch = state is None
     where = folder / BACKUP / "train" if scratch else state
     logs = None if scratch else folder / TENSORBOARD / where.name
@@ -279,7 +331,8 @@ def fit_model(config: VRNConfig, split_after: int, images: np.ndarray, labels: n
         phase = TrainingPhase(where, "loss", resume and not scratch, backup=not scratch,
                               tensorboard=logs)
     history = train_phase(model, phase, train_ds, validation_data=val_ds,
-                          epochs=epochs or config.epochs, steps_per_epoch=steps, callbacks=[decay],
+                          epochs=epochs or config.epochs, steps_per_epoch=steps,
+                          callbacks=[rate_callback],
                           strategy=strategy, verbose=verbose)
     best_epoch = phase.best_epoch()
     if scratch:
