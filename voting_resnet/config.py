@@ -1,16 +1,19 @@
 """Training settings of the Voting ResNet as a frozen dataclass with presets.
 
-``paper`` is the paper's RAF-DB recipe (§3.3): Adam 2e-4, the learning rate
+``paper`` is the paper's RAF-DB schedule (§3.3): Adam 2e-4, the learning rate
 multiplied by 0.95 after every epoch, batch 135, 40 epochs, online
-augmentation; the AffectNet recipe is ``--epochs 20 --lr-decay 0.65
---balance``. The paper says the rate is reduced "after each iteration"; read
-per batch, 0.95 to the power of RAF-DB's ~90 batches an epoch would leave
-1% of the rate after one epoch, so "iteration" must mean epoch, and the
-decay is applied once per epoch. ``quick`` (280 synthetic faces, split
-after module 3, 5 epochs: minutes on a CPU) and ``smoke`` shorten it;
-``smoke`` (for tests: 42 synthetic faces, one epoch) crops after module 3,
-the cheapest split point that still cuts and votes over 10 views (3.05
-GMACs per image against 6.66 after module 1).
+augmentation. The paper trains on AffectNet from scratch for 20 epochs
+(here ``--epochs 20 --lr-decay 0.65 --balance``) and on RAF-DB for 40
+epochs starting from those AffectNet weights (here ``--init-from``);
+without ``--init-from`` the ``paper`` preset trains from scratch. The paper
+says the rate is reduced "after each iteration"; read per batch, 0.95 to
+the power of RAF-DB's ~90 batches an epoch would leave 1% of the rate after
+one epoch, so "iteration" is read as epoch, and the decay is applied once
+per epoch. ``quick`` (280 synthetic faces, split after module 3, 5 epochs:
+minutes on a CPU) and ``smoke`` shorten it; ``smoke`` (for tests: 42
+synthetic faces, one epoch) crops after module 3, the cheapest split point
+that still cuts and votes over 10 views (3.05 GMACs per image against 6.66
+after module 1).
 """
 from __future__ import annotations
 

@@ -142,6 +142,7 @@ def test_reconstruction_metrics_hand_values():
     m = reconstruction_metrics(x[:2], x_hat[:2])
     assert m["reconstruction_mse"] == pytest.approx((1e-2 + 1e-4) / 2, rel=1e-5)
     assert m["psnr_db"] == pytest.approx(30.0, rel=1e-5)
+    assert m["psnr_peak255"] == pytest.approx(30.0 + 48.1308, abs=1e-3)
     assert m["psnr_db_of_mean_mse"] == pytest.approx(10 * math.log10(2 / 1.01e-2), rel=1e-5)
     assert m["psnr_db_of_mean_mse"] < m["psnr_db"]
     assert m["n_perfect"] == 0
@@ -153,10 +154,23 @@ def test_reconstruction_metrics_hand_values():
     assert exact["psnr_db"] == exact["psnr_db_of_mean_mse"] == PSNR_CAP_DB
 
 
+def test_psnr_peak255_of_a_hand_mse():
+    """MSE 0.01 on [0, 1] images: 20 dB at peak 1, 20 + 20·log10(255) = 68.1308 dB at peak 255."""
+    x = np.zeros((1, 8, 8, 1))
+    m = reconstruction_metrics(x, x + 0.1)
+    assert m["reconstruction_mse"] == pytest.approx(0.01, rel=1e-9)
+    assert m["psnr_db"] == pytest.approx(20.0, rel=1e-9)
+    assert m["psnr_peak255"] == pytest.approx(20.0 + 48.1308, abs=1e-4)
+    assert m["psnr_peak255"] == pytest.approx(psnr(x, x + 0.1, max_value=255.0)[0], rel=1e-9)
+    # the same images in [0, 255] with MAX = 255: the peak-255 figure is the PSNR itself
+    scaled = reconstruction_metrics(x * 255, (x + 0.1) * 255, max_value=255.0)
+    assert scaled["psnr_db"] == pytest.approx(20.0, rel=1e-9)
+    assert scaled["psnr_peak255"] == pytest.approx(scaled["psnr_db"], rel=1e-12)
+
+
 def test_paper_psnr_note_numbers_follow_from_psnr():
     one = np.zeros((1, 4, 4))
-    for mse, max_value, shown in [(0.0228, 1.0, "16.4 dB"), (0.0428, 1.0, "13.7 dB"),
-                                  (0.0228, 255.0, "64.6 dB")]:
+    for mse, max_value, shown in [(0.0228, 1.0, "16.4 dB"), (0.0228, 255.0, "64.6 dB")]:
         value = psnr(one, one + math.sqrt(mse), max_value=max_value)[0]
         assert f"{value:.1f} dB" == shown
         assert shown in PAPER_PSNR_NOTE
@@ -164,6 +178,14 @@ def test_paper_psnr_note_numbers_follow_from_psnr():
     needed = psnr(one, one + math.sqrt(9.86e-8))[0]
     assert needed == pytest.approx(70.06, abs=0.01)
     assert "9.9e-08" in PAPER_PSNR_NOTE
+    # the peak-255 reading: 70.06 dB is 21.93 dB at peak 1, an MSE of about 0.0064
+    assert "48.13 dB" in PAPER_PSNR_NOTE and "21.93 dB" in PAPER_PSNR_NOTE
+    at_peak1 = psnr(one, one + math.sqrt(0.0064))[0]
+    assert at_peak1 + 20 * math.log10(255) == pytest.approx(70.06, abs=0.02)
+    assert "0.0064" in PAPER_PSNR_NOTE
+    # this project's 22.47 dB on the CK+48 hold-out reads 70.60 dB at peak 255
+    assert "22.47 dB" in PAPER_PSNR_NOTE and "70.60 dB" in PAPER_PSNR_NOTE
+    assert 22.47 + 20 * math.log10(255) == pytest.approx(70.60, abs=0.005)
 
 
 def _fold(cm, psnr_db, name):

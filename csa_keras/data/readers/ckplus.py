@@ -5,10 +5,15 @@ frame of each posed sequence, from neutral onset to expression peak, and
 ``Emotion/S###/###/S###_###_########_emotion.txt`` holds the validated
 emotion code of the 327 labelled sequences as a float such as
 ``   3.0000000e+00`` (0 neutral, 1 anger, 2 contempt, 3 disgust, 4 fear,
-5 happy, 6 sadness, 7 surprise). As in CK+48 and the CSA paper, the last
-``last_frames`` frames of each labelled sequence (the peak) carry its label;
-``first_as_neutral`` adds each sequence's first frame as neutral. Frames are
-640x490 full frames, so the catalogue asks for face detection.
+5 happy, 6 sadness, 7 surprise). The last ``last_frames`` frames of each
+labelled sequence (the peak) carry its label: the default 3 gives CK+48's
+327 x 3 = 981 images; ``last_frames=4`` (``--reader-option last_frames=4``)
+gives the CSA paper's 327 x 4 = 1,308 (§4.1: 276 happy, 180 anger, 112 sad,
+332 surprise, 72 contempt, 236 disgust, 100 fear). ``first_as_neutral``
+adds each sequence's first frame as neutral (the paper also lists 327
+neutral images, one per sequence, though its results cover the seven
+emotions only). Frames are 640x490 full frames, so the catalogue asks for
+face detection.
 
 Both folders may sit in the root or one level down (``ROOT/CK+/...``,
 ``ROOT/Emotion_labels/Emotion``), as the release archives unpack them.
@@ -79,6 +84,8 @@ def read_emotion_file(path: Path) -> str | None:
 
 def read_ckplus(root: str | Path, last_frames: int = 3, first_as_neutral: bool = False) -> Catalogue:
     """Read the original CK+ release: the last ``last_frames`` frames of each labelled sequence.
+
+    ``last_frames`` 3 (the default) is CK+48's reading, 4 the CSA paper's.
 
     Subjects are ``S###``, sequences ``S###_###``. Skips: sequences without
     an emotion file (``unlabelled_sequence``; CK+ has 593 sequences of which
