@@ -26,9 +26,11 @@ train / validation / test split (the paper's Table 3). Rows:
   test-time   the baseline's weights split after module 1, 2, 3 (no training)
   fine-tuned  the voters after module 1, 2, 3 trained further from the baseline,
               and the baseline itself trained the same way (the control, split 0);
-              this project's design: the paper trains every model from scratch
+              this project's design: the paper gives every architecture the same
+              recipe from the same start (from scratch on AffectNet, from the
+              AffectNet weights on RAF-DB), never the baseline's weights
   from-scratch  the voters of --scratch-split-after trained from scratch with the
-              baseline's recipe and epochs (the paper's design)
+              baseline's recipe and epochs (the paper's design on AffectNet)
 each voter with soft and hard voting. Columns: test accuracy, macro F1, the 95%
 bootstrap interval of the accuracy, the exact McNemar p-value against the baseline
 on the same test images, epochs, training images/s and wall time.

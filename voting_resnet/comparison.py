@@ -54,6 +54,7 @@ from csa_keras.training.experiment import dataset_and_splits, split_indices, sta
 from csa_keras.utils import files
 from csa_keras.utils.messages import must
 from voting_resnet.comparison_report import write_comparison_report
+from voting_resnet.comparison_stats import complete_rows, row_key
 from voting_resnet.config import VRNConfig
 from voting_resnet.layers.voting import VOTING_MODES, vote
 from voting_resnet.models.resnet18 import build_voting_resnet
@@ -119,17 +120,17 @@ PREDICTIONS = "predictions.json"
 what paired tests between any two rows (McNemar against the control) are computed from."""
 
 
-def row_key(row: dict[str, Any]) -> str:
-    """``training/split_after/voting``: a row's name in ``predictions.json``."""
-    return f"{row['training']}/{row['split_after']}/{row['voting']}"
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _read_predictions(path: Path) -> dict[str, list[int]]:
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))["rows"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return saved if isinstance(saved, dict) else {}
+    saved = _read_json(path)
+    rows = saved.get("rows") if isinstance(saved, dict) else None
+    return rows if isinstance(rows, dict) else {}
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -170,6 +171,7 @@ class _Scorer:
             rows.append({
                 "split_after": split_after, "voting": mode, "training": training,
                 "accuracy": metrics["accuracy"], "f1_macro": metrics["f1_macro"],
+                "balanced_accuracy": metrics["balanced_accuracy"],
                 "ci_low": low, "ci_high": high, "p_vs_baseline": p_value,
                 "val_accuracy": val_accuracy, "epochs": round(float(epochs), 3),
                 "train_images_per_second": images_per_second, "seconds": round(seconds, 1),
@@ -321,6 +323,8 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
                *(f"scratch{s}" for s in config.scratch_split_after)]
     write_history(out / "history.csv", [
         (folder, h) for folder in folders if (h := _history(out / folder))])
+    rows = complete_rows(rows, _read_json(out / PREDICTIONS))
+    files.write_json(path, rows)
     write_comparison_report(out, config, dataset, rows)
     rundir.close_run(out)
     return rows

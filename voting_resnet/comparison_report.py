@@ -16,9 +16,17 @@ import numpy as np
 from csa_keras.evaluation.figures import plot_confusion_matrix
 from csa_keras.evaluation.report import percent
 from csa_keras.utils import files
+from voting_resnet.comparison_stats import is_control
 
 SIGNIFICANCE = 0.05
 """The p-value below which a difference on the test images is called significant."""
+
+
+def _significant(row: dict[str, Any], key: str) -> bool:
+    """Below :data:`SIGNIFICANCE` after Holm's correction across rows (the raw value for rows
+    written before the correction)."""
+    value = row.get(f"{key}_holm", row.get(key))
+    return value is not None and value < SIGNIFICANCE
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -33,20 +41,48 @@ def _p(value: float | None) -> str:
     return "–" if value is None else f"{value:.3g}"
 
 
+def _p_pair(row: dict[str, Any], key: str) -> str:
+    """``raw (Holm)``, or the raw value alone for rows completed before the correction."""
+    raw, corrected = row.get(key), row.get(f"{key}_holm")
+    if raw is None or corrected is None:
+        return _p(raw)
+    return f"{_p(raw)} ({_p(corrected)})"
+
+
 def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as a Markdown table (accuracies in %)."""
-    lines = ["| model | training | voting | test accuracy | 95% CI | macro F1 | p vs baseline "
-             "| val accuracy | epochs | train img/s | wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    """The rows as a Markdown table (accuracies in %; p-values raw, then Holm-corrected)."""
+    lines = ["| model | training | voting | test accuracy | 95% CI | macro F1 | balanced acc. "
+             "| p vs baseline (Holm) | p vs control (Holm) | val accuracy | epochs "
+             "| train img/s | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         model = "baseline" if r["split_after"] == 0 else f"split after {r['split_after']}"
-        model += " (control)" if r["split_after"] == 0 and r["training"] == "fine-tuned" else ""
+        model += " (control)" if is_control(r) else ""
+        model += " (chosen)" if r.get("chosen_on_validation") else ""
         speed = r.get("train_images_per_second")
         lines.append(
             f"| {model} | {r['training']} | {r['voting']} | {percent(r['accuracy'])} | "
             f"{100 * r['ci_low']:.2f}–{100 * r['ci_high']:.2f} | {percent(r['f1_macro'])} | "
-            f"{_p(r.get('p_vs_baseline'))} | {percent(r.get('val_accuracy'))} | {r['epochs']:g} | "
+            f"{percent(r.get('balanced_accuracy'))} | {_p_pair(r, 'p_vs_baseline')} | "
+            f"{_p_pair(r, 'p_vs_control')} | {percent(r.get('val_accuracy'))} | {r['epochs']:g} | "
             f"{'–' if speed is None else f'{speed:.1f}'} | {r['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def counts_table(rows: Sequence[dict[str, Any]], class_names: Sequence[str]) -> str:
+    """How many test images each row predicts as each class, beside the true counts: a gain
+    that only moves predictions toward one class shows here."""
+    if not rows:
+        return ""
+    truth = np.asarray(rows[0]["confusion_matrix"]).sum(axis=1).astype(int).tolist()
+    lines = ["| model | training | voting | " + " | ".join(class_names) + " |",
+             "|---|---|---|" + "---|" * len(class_names),
+             "| (true) | | | " + " | ".join(map(str, truth)) + " |"]
+    for r in rows:
+        counts = r.get("predicted_counts") or np.asarray(r["confusion_matrix"]).sum(axis=0).tolist()
+        model = "baseline" if r["split_after"] == 0 else f"split after {r['split_after']}"
+        lines.append(f"| {model} | {r['training']} | {r['voting']} | "
+                     + " | ".join(str(int(c)) for c in counts) + " |")
     return "\n".join(lines)
 
 
@@ -58,17 +94,18 @@ def answers(rows: Sequence[dict[str, Any]]) -> list[str]:
     if base is None or not voters:
         return ["The comparison is not complete yet: no answer."]
     better = [r for r in voters if r["accuracy"] > base["accuracy"]
-              and (r["p_vs_baseline"] or 1.0) < SIGNIFICANCE]
+              and _significant(r, "p_vs_baseline")]
     best = max(voters, key=lambda r: r["accuracy"])
     gap = 100 * (best["accuracy"] - base["accuracy"])
     if better:
         first = (f"Yes: {len(better)} of {len(voters)} voters beat the baseline "
-                 f"({percent(base['accuracy'])}) with p < {SIGNIFICANCE}; the best, "
-                 f"{_label(best)}, by {gap:+.2f} points (p = {_p(best['p_vs_baseline'])}).")
+                 f"({percent(base['accuracy'])}) with p < {SIGNIFICANCE} after Holm's correction; "
+                 f"the most accurate, {_label(best)}, by {gap:+.2f} points "
+                 f"(p = {_p_pair(best, 'p_vs_baseline')}).")
     else:
         first = (f"No voter beats the baseline ({percent(base['accuracy'])}) with p < "
-                 f"{SIGNIFICANCE}: the most accurate, {_label(best)}, differs by {gap:+.2f} points "
-                 f"(p = {_p(best['p_vs_baseline'])}).")
+                 f"{SIGNIFICANCE} after Holm's correction: the most accurate, {_label(best)}, "
+                 f"differs by {gap:+.2f} points (p = {_p_pair(best, 'p_vs_baseline')}).")
     pairs = {}
     for r in voters:
         pairs.setdefault((r["training"], r["split_after"]), {})[r["voting"]] = r
@@ -87,9 +124,26 @@ def answers(rows: Sequence[dict[str, Any]]) -> list[str]:
         found.append(
             f"Is a fine-tuned voter's gain the vote or the extra training? The baseline fine-tuned "
             f"with the same recipe scores {percent(control['accuracy'])} ({extra:+.2f} "
-            f"points over the baseline, p = {_p(control['p_vs_baseline'])}); the best fine-tuned voter, "
-            f"{_label(top)}, is {100 * (top['accuracy'] - control['accuracy']):+.2f} points from it.")
+            f"points over the baseline, p = {_p_pair(control, 'p_vs_baseline')}); the best "
+            f"fine-tuned voter, {_label(top)}, is "
+            f"{100 * (top['accuracy'] - control['accuracy']):+.2f} points from it "
+            f"(p = {_p_pair(top, 'p_vs_control')}).")
     return found
+
+
+def recipe(config) -> str:
+    """The optimisation of the baseline in words."""
+    if getattr(config, "schedule", "exponential") == "cosine":
+        optimizer = (f"AdamW {config.lr:g} (weight decay {config.weight_decay:g})"
+                     if config.weight_decay else f"Adam {config.lr:g}")
+        words = (f"{optimizer}, {config.warmup_epochs:g} warm-up epochs then a cosine to zero")
+    else:
+        words = f"Adam {config.lr:g} x {config.lr_decay:g} per epoch"
+    if getattr(config, "label_smoothing", 0):
+        words += f", label smoothing {config.label_smoothing:g}"
+    if getattr(config, "flip", False):
+        words += ", horizontal flip"
+    return words
 
 
 def write_comparison_report(out: Path, config, dataset, rows: Sequence[dict[str, Any]]) -> Path:
@@ -99,7 +153,9 @@ def write_comparison_report(out: Path, config, dataset, rows: Sequence[dict[str,
     names = list(dataset.class_names)
     base = next((r for r in rows if r["training"] == "baseline"), None)
     voters = [r for r in rows if r["split_after"] != 0]
-    chosen = max(voters, key=lambda r: r["val_accuracy"]) if voters else None
+    chosen = next((r for r in voters if r.get("chosen_on_validation")), None)
+    if chosen is None and voters:
+        chosen = max(voters, key=lambda r: r["val_accuracy"])
     figures = []
     for row, name in ((base, "confusion_matrix_baseline.png"), (chosen, "confusion_matrix_best.png")):
         if row is not None:
@@ -112,16 +168,25 @@ def write_comparison_report(out: Path, config, dataset, rows: Sequence[dict[str,
         f"- data: `{dataset.name}`, {len(dataset)} images, classes {', '.join(names)}; "
         f"test images {rows[0]['n_test'] if rows else 0}",
         f"- budget `{config.preset}`: baseline {config.epochs} epochs, batch {config.batch_size}, "
-        f"Adam {config.lr:g} x {config.lr_decay:g} per epoch; voters fine-tuned "
+        f"{recipe(config)}; voters fine-tuned from the baseline (this project's design) "
         f"{config.finetune_epochs} epochs of {config.finetune_images or 'all'} images at "
-        f"{config.finetune_lr:g}; precision `{config.precision}`; seed {config.seed}",
+        f"{config.finetune_lr:g}"
+        + (f"; voters after module {', '.join(map(str, config.scratch_split_after))} also "
+           "trained from scratch with the baseline's recipe (the paper's design)"
+           if getattr(config, "scratch_split_after", ()) else "")
+        + f"; precision `{config.precision}`; seed {config.seed}",
         "- every model's epoch chosen on validation vote accuracy (ties: lower loss); 95% CI: "
-        "percentile bootstrap of the test accuracy; p: exact McNemar test against the baseline "
-        "on the same test images",
+        "percentile bootstrap of the test accuracy; p: exact McNemar test against the baseline, "
+        "and against the control, on the same test images, then in brackets Holm's correction "
+        "across the rows; the voter marked chosen has the best validation accuracy",
         "",
         comparison_table(rows),
         "",
         *[f"- {answer}" for answer in answers(rows)],
+        "",
+        "## Predicted classes",
+        "",
+        counts_table(rows, names),
     ]
     for name, title in figures:
         lines += ["", f"## {title}", "", f"![{title}]({name})"]

@@ -65,3 +65,25 @@ def mcnemar_p(correct_a, correct_b) -> float:
     if only_a + only_b == 0:
         return 1.0
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def holm(p_values) -> list[float | None]:
+    """Holm's step-down correction of p-values tested together (Holm 1979).
+
+    The ``m`` p-values are sorted; the ``i``-th smallest (from 0) is
+    multiplied by ``m - i``, made no smaller than the one before it and capped
+    at 1. Rejecting where the corrected value is below alpha keeps the chance
+    of any false rejection among the ``m`` tests below alpha. ``None`` (a row
+    without a test) stays ``None`` and does not count in ``m``.
+    """
+    values = list(p_values)
+    tested = [(p, i) for i, p in enumerate(values) if p is not None]
+    for p, _ in tested:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(must("p_values", "lie in [0, 1]", p))
+    corrected: list[float | None] = [None] * len(values)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(tested)):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        corrected[i] = running
+    return corrected

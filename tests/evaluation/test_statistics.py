@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from csa_keras.evaluation.statistics import bootstrap_interval, mcnemar_p
+from csa_keras.evaluation.statistics import bootstrap_interval, holm, mcnemar_p
 
 
 def test_bootstrap_interval_brackets_the_accuracy_and_shrinks_with_more_images():
@@ -44,3 +44,14 @@ def test_mcnemar_of_identical_models_is_one_and_shapes_must_agree():
         mcnemar_p(a, a[:2])
     with pytest.raises(ValueError, match="correct must be"):
         bootstrap_interval(np.array([]))
+
+
+def test_holm_by_hand_keeps_order_and_untested_rows():
+    # sorted 0.01, 0.03, 0.04 (m = 3): 3 x 0.01, 2 x 0.03, max(0.06, 1 x 0.04)
+    corrected = holm([0.01, 0.04, 0.03, None])
+    assert corrected[3] is None
+    assert corrected[:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+    assert holm([]) == []
+    with pytest.raises(ValueError, match="p_values must lie in"):
+        holm([0.2, 1.5])

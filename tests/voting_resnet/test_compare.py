@@ -16,7 +16,7 @@ def tiny_faces():
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "run"
-    config = BUDGETS["smoke"].replace(gradcam=False, test_size=0.25)
+    config = BUDGETS["smoke"].replace(gradcam=False, test_size=0.25, scratch_split_after=(3,))
     lines = []
     rows = run_comparison(config, output=out, dataset=tiny_faces(), verbose=0, log=lines.append)
     return out, config, rows, lines
@@ -26,7 +26,9 @@ def test_every_row_is_present_with_intervals_and_p_values(comparison):
     out, _, rows, _ = comparison
     keys = {(r["training"], r["split_after"], r["voting"]) for r in rows}
     expected = {("baseline", 0, "none"), ("fine-tuned", 0, "none")} | {
-        (t, s, v) for t in TRAININGS[1:] for s in (1, 2, 3) for v in ("soft", "hard")}
+        (t, s, v) for t in ("test-time", "fine-tuned") for s in (1, 2, 3) for v in ("soft", "hard")
+    } | {("from-scratch", 3, "soft"), ("from-scratch", 3, "hard")}
+    assert {r["training"] for r in rows} == set(TRAININGS)
     assert keys == expected and len(rows) == len(expected)
     for row in rows:
         assert 0.0 <= row["ci_low"] <= row["accuracy"] <= row["ci_high"] <= 1.0
@@ -38,14 +40,27 @@ def test_every_row_is_present_with_intervals_and_p_values(comparison):
         else:
             assert 0.0 <= row["p_vs_baseline"] <= 1.0 and 0.0 <= row["p_soft_vs_hard"] <= 1.0
         assert row["n_test"] == sum(map(sum, row["confusion_matrix"]))
+        assert row["predicted_counts"] == [sum(col) for col in zip(*row["confusion_matrix"])]
+        assert 0.0 <= row["balanced_accuracy"] <= 1.0
+        if row["split_after"] == 0:
+            assert row["p_vs_control"] is None
+        else:
+            assert 0.0 <= row["p_vs_control"] <= row["p_vs_control_holm"] <= 1.0
+    assert sum(r["chosen_on_validation"] for r in rows) == 1
     assert json.loads((out / "comparison.json").read_text()) == rows
+    saved = json.loads((out / "predictions.json").read_text())
+    assert set(saved["rows"]) == {f"{t}/{s}/{v}" for t, s, v in expected}
+    assert all(len(p) == len(saved["test"]) == len(saved["labels"]) for p in saved["rows"].values())
     for name in ("report.md", "config.json", "splits.json", "history.csv",
                  "confusion_matrix_baseline.png", "confusion_matrix_best.png",
-                 "baseline/model.keras", "split1/model.keras", "split3/model.keras"):
+                 "baseline/model.keras", "split1/model.keras", "split3/model.keras",
+                 "scratch3/model.keras"):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "Does any split point beat the baseline?" in report and "| split after 2 |" in report
     assert "| baseline (control) | fine-tuned |" in report and "the vote or the extra training?" in report
+    assert "| split after 3 | from-scratch | soft |" in report and "the paper's design" in report
+    assert "## Predicted classes" in report and "| (true) |" in report
     assert not (out / ".backup").exists()
 
 
@@ -64,7 +79,7 @@ def test_resume_of_a_finished_comparison_trains_nothing(comparison):
     again = run_comparison(config, output=out, dataset=tiny_faces(), verbose=0, log=lines.append,
                            resume=True)
     assert again == rows
-    assert not any("training on" in line or "fine-tuning" in line for line in lines)
+    assert not any("training" in line or "fine-tuning" in line for line in lines)
 
 
 def test_resume_after_a_lost_row_measures_only_that_row(comparison):
@@ -92,7 +107,19 @@ def test_answers_name_a_significant_winner():
                "p_vs_baseline": 0.04}
     third = answers([*rows, control])[2]
     assert "scores 53.00% (+3.00 points over the baseline, p = 0.04)" in third
-    assert third.endswith("is +3.00 points from it.")
+    assert third.endswith("is +3.00 points from it (p = –).")
+
+
+def test_answers_judge_significance_after_holm():
+    base = {"training": "baseline", "split_after": 0, "voting": "none", "accuracy": 0.50,
+            "p_vs_baseline": None}
+    rows = [base] + [
+        {"training": "test-time", "split_after": 1, "voting": v, "accuracy": a, "p_vs_baseline": p,
+         "p_vs_baseline_holm": h} for v, a, p, h in (("soft", 0.52, 0.015, 0.09),
+                                                      ("hard", 0.51, 0.2, 0.6))]
+    first = answers(rows)[0]
+    assert "No voter beats the baseline (50.00%) with p < 0.05 after Holm's correction" in first
+    assert "(p = 0.015 (0.09))" in first
 
 
 def test_help_documents_the_rows_budgets_and_resume():

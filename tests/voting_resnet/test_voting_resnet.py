@@ -171,6 +171,21 @@ def test_crop_cross_entropy_matches_numpy(label_shape):
     assert float(CropCrossEntropy(from_logits=False)(labels, probs)) == pytest.approx(expected, rel=1e-4)
 
 
+def test_crop_cross_entropy_with_label_smoothing_matches_numpy():
+    rng = np.random.default_rng(9)
+    logits = rng.normal(size=(3, 10, 7)).astype("float32")
+    labels = np.array([4, 0, 6])
+    log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    target = np.full((3, 1, 7), 0.1 / 7)
+    target[np.arange(3), 0, labels] += 0.9
+    expected = -(target * log_probs).sum(axis=-1).mean()
+    loss = CropCrossEntropy(label_smoothing=0.1)
+    assert float(loss(labels, logits)) == pytest.approx(expected, rel=1e-5)
+    assert assert_config_round_trip(loss).label_smoothing == 0.1
+    with pytest.raises(ValueError, match="label_smoothing must lie in"):
+        CropCrossEntropy(label_smoothing=1.0)
+
+
 def test_crop_cross_entropy_with_one_view_is_the_plain_cross_entropy():
     logits = np.random.default_rng(8).normal(size=(4, 1, 5)).astype("float32")
     labels = np.array([0, 1, 2, 4])

@@ -26,6 +26,7 @@ from voting_resnet.training import (
     balanced_dataset,
     build_augmentation,
     fit_model,
+    learning_rate,
     run_vrn,
     transfer_weights,
 )
@@ -189,6 +190,8 @@ def test_augmentation_changes_training_batches_only():
     assert np.abs(trained - x).mean() > 1e-3
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(augment(x, training=False)), x)
     assert augment.get_layer("colour_jitter").get_config()["saturation_factor"] is not None
+    assert build_augmentation(3, flip=True).layers[0].name == "flip"
+    assert "flip" not in [layer.name for layer in augment.layers]
     grey = build_augmentation(channels=1, seed=0)
     assert grey.get_layer("colour_jitter").get_config()["saturation_factor"] is None
     assert grey(x[..., :1], training=True).shape == (4, 48, 48, 1)
@@ -222,6 +225,39 @@ def test_learning_rate_decays_once_per_epoch(tmp_path):
     for key in ("loss", "vote_accuracy", "epoch_seconds"):
         assert len(result.history[key]) == 3, key
     assert list(tmp_path.iterdir()) == []  # checkpoint and CSV log cleaned up
+
+
+def test_cosine_schedule_warms_up_then_falls_to_zero_on_adamw(tmp_path):
+    faces = tiny_faces(n_subjects=2)  # 14 faces: one step an epoch
+    config = preset("smoke").replace(epochs=3, lr=1e-3, batch_size=14, schedule="cosine",
+                                     warmup_epochs=1.0, weight_decay=0.05, label_smoothing=0.1)
+    result = fit_model(config, 0, faces.images, faces.labels, 7, tmp_path, get_strategy("auto"),
+                       verbose=0)
+    # 3 steps: step 0 warms up from lr / 25, then a cosine over the other 2 steps
+    np.testing.assert_allclose(result.history["learning_rate"], [1e-3, 5e-4, 0.0], atol=1e-9)
+    optimizer = result.model.optimizer
+    assert isinstance(optimizer, keras.optimizers.AdamW) and optimizer.weight_decay == 0.05
+    assert result.model.loss["crop_logits"].label_smoothing == 0.1
+
+
+def test_learning_rate_schedules_step_by_step():
+    schedule, _ = learning_rate(preset("smoke").replace(epochs=16, lr=2e-3, schedule="cosine",
+                                                        warmup_epochs=1.0), 100, 16)
+    values = [float(schedule(step)) for step in (0, 50, 100, 850, 1600)]
+    np.testing.assert_allclose(values, [8e-5, 1.04e-3, 2e-3, 1e-3, 0.0], rtol=1e-5, atol=1e-9)
+    rate, callback = learning_rate(preset("smoke").replace(lr=1e-3), 100, 4)
+    assert rate == 1e-3 and isinstance(callback, keras.callbacks.LearningRateScheduler)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schedule": "linear"}, "schedule must be one of"),
+    ({"warmup_epochs": 1.0}, "warmup_epochs must lie in"),
+    ({"label_smoothing": 1.0}, "label_smoothing must lie in"),
+    ({"weight_decay": -1.0}, "weight_decay must be at least 0"),
+])
+def test_recipe_settings_are_checked(change, message):
+    with pytest.raises(ValueError, match=message):
+        preset("smoke").replace(**change).validate()
 
 
 @pytest.fixture(scope="module")
