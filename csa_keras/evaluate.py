@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         "face preprocessing of training; when the model's classes and the data's differ, the "
         "shared classes are scored and the report says which were dropped."))
     parser.add_argument("model", metavar="MODEL_OR_RUN",
-                        help="a run directory of a training command, or its .keras model")
+                        help="a run directory of a training command, its .keras model, or a "
+                             "model in the box by name (csa_fer2013)")
     parser.add_argument("--data", help="dataset path (default: the built-in synthetic faces)")
     parser.add_argument("--format", default="auto",
                         help="auto, folder, ckplus, fer2013-csv, rafdb, affectnet, jaffe")

@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "ResNet) as a TensorFlow SavedModel or a TFLite model, and check it against "
                     "the Keras model.",
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR",
-                        help="run directory of a training command (csa_keras.train, voting_resnet.train)")
+    parser.add_argument("run_dir", metavar="RUN_DIR_OR_NAME",
+                        help="run directory of a training command (csa_keras.train, "
+                             "voting_resnet.train), or a model in the box by name (csa_fer2013)")
     parser.add_argument("--format", default="savedmodel", choices=["savedmodel", "tflite"],
                         help="savedmodel (a directory, default) or tflite (a .tflite file)")
     parser.add_argument("--output", metavar="PATH",

@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     faces.add_argument("--every", type=int, default=1, metavar="N",
                        help="videos and live sources: classify every N-th frame (default 1)")
     model = parser.add_argument_group("model")
-    model.add_argument("--model", metavar="RUN_DIR_OR_MODEL",
-                       help="a run directory of either training command, or its classifier.keras / "
-                            "model.keras (default: the pretrained CSA installed with the package)")
+    model.add_argument("--model", metavar="NAME_OR_PATH",
+                       help="a model in the box by name (csa_fer2013, vrn_fer2013), a run "
+                            "directory of either training command, or its classifier.keras / "
+                            "model.keras (default: csa_fer2013)")
     model.add_argument("--batch-size", type=int, default=64, metavar="N",
                        help="faces per model call (default 64)")
     model.add_argument("--voting", choices=["soft", "hard"],
@@ -269,7 +270,8 @@ def _rounded(record: dict[str, Any]) -> dict[str, Any]:
 class _Tally:
     """What was written, for the summary line on stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: str = "") -> None:
+        self.model = model
         self.counts: Counter = Counter()
         self.sources: set = set()
         self.not_annotated: set = set()
@@ -297,7 +299,7 @@ class _Tally:
             parts.append(f"{n} annotated cop{'ies' if n != 1 else 'y'} not written (reason in the records)")
         if live and self.fps is not None:
             parts.append(f"{self.fps:.1f} frames per second")
-        return ", ".join(parts)
+        return ", ".join(parts) + (f" (model {self.model})" if self.model else "")
 
 
 def _predict_files(predictor, items: list, args: argparse.Namespace, writer: _Writer, tally: _Tally) -> None:
@@ -334,7 +336,9 @@ def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if live:
         frames = predictor.stream(source, smooth=args.smooth or DEFAULT_SMOOTH, every=args.every,
                                   max_frames=args.max_frames, annotate=args.annotate)
-    tally = _Tally()
+    from csa_keras.inference.loading import pretrained_name
+
+    tally = _Tally(pretrained_name(model_path) or str(model_path))
     try:
         with _Output(args.output) as stream:
             writer = _Writer(stream, args.format, predictor.class_names)

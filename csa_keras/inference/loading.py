@@ -19,8 +19,11 @@ import code the file chooses:
   bounded time and memory;
 * Keras loads with ``safe_mode=True`` (no lambdas, no arbitrary imports).
 
-:data:`PRETRAINED` is where the package's own pretrained CSA lives
-(:func:`pretrained_run`), used when a caller names no model.
+The package ships pretrained models in :data:`PRETRAINED_ROOT`, one folder
+each, known by the folder's name (``csa_fer2013``, ``vrn_fer2013``):
+wherever a model path is taken, such a name is taken too, unless a file or
+folder of that name exists (:func:`resolve_model_path`). :data:`PRETRAINED`
+is the one used when a caller names no model (:func:`pretrained_run`).
 
 The class names and input channels of a saved model come from the run that
 wrote it: ``metrics.json`` or ``config.json`` beside the model, or in the
@@ -56,9 +59,15 @@ MAX_CONFIG_DEPTH = 128
 ARCHIVE_MEMBERS = ("config.json", "model.weights.h5")
 """The files every Keras 3 ``.keras`` archive holds."""
 
-PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "csa_fer2013"
-"""The pretrained CSA installed with the package: a run-like folder (``classifier.keras``,
-``metrics.json`` with the class names, ``MODEL_CARD.md``) that prediction uses when no model is given."""
+PRETRAINED_ROOT = Path(__file__).resolve().parent.parent / "pretrained"
+"""Where the package's pretrained models live: one run-like folder each (the task's model file,
+``config.json``, ``metrics.json`` with the class names, ``MODEL_CARD.md``), named by the model."""
+
+DEFAULT_MODEL = "csa_fer2013"
+"""The pretrained model prediction uses when no model is given."""
+
+PRETRAINED = PRETRAINED_ROOT / DEFAULT_MODEL
+"""The folder of :data:`DEFAULT_MODEL`."""
 
 _RUN_SUBFOLDER = re.compile(r"fold\d+|split\d+")
 _DEPTH_CHUNK = 2**20
@@ -77,16 +86,41 @@ def task_title(task: Task) -> str:
     return task.title or task.name
 
 
+def pretrained_names() -> list[str]:
+    """The names of the pretrained models installed with the package, sorted."""
+    if not PRETRAINED_ROOT.is_dir():
+        return []
+    files_of_tasks = [task.model_file for task in all_tasks().values()]
+    return sorted(folder.name for folder in PRETRAINED_ROOT.iterdir()
+                  if folder.is_dir() and not folder.name.startswith(".")
+                  and any((folder / name).is_file() for name in files_of_tasks))
+
+
+def pretrained_name(path: str | os.PathLike) -> str | None:
+    """The name of the pretrained model ``path`` is or lies in, else ``None``."""
+    try:
+        relative = Path(path).resolve().relative_to(PRETRAINED_ROOT)
+    except (ValueError, OSError):
+        return None
+    return relative.parts[0] if relative.parts else None
+
+
 def resolve_model_path(path: str | os.PathLike) -> Path:
-    """The ``.keras`` file ``path`` names: itself, or the model file of a run directory.
+    """The ``.keras`` file ``path`` names: itself, the model file of a run directory, or the
+    model file of the pretrained model of that name (:func:`pretrained_names`) when no file or
+    folder ``path`` exists.
 
     Raises a one-line ``ValueError`` for a missing path, a special file (a
     FIFO would block the read), a folder that is not a run directory, a run that stopped before its predicting model was
     saved, or a file that is not a ``.keras`` model.
     """
     path = Path(path)
+    if not path.exists() and str(path) in pretrained_names():
+        path = PRETRAINED_ROOT / str(path)
     if not path.exists():
-        raise ValueError(f"model {path} does not exist")
+        names = pretrained_names()
+        raise ValueError(f"model {path} does not exist" + (
+            f" (models in the box: {', '.join(names)})" if names else ""))
     if path.is_dir():
         tasks = list(all_tasks().values())
         for task in tasks:
@@ -106,8 +140,15 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def pretrained_run() -> Path:
-    """:data:`PRETRAINED`, or a one-line ``ValueError`` when no pretrained model is installed."""
+def pretrained_run(name: str | None = None) -> Path:
+    """The folder of the pretrained model ``name`` (default :data:`PRETRAINED`), or a one-line
+    ``ValueError`` when it is not installed."""
+    if name is not None:
+        names = pretrained_names()
+        if name not in names:
+            raise ValueError(f"name must be one of the models in the box "
+                             f"({', '.join(names) or 'none installed'}). Received: name={name!r}")
+        return PRETRAINED_ROOT / name
     if not PRETRAINED.is_dir():
         raise ValueError(f"no pretrained model is installed ({PRETRAINED} does not exist): "
                          "give a run directory or a .keras model")

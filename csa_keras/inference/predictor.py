@@ -233,9 +233,11 @@ class Predictor:
         return predictor
 
     @classmethod
-    def pretrained(cls, **options: Any) -> Predictor:
-        """The pretrained CSA installed with the package (:data:`~csa_keras.inference.loading.PRETRAINED`)."""
-        return cls.from_run(pretrained_run(), **options)
+    def pretrained(cls, name: str | None = None, **options: Any) -> Predictor:
+        """A pretrained model installed with the package, by name (``csa_fer2013``,
+        ``vrn_fer2013``; :func:`~csa_keras.inference.loading.pretrained_names`); without one, the
+        default (:data:`~csa_keras.inference.loading.DEFAULT_MODEL`)."""
+        return cls.from_run(pretrained_run(name), **options)
 
     # ----------------------------------------------------------------- faces
 

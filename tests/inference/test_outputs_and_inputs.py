@@ -191,7 +191,8 @@ def test_a_name_too_long_for_the_file_system_skips_that_copy_only(tiny_run, tmp_
     assert [r["error"] for r in records] == [None, "annotated copy not written: File name too long", None]
     assert records[1]["label"] is not None
     assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["a_annotated.png", "b_annotated.png"]
-    assert err.splitlines()[-1] == "3 faces in 3 files, 1 annotated copy not written (reason in the records)"
+    assert err.splitlines()[-1] == ("3 faces in 3 files, 1 annotated copy not written (reason in the "
+                                    f"records) (model {tiny_run / 'classifier.keras'})")
 
 
 def test_a_video_whose_annotated_name_is_too_long_is_skipped_frame_by_frame(tiny_run, tmp_path, capsys):

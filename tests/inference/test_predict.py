@@ -221,7 +221,8 @@ def test_cli_jsonl_and_annotations(csa_run, folder, video, tmp_path, capsys):
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["status"] for r in records] == ["ok", "error", "no_face", "ok", "ok", "ok"]
-    assert err.splitlines()[-1] == "4 faces in 4 files, 1 image with no face, 1 unreadable"
+    assert err.splitlines()[-1] == ("4 faces in 4 files, 1 image with no face, 1 unreadable "
+                                    f"(model {csa_run[0] / 'classifier.keras'})")
     written = sorted(p.relative_to(annotate).as_posix() for p in annotate.rglob("*") if p.is_file())
     assert written == ["clip_annotated.mp4", "clip_timeline.csv", "clip_timeline.png",
                        "photos/a_hopper_annotated.jpg", "photos/c_blank_annotated.png"]
