@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from csa_keras.training.cli import add_common_arguments, common_changes
     from csa_keras.training.config import pick_preset
     from csa_keras.utils.cli import Parser, run_main
-    from voting_resnet.comparison import BUDGETS, run_comparison
+    from voting_resnet.comparison import BUDGETS, rewrite_report, run_comparison
 
     parser = Parser(prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                     description=DESCRIPTION)
@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     group.add_argument("--channels", type=int, choices=[1, 3])
     group.add_argument("--val-per-class", type=int)
+    group.add_argument("--report", action="store_true",
+                       help="train nothing: complete the statistics of the comparison in --output "
+                            "and write its report.md again")
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -103,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             val_per_class=args.val_per_class).validate()
         if args.resume and not args.output:
             raise ValueError("--resume needs the --output of the comparison to continue")
+        if args.report:
+            if not args.output:
+                raise ValueError("--report needs the --output of the comparison to report")
+            rows = rewrite_report(args.output)
+            print(f"{args.output}: report.md written from {len(rows)} rows", file=sys.stderr)
+            return 0
         verbose = 0 if args.quiet else ("auto" if sys.stdout.isatty() else 2)
         rows = run_comparison(config, output=args.output, verbose=verbose, resume=args.resume,
                               log=lambda line: print(line, file=sys.stderr))

@@ -133,6 +133,35 @@ def _read_predictions(path: Path) -> dict[str, list[int]]:
     return rows if isinstance(rows, dict) else {}
 
 
+def rewrite_report(output: str | os.PathLike) -> list[dict[str, Any]]:
+    """Complete the rows of the comparison in ``output`` and write ``report.md`` again, training
+    nothing: for a comparison written by an earlier version, or stopped before its end.
+
+    Reads ``config.json``, ``comparison.json`` and ``predictions.json``
+    (without it, ``p_vs_control`` stays empty); a folder without the first
+    two is refused in one line. Returns the completed rows.
+    """
+    out = Path(output)
+    saved, rows = _read_json(out / "config.json"), _read_rows(out / "comparison.json")
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) or not rows:
+        raise ValueError(f"output {out} holds no comparison to report (config.json and "
+                         "comparison.json)")
+    fields = {f.name for f in dataclasses.fields(CompareConfig)}
+    settings = {k: tuple(v) if isinstance(v, list) else v
+                for k, v in saved["config"].items() if k in fields}
+    settings["reader_options"] = tuple(tuple(p) for p in settings.get("reader_options", ()))
+    config = CompareConfig(**settings)
+    dataset = saved.get("run", {}).get("dataset") or {}
+    if not dataset.get("class_names"):
+        raise ValueError(f"output {out}: config.json names no classes (run.dataset.class_names)")
+    dataset.setdefault("name", "?")
+    dataset.setdefault("n_images", "?")
+    rows = complete_rows(rows, _read_json(out / PREDICTIONS))
+    files.write_json(out / "comparison.json", rows)
+    write_comparison_report(out, config, dataset, rows)
+    return rows
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
@@ -325,6 +354,6 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
         (folder, h) for folder in folders if (h := _history(out / folder))])
     rows = complete_rows(rows, _read_json(out / PREDICTIONS))
     files.write_json(path, rows)
-    write_comparison_report(out, config, dataset, rows)
+    write_comparison_report(out, config, dataset.summary(), rows)
     rundir.close_run(out)
     return rows

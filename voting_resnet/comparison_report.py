@@ -146,11 +146,12 @@ def recipe(config) -> str:
     return words
 
 
-def write_comparison_report(out: Path, config, dataset, rows: Sequence[dict[str, Any]]) -> Path:
+def write_comparison_report(out: Path, config, dataset: dict[str, Any],
+                            rows: Sequence[dict[str, Any]]) -> Path:
     """``report.md`` with the table, the answers and the confusion matrices of the baseline
     and of the voter chosen on validation accuracy."""
     out = Path(out)
-    names = list(dataset.class_names)
+    names = list(dataset["class_names"])
     base = next((r for r in rows if r["training"] == "baseline"), None)
     voters = [r for r in rows if r["split_after"] != 0]
     chosen = next((r for r in voters if r.get("chosen_on_validation")), None)
@@ -165,7 +166,7 @@ def write_comparison_report(out: Path, config, dataset, rows: Sequence[dict[str,
     lines = [
         "# Voting ResNet: split points against the plain ResNet-18",
         "",
-        f"- data: `{dataset.name}`, {len(dataset)} images, classes {', '.join(names)}; "
+        f"- data: `{dataset['name']}`, {dataset['n_images']} images, classes {', '.join(names)}; "
         f"test images {rows[0]['n_test'] if rows else 0}",
         f"- budget `{config.preset}`: baseline {config.epochs} epochs, batch {config.batch_size}, "
         f"{recipe(config)}; voters fine-tuned from the baseline (this project's design) "

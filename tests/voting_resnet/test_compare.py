@@ -1,11 +1,12 @@
 """``python -m voting_resnet.compare``: every row, intervals and p-values, resume, the report."""
 import json
+import shutil
 
 import pytest
 from commands import run_module
 
 from csa_keras.data.synthetic import make_synthetic_dataset
-from voting_resnet.comparison import BUDGETS, TRAININGS, run_comparison
+from voting_resnet.comparison import BUDGETS, TRAININGS, rewrite_report, run_comparison
 from voting_resnet.comparison_report import answers
 
 
@@ -92,6 +93,24 @@ def test_resume_after_a_lost_row_measures_only_that_row(comparison):
     assert len(again) == len(rows)
     assert [line for line in lines if "fine-tuning" in line] == [
         "fine-tuning the voter after module 3 from the baseline"]
+
+
+def test_report_is_written_again_from_the_folder_alone(comparison, tmp_path):
+    out, _, rows, _ = comparison
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "report.md").unlink()
+    added = ("p_vs_control", "p_vs_control_holm", "p_vs_baseline_holm", "predicted_counts",
+             "chosen_on_validation")
+    bare = [{k: v for k, v in r.items() if k not in added} for r in rows]
+    (copy / "comparison.json").write_text(json.dumps(bare))
+    assert rewrite_report(copy) == rows
+    assert json.loads((copy / "comparison.json").read_text()) == rows
+    assert "## Predicted classes" in (copy / "report.md").read_text()
+    (copy / "predictions.json").unlink()
+    assert all(r["p_vs_control"] is None for r in rewrite_report(copy))
+    with pytest.raises(ValueError, match="holds no comparison to report"):
+        rewrite_report(tmp_path)
 
 
 def test_answers_name_a_significant_winner():
