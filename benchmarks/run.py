@@ -6,7 +6,10 @@ Sections, cheapest first, each written to ``--output`` as soon as it is done
 1. the machine's matrix-product peak (``peak.py``), float32 and bfloat16;
 2. input pipelines (``input_pipeline.py``): images/s of the training
    ``tf.data`` pipelines alone;
-3. the crop-and-mirror layer (``crop_layer.py``): one gather against ten
+3. training end to end (``end_to_end.py``): the Voting ResNet baseline
+   through the training function with its input pipeline and augmentation,
+   against the same model stepping on a batch in memory, alternated;
+   the crop-and-mirror layer (``crop_layer.py``): one gather against ten
    slices and a stack;
 4. face preprocessing (``face_detection.py``, in a process of its own that
    has not loaded TensorFlow, as in ``python -m csa_keras.data``, so its
@@ -43,6 +46,7 @@ import sys
 from pathlib import Path
 
 import crop_layer
+import end_to_end
 import face_detection
 import input_pipeline
 import peak
@@ -89,6 +93,11 @@ def render(report: dict) -> str:
                   throughput.markdown(s["rows"]), ""]
     if "input_pipeline" in sections:
         lines += ["## Input pipelines", "", input_pipeline.markdown(sections["input_pipeline"]), ""]
+    if "end_to_end" in sections:
+        lines += ["## Training end to end", "", "The Voting ResNet baseline trained by `fit_model` "
+                  "(pipeline, augmentation, the `converge` recipe) against the same model on a batch in "
+                  "memory, in one process, alternated; median images/s of the epochs after the first.",
+                  "", end_to_end.markdown(sections["end_to_end"]), ""]
     if "crop_layer" in sections:
         lines += ["## Crop-and-mirror layer", "", crop_layer.markdown(sections["crop_layer"]), ""]
     if "predict" in sections:
@@ -156,6 +165,11 @@ def main() -> None:
     log("input pipelines ...")
     report["sections"]["input_pipeline"] = input_pipeline.run(
         1350 if args.quick else 2700, 1 if args.quick else 3)
+    _write(output, report)
+    log("training end to end ...")
+    report["sections"]["end_to_end"] = end_to_end.measure(
+        images=128 if args.quick else 640, epochs=2 if args.quick else 3,
+        batch=32 if args.quick else 64, log=log)
     _write(output, report)
     log("crop-and-mirror layer ...")
     report["sections"]["crop_layer"] = crop_layer.run(repeats=2 if args.quick else 7)

@@ -258,3 +258,21 @@ def test_startup_times_every_row_in_fresh_processes_and_reports_the_phases(monke
     assert all(r["peak_rss_mb"] == 700.0 and len(r["wall_s"]) == 2 for r in result["rows"])
     table = startup.markdown(result)
     assert "| Predictor.pretrained() from Python |" in table and "import 0.50, load 2.00, first photo 0.25" in table
+
+
+@pytest.mark.slow  # a ResNet-18 at 48x48 traced and trained twice: a minute on two quiet cores
+def test_end_to_end_times_the_training_function_against_the_model_alone():
+    import end_to_end
+
+    lines = []
+    rows = end_to_end.measure(split=0, images=16, epochs=2, batch=8, variants=("plain",),
+                              log=lines.append)
+    assert lines == ["plain: fit on 16 images, 2 epochs, batch 8"]
+    (row,) = rows
+    assert row["variant"] == "plain" and row["batch"] == 8 and row["epochs"] == 2
+    assert len(row["end_to_end_epochs"]) == len(row["model_only_epochs"]) == 1  # the first is left out
+    assert row["end_to_end_images_per_s"] == pytest.approx(row["end_to_end_epochs"][0], abs=0.01)
+    assert row["ratio"] == pytest.approx(
+        row["end_to_end_images_per_s"] / row["model_only_images_per_s"], abs=2e-3)
+    table = end_to_end.markdown(rows)
+    assert table.splitlines()[2].startswith("| VRN baseline | plain | 8 |")

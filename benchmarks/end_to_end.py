@@ -1,0 +1,122 @@
+"""Training images/s end to end (``fit`` with the input pipeline and augmentation) against the model alone.
+
+A training run's speed is not the model's: every batch is also shuffled,
+scaled and augmented, and on two cores the input pipeline's threads take
+the cores the model's kernels would use. This benchmark trains the Voting
+ResNet through the function every training command uses
+(:func:`voting_resnet.training.fit_model`: the cached, shuffled ``tf.data``
+pipeline, the augmentation on whole batches, the recipe's optimizer and
+loss) on random 48x48 colour images, and beside it, in the same process and
+alternated epoch by epoch, the same compiled model stepping on one batch
+that is already in memory (the ``throughput.py`` model-only row). The
+figure is the median images/s over the epochs after the first (which
+traces and fills the cache), and the ratio end to end / model only.
+
+Variants of the pipeline (``--variants``):
+
+- ``augment``: the training pipeline as runs use it (augmentation on;
+  recipe ``converge``: the paper's augmentation plus a horizontal flip);
+- ``plain``: the same without augmentation, to see what augmenting costs.
+
+    python benchmarks/end_to_end.py [--split 0] [--images 1280] [--epochs 4] [--batch 64]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = ("augment", "plain")
+
+
+def _model_only_epoch(model, x, y, steps: int) -> float:
+    """Seconds of ``steps`` training steps on one batch held in memory (after the first call traced)."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - start
+
+
+def measure(split: int = 0, images: int = 1280, epochs: int = 4, batch: int = 64,
+            variants=VARIANTS, seed: int = 0, log=print) -> list[dict]:
+    """One row per variant: end-to-end and model-only images/s, their ratio, every epoch's figure."""
+    importlib.import_module("csa_keras")
+    import keras
+
+    from csa_keras.training.strategy import get_strategy
+    from csa_keras.utils.cpu import onednn_state
+    from voting_resnet.comparison import BUDGETS
+    from voting_resnet.models import build_voting_resnet
+    from voting_resnet.training import compile_voting_resnet, fit_model, learning_rate
+
+    rng = np.random.default_rng(seed)
+    faces = rng.integers(0, 256, (images, 48, 48, 3), dtype=np.uint8)
+    labels = rng.integers(0, 7, images)
+    steps = images // batch
+    recipe = BUDGETS["converge"].replace(split_after=(split,), batch_size=batch, epochs=epochs,
+                                         precision="float32")
+    strategy = get_strategy("auto")
+
+    model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=split)
+    schedule, _ = learning_rate(recipe, steps, epochs)
+    compile_voting_resnet(model, schedule, recipe.weight_decay, recipe.label_smoothing)
+    x = faces[:batch].astype(np.float32) / 255.0
+    y = {"crop_logits": labels[:batch], "vote": labels[:batch]}
+    _model_only_epoch(model, x, y, 1)
+
+    rows = []
+    for variant in variants:
+        config = recipe.replace(augment=variant == "augment")
+        with tempfile.TemporaryDirectory() as folder:
+            log(f"{variant}: fit on {images} images, {epochs} epochs, batch {batch}")
+            result = fit_model(config, split, faces, labels, 7, Path(folder), strategy, verbose=0)
+        end_to_end = [images / s for s in result.history["epoch_seconds"][1:]]
+        model_only = [steps * batch / _model_only_epoch(model, x, y, steps)
+                      for _ in range(len(end_to_end))]
+        e2e, alone = statistics.median(end_to_end), statistics.median(model_only)
+        rows.append({"split": split, "variant": variant, "batch": batch, "images": images,
+                     "epochs": epochs, "end_to_end_images_per_s": round(e2e, 2),
+                     "model_only_images_per_s": round(alone, 2), "ratio": round(e2e / alone, 3),
+                     "end_to_end_epochs": [round(v, 2) for v in end_to_end],
+                     "model_only_epochs": [round(v, 2) for v in model_only],
+                     "onednn": onednn_state()["onednn"], "keras": keras.__version__})
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| model | pipeline | batch | end to end img/s | model only img/s | ratio |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        model = "VRN baseline" if r["split"] == 0 else f"VRN split after {r['split']}"
+        lines.append(f"| {model} | {r['variant']} | {r['batch']} | {r['end_to_end_images_per_s']:.2f} "
+                     f"| {r['model_only_images_per_s']:.2f} | {r['ratio']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", type=int, default=0, choices=[0, 1, 2, 3])
+    parser.add_argument("--images", type=int, default=1280, help="training images (default 1280)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs; the first is not counted")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    if args.epochs < 2 or args.images < args.batch:
+        parser.error("--epochs must be at least 2 and --images at least --batch")
+    rows = measure(args.split, args.images, args.epochs, args.batch, args.variants)
+    print(markdown(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
