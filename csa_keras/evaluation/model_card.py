@@ -76,11 +76,14 @@ def _limitations(metrics: dict[str, Any], dataset: dict[str, Any], subjects_leak
 
 def write_model_card(out: Path, task_title: str, description: str, config: Any,
                      metrics: dict[str, Any], dataset: dict[str, Any], subjects_leak: bool,
-                     licence: str | None = None, recreate: str | None = None) -> Path:
+                     licence: str | None = None, recreate: str | None = None,
+                     notes: tuple[str, ...] | list[str] = ()) -> Path:
     """Write ``MODEL_CARD.md`` into the run directory ``out``.
 
     ``licence`` replaces the licence found for the data; ``recreate`` is the
-    command that trains the model again, shown in a section of its own.
+    command that trains the model again, shown in a section of its own;
+    ``notes`` are more measured lines for the metrics section (how the
+    model was chosen, how stable its label is).
     """
     kfold = "folds" in metrics
     ci = ""
@@ -118,6 +121,7 @@ def write_model_card(out: Path, task_title: str, description: str, config: Any,
         f"- accuracy {percent(metrics.get('accuracy'))}{ci}",
         f"- macro F1 {percent(metrics.get('f1_macro'))}, balanced accuracy "
         f"{percent(metrics.get('balanced_accuracy'))}",
+        *[f"- {note}" for note in notes],
         "",
         *per_class_table(per_class, "accuracy (recall)"),
         "",

@@ -113,6 +113,38 @@ def test_report_is_written_again_from_the_folder_alone(comparison, tmp_path):
         rewrite_report(tmp_path)
 
 
+def test_the_row_chosen_on_validation_packs_as_a_model_in_the_box(comparison, tmp_path):
+    import zipfile
+
+    import h5py
+    import keras
+    import numpy as np
+
+    from voting_resnet.comparison_stats import row_key
+    from voting_resnet.pretrained import chosen_row, package_comparison
+
+    out, _, rows, _ = comparison
+    dest, row = package_comparison(out, "python -m voting_resnet.compare --budget smoke",
+                                   "synthetic faces", tmp_path / "box" / "vrn_tiny")
+    assert row == chosen_row(rows)
+    assert row["val_accuracy"] == max(r["val_accuracy"] for r in rows)
+    metrics = json.loads((dest / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(row["accuracy"])
+    assert metrics["confusion_matrix"] == row["confusion_matrix"]
+    assert metrics["comparison_row"] == row_key(row) and metrics["weights_stored_as"] == "float16"
+    card = (dest / "MODEL_CARD.md").read_text()
+    assert "chosen among the comparison's rows on validation accuracy" in card
+    with zipfile.ZipFile(dest / "model.keras") as archive, \
+            h5py.File(archive.open("model.weights.h5"), "r") as weights:
+        dtypes = set()
+        weights.visit(lambda name: dtypes.add(getattr(weights[name], "dtype", None)))
+    assert np.dtype("float16") in dtypes and np.dtype("float32") not in dtypes
+    model = keras.models.load_model(dest / "model.keras")
+    assert all(w.dtype == "float32" for w in model.weights)
+    with pytest.raises(ValueError, match="key must name a row"):
+        package_comparison(out, "c", "l", tmp_path / "other", key="scratch/9/soft")
+
+
 def test_answers_name_a_significant_winner():
     base = {"training": "baseline", "split_after": 0, "voting": "none", "accuracy": 0.50,
             "p_vs_baseline": None}
