@@ -9,9 +9,10 @@ matplotlib ships, pasted at random scales, positions and brightness, one face
 each) and a 640x480 MJPG video of ``--video-frames`` frames at 25 frames/s
 (the same photograph gliding across a grey background).
 
-Models: the pretrained CSA installed with the package, and a Voting ResNet
-baseline (48x48 RGB, random weights: its speed is its architecture's, not its
-training's). Variants, alternated ``--repeats`` times per input (medians):
+Models: the pretrained CSA installed with the package (``csa``), a Voting
+ResNet baseline (``vrn``: 48x48 RGB, random weights: its speed is its
+architecture's, not its training's), or any model in the box by name
+(``csa_fer2013``, ``vrn_fer2013``). Variants, alternated ``--repeats`` times per input (medians):
 
 ``in turn``
     decoding and detection in turn with the model, faces from the cascade's
@@ -25,9 +26,11 @@ training's). Variants, alternated ``--repeats`` times per input (medians):
 
 Each variant's records are compared with ``in turn``'s on the same input:
 the faces found per image (same count), the overlap (IoU) of their boxes, and
-the labels; as a control for the labels, the reference's boxes are moved
-``JITTER_PX`` pixels and their faces classified again. The command's
-start-up is ``startup.py``'s.
+the labels. The label's stability, the control for the labels of other
+boxes: each face of the reference is cropped again with its box moved
+``JITTER_PX`` pixels in each of the 8 directions (right, left, up, down and
+the diagonals) and classified; a face is stable when all 8 keep its label.
+The command's start-up is ``startup.py``'s.
 
     python benchmarks/predict_pipeline.py [--photos 100] [--video-frames 150] [--repeats 3]
         [--models csa vrn] [--json]
@@ -57,6 +60,8 @@ REFERENCE_VARIANT = "in turn"
 """The variant the others' faces are compared with: the default path, without either lever."""
 JITTER_PX = 3
 """The shift of the control that says how much a few pixels change the labels by themselves."""
+SHIFTS = tuple((dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dx, dy) != (0, 0))
+"""The 8 directions a box is moved in, in units of ``JITTER_PX``."""
 
 
 def make_video(path: Path, frames: int, fps: float = 25.0) -> Path:
@@ -114,40 +119,51 @@ def compare(reference: list[dict], records: list[dict]) -> dict:
 
 
 def _predictors(model_name: str, variants) -> dict:
-    """One predictor per variant, all on one model: the pretrained CSA, or one random VRN baseline."""
+    """One predictor per variant, all on one model: the pretrained CSA, one random VRN baseline,
+    or a model in the box by name."""
     from csa_keras.inference.predictor import Predictor
 
     if model_name == "csa":
         return {v: Predictor.pretrained(**VARIANTS[v]) for v in variants}
+    if model_name != "vrn":
+        return {v: Predictor.pretrained(model_name, **VARIANTS[v]) for v in variants}
     from voting_resnet.models import build_voting_resnet
 
     model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=0)
     return {v: Predictor(model, **VARIANTS[v]) for v in variants}
 
 
-def shifted_label_agreement(predictor, records: list[dict], shift: int = JITTER_PX) -> dict:
-    """How often a face keeps its label when its box moves ``shift`` pixels right and down.
+def label_stability(predictor, records: list[dict], shift: int = JITTER_PX) -> dict:
+    """How often a face keeps its label when its box moves ``shift`` pixels, in each of 8 directions.
 
     The control for the labels of another detection's boxes: a crop a few
     pixels off changes a classifier's answer on some faces whatever found it.
-    Photographs only (their records name the file).
+    ``stable``: faces whose label all 8 shifted boxes keep; ``same_label``:
+    faces that keep it with the box moved right and down (the diagonal
+    alone, as earlier reports measured). Photographs only (their records name
+    the file).
     """
     from csa_keras.data.faces import crop_face, read_image
 
-    faces, labels = [], []
+    crops, labels = [], []
     for record in records:
         if record["status"] != "ok" or record["frame"] is not None:
             continue
         rgb, _ = read_image(record["source"], predictor.settings.max_side)
         x, y, w, h = record["box"]
-        face, _, _ = crop_face(rgb, predictor.settings, box=(x + shift, y + shift, w, h))
-        faces.append(face)
+        for dx, dy in SHIFTS:
+            face, _, _ = crop_face(rgb, predictor.settings,
+                                   box=(x + dx * shift, y + dy * shift, w, h))
+            crops.append(face)
         labels.append(record["label"])
-    if not faces:
-        return {"faces": 0, "same_label": 0}
-    probabilities = predictor.classify(np.stack(faces))
-    same = sum(predictor.class_names[int(np.argmax(p))] == label for p, label in zip(probabilities, labels))
-    return {"faces": len(faces), "same_label": int(same), "shift_px": shift}
+    if not labels:
+        return {"faces": 0, "same_label": 0, "stable": 0, "shift_px": shift}
+    probabilities = predictor.classify(np.stack(crops))
+    names = np.asarray(predictor.class_names)[np.argmax(probabilities, axis=1)]
+    kept = names.reshape(len(labels), len(SHIFTS)) == np.asarray(labels)[:, None]
+    return {"faces": len(labels), "same_label": int(kept[:, SHIFTS.index((1, 1))].sum()),
+            "stable": int(kept.all(axis=1).sum()), "shift_px": shift,
+            "directions": len(SHIFTS)}
 
 
 def run_once(predictor, inputs) -> tuple[float, list[dict]]:
@@ -181,10 +197,11 @@ def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models
                         times[variant].append(seconds)
                 reference = records.get(REFERENCE_VARIANT, next(iter(records.values())))
                 if input_name == "photos":
-                    control = shifted_label_agreement(predictors[variants[0]], reference)
+                    control = label_stability(predictors[variants[0]], reference)
                     controls.append({"model": model_name, **control})
-                    log(f"{model_name} control: the reference boxes moved {JITTER_PX} px keep their label "
-                        f"on {control['same_label']}/{control['faces']} faces")
+                    log(f"{model_name} stability: the reference boxes moved {JITTER_PX} px keep their "
+                        f"label in all 8 directions on {control['stable']}/{control['faces']} faces, "
+                        f"right and down on {control['same_label']}")
                 for variant in variants:
                     seconds = statistics.median(times[variant])
                     faces = sum(r["status"] == "ok" for r in records[variant])
@@ -203,20 +220,28 @@ def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models
             "shift_controls": controls}
 
 
+def _model_name(name: str) -> str:
+    return {"csa": "CSA (pretrained)", "vrn": "VRN baseline"}.get(name, f"`{name}`")
+
+
 def markdown(result: dict) -> str:
     lines = ["| model | input | variant | images/s | faces/s | ms/image | same faces as in turn | "
              "median box IoU | same label |", "|---|---|---|---:|---:|---:|---|---:|---|"]
     for r in result["rows"]:
         c = r["against_default"]
-        model = "CSA (pretrained)" if r["model"] == "csa" else "VRN baseline"
+        model = _model_name(r["model"])
         lines.append(f"| {model} | {r['input']} | {r['variant']} | {r['images_per_s']:.1f} | "
                      f"{r['faces_per_s']:.1f} | {r['ms_per_image']:.1f} | "
                      f"{c['same_face_count']}/{c['images']} | {c['median_iou']} | "
                      f"{c['same_label']}/{c['faces_reference']} |")
     for c in result.get("shift_controls", []):
-        model = "CSA (pretrained)" if c["model"] == "csa" else "VRN baseline"
-        lines.append(f"| {model} | photos | control: in turn's boxes moved {c['shift_px']} px | | | | | | "
-                     f"{c['same_label']}/{c['faces']} |")
+        model = _model_name(c["model"])
+        lines.append(f"| {model} | photos | control: in turn's boxes moved {c['shift_px']} px right "
+                     f"and down | | | | | | {c['same_label']}/{c['faces']} |")
+        if "stable" in c:
+            lines.append(f"| {model} | photos | stability: in turn's boxes moved {c['shift_px']} px "
+                         f"in each of 8 directions, all keep the label | | | | | | "
+                         f"{c['stable']}/{c['faces']} |")
     return "\n".join(lines)
 
 
@@ -225,7 +250,9 @@ def main(argv=None) -> None:
     parser.add_argument("--photos", type=int, default=100)
     parser.add_argument("--video-frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--models", nargs="+", choices=["csa", "vrn"], default=["csa", "vrn"])
+    parser.add_argument("--models", nargs="+", default=["csa", "vrn"],
+                        help="csa (the default model in the box), vrn (a random VRN baseline), or a "
+                             "model in the box by name (default: csa vrn)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--json", action="store_true", help="progress on stderr, then one JSON line")
     args = parser.parse_args(argv)

@@ -276,3 +276,32 @@ def test_end_to_end_times_the_training_function_against_the_model_alone():
         row["end_to_end_images_per_s"] / row["model_only_images_per_s"], abs=2e-3)
     table = end_to_end.markdown(rows)
     assert table.splitlines()[2].startswith("| VRN baseline | plain | 8 |")
+
+
+def test_label_stability_moves_each_box_in_eight_directions(tmp_path):
+    import numpy as np
+    import predict_pipeline
+    from PIL import Image
+
+    from csa_keras.data.faces import FaceSettings
+
+    class Fake:
+        settings = FaceSettings(size=48, colour=True)
+        class_names = ("happy", "sad")
+
+        def classify(self, crops):
+            assert crops.shape == (24, 48, 48, 3)
+            probabilities = np.tile([0.9, 0.1], (len(crops), 1))
+            probabilities[predict_pipeline.SHIFTS.index((1, 1))] = [0.2, 0.8]  # face 1, right-down
+            probabilities[8 + predict_pipeline.SHIFTS.index((-1, 0))] = [0.2, 0.8]  # face 2, left
+            return probabilities
+
+    records = []
+    for name in ("a", "b", "c"):
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(path)
+        records.append({"source": str(path), "frame": None, "status": "ok",
+                        "box": [20, 20, 30, 30], "label": "happy"})
+    records.append({"source": "d", "frame": None, "status": "no_face", "box": None, "label": None})
+    found = predict_pipeline.label_stability(Fake(), records)
+    assert found == {"faces": 3, "same_label": 2, "stable": 1, "shift_px": 3, "directions": 8}
