@@ -118,7 +118,7 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     if not path.exists() and str(path) in pretrained_names():
         path = PRETRAINED_ROOT / str(path)
     if not path.exists():
-        names = pretrained_names()
+        names = pretrained_names() if len(path.parts) == 1 else []
         raise ValueError(f"model {path} does not exist" + (
             f" (models in the box: {', '.join(names)})" if names else ""))
     if path.is_dir():

@@ -24,7 +24,8 @@ def test_fifos_named_to_the_command_are_error_records(tiny_run, grace_hopper, tm
     assert [(r["source"], r["status"], r["error"]) for r in records[:2]] == [
         (str(photo), "error", FIFO_ERROR), (str(clip), "error", FIFO_ERROR)]
     assert records[2]["source"] == str(grace_hopper) and records[2]["status"] == "ok"
-    assert result.stderr.strip().splitlines()[-1].endswith(", 2 unreadable")
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        f", 2 unreadable (model {tiny_run / 'classifier.keras'})")
 
 
 def test_fifos_in_a_folder_are_error_records(tiny_run, grace_hopper, tmp_path):
