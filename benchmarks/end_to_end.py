@@ -19,6 +19,7 @@ Variants of the pipeline (``--variants``):
 - ``plain``: the same without augmentation, to see what augmenting costs.
 
     python benchmarks/end_to_end.py [--split 0] [--images 1280] [--epochs 4] [--batch 64]
+    python benchmarks/end_to_end.py --model-only 5 [--split 0] [--batch 64]
 """
 from __future__ import annotations
 
@@ -45,6 +46,37 @@ def _model_only_epoch(model, x, y, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def _compiled(split: int, batch: int, steps: int, epochs: int, seed: int = 0):
+    """The model compiled with the ``converge`` recipe, and one batch of it in memory."""
+    from voting_resnet.comparison import BUDGETS
+    from voting_resnet.models import build_voting_resnet
+    from voting_resnet.training import compile_voting_resnet, learning_rate
+
+    recipe = BUDGETS["converge"].replace(split_after=(split,), batch_size=batch, epochs=epochs,
+                                         precision="float32")
+    model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=split)
+    schedule, _ = learning_rate(recipe, steps, epochs)
+    compile_voting_resnet(model, schedule, recipe.weight_decay, recipe.label_smoothing)
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 48, 48, 3), dtype=np.float32)
+    labels = rng.integers(0, 7, batch)
+    return recipe, model, x, {"crop_logits": labels, "vote": labels}
+
+
+def model_only(split: int = 0, batch: int = 64, steps: int = 5, repeats: int = 5) -> dict:
+    """The model-only figure alone: median images/s of ``repeats`` runs of ``steps`` steps on one
+    batch in memory, after one traced step; to set beside a real run's own history."""
+    importlib.import_module("csa_keras")
+    from csa_keras.utils.cpu import onednn_state
+
+    _, model, x, y = _compiled(split, batch, steps, 1)
+    _model_only_epoch(model, x, y, 1)
+    rates = [steps * batch / _model_only_epoch(model, x, y, steps) for _ in range(repeats)]
+    return {"split": split, "batch": batch, "steps": steps, "repeats": repeats,
+            "model_only_images_per_s": round(statistics.median(rates), 2),
+            "runs": [round(r, 2) for r in rates], "onednn": onednn_state()["onednn"]}
+
+
 def measure(split: int = 0, images: int = 1280, epochs: int = 4, batch: int = 64,
             variants=VARIANTS, seed: int = 0, log=print) -> list[dict]:
     """One row per variant: end-to-end and model-only images/s, their ratio, every epoch's figure."""
@@ -53,23 +85,14 @@ def measure(split: int = 0, images: int = 1280, epochs: int = 4, batch: int = 64
 
     from csa_keras.training.strategy import get_strategy
     from csa_keras.utils.cpu import onednn_state
-    from voting_resnet.comparison import BUDGETS
-    from voting_resnet.models import build_voting_resnet
-    from voting_resnet.training import compile_voting_resnet, fit_model, learning_rate
+    from voting_resnet.training import fit_model
 
     rng = np.random.default_rng(seed)
     faces = rng.integers(0, 256, (images, 48, 48, 3), dtype=np.uint8)
     labels = rng.integers(0, 7, images)
     steps = images // batch
-    recipe = BUDGETS["converge"].replace(split_after=(split,), batch_size=batch, epochs=epochs,
-                                         precision="float32")
+    recipe, model, x, y = _compiled(split, batch, steps, epochs, seed)
     strategy = get_strategy("auto")
-
-    model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=split)
-    schedule, _ = learning_rate(recipe, steps, epochs)
-    compile_voting_resnet(model, schedule, recipe.weight_decay, recipe.label_smoothing)
-    x = faces[:batch].astype(np.float32) / 255.0
-    y = {"crop_logits": labels[:batch], "vote": labels[:batch]}
     _model_only_epoch(model, x, y, 1)
 
     rows = []
@@ -79,14 +102,14 @@ def measure(split: int = 0, images: int = 1280, epochs: int = 4, batch: int = 64
             log(f"{variant}: fit on {images} images, {epochs} epochs, batch {batch}")
             result = fit_model(config, split, faces, labels, 7, Path(folder), strategy, verbose=0)
         end_to_end = [images / s for s in result.history["epoch_seconds"][1:]]
-        model_only = [steps * batch / _model_only_epoch(model, x, y, steps)
-                      for _ in range(len(end_to_end))]
-        e2e, alone = statistics.median(end_to_end), statistics.median(model_only)
+        alone_epochs = [steps * batch / _model_only_epoch(model, x, y, steps)
+                        for _ in range(len(end_to_end))]
+        e2e, alone = statistics.median(end_to_end), statistics.median(alone_epochs)
         rows.append({"split": split, "variant": variant, "batch": batch, "images": images,
                      "epochs": epochs, "end_to_end_images_per_s": round(e2e, 2),
                      "model_only_images_per_s": round(alone, 2), "ratio": round(e2e / alone, 3),
                      "end_to_end_epochs": [round(v, 2) for v in end_to_end],
-                     "model_only_epochs": [round(v, 2) for v in model_only],
+                     "model_only_epochs": [round(v, 2) for v in alone_epochs],
                      "onednn": onednn_state()["onednn"], "keras": keras.__version__})
     return rows
 
@@ -108,8 +131,14 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=4, help="epochs; the first is not counted")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--model-only", type=int, metavar="STEPS",
+                        help="measure only the model on a batch in memory: 5 runs of STEPS steps "
+                             "(to set beside a real run's history)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    if args.model_only:
+        print(json.dumps(model_only(args.split, args.batch, args.model_only)))
+        return
     if args.epochs < 2 or args.images < args.batch:
         parser.error("--epochs must be at least 2 and --images at least --batch")
     rows = measure(args.split, args.images, args.epochs, args.batch, args.variants)

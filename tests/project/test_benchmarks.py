@@ -276,6 +276,8 @@ def test_end_to_end_times_the_training_function_against_the_model_alone():
         row["end_to_end_images_per_s"] / row["model_only_images_per_s"], abs=2e-3)
     table = end_to_end.markdown(rows)
     assert table.splitlines()[2].startswith("| VRN baseline | plain | 8 |")
+    alone = end_to_end.model_only(split=0, batch=8, steps=1, repeats=3)
+    assert len(alone["runs"]) == 3 and alone["model_only_images_per_s"] == sorted(alone["runs"])[1]
 
 
 def test_label_stability_moves_each_box_in_eight_directions(tmp_path):
