@@ -54,7 +54,7 @@ from csa_keras.training.experiment import dataset_and_splits, split_indices, sta
 from csa_keras.utils import files
 from csa_keras.utils.messages import must
 from voting_resnet.comparison_report import write_comparison_report
-from voting_resnet.comparison_stats import complete_rows, row_key
+from voting_resnet.comparison_stats import complete_rows, model_folder, row_key
 from voting_resnet.config import VRNConfig
 from voting_resnet.layers.voting import VOTING_MODES, vote
 from voting_resnet.models.resnet18 import build_voting_resnet
@@ -324,12 +324,13 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
         tuned = config.replace(split_after=(s,), epochs=config.finetune_epochs,
                                lr=config.finetune_lr, warmup_epochs=0.0,
                                init_from=str(baseline_file))
-        result = fit_model(tuned, s, images[train], labels[train], k, out / f"split{s}", strategy,
+        folder = out / model_folder("fine-tuned", s)
+        result = fit_model(tuned, s, images[train], labels[train], k, folder, strategy,
                            val=(images[val], labels[val]), verbose=verbose,
                            state=state / f"finetune{s}", resume=resume,
                            images_per_epoch=config.finetune_images)
-        write_history(out / f"split{s}" / "history.csv", [(f"split{s}", result.history)])
-        files.save_model(result.model, out / f"split{s}" / MODEL_FILE)
+        write_history(folder / "history.csv", [(folder.name, result.history)])
+        files.save_model(result.model, folder / MODEL_FILE)
         record(scorer.rows(result.model, s, "fine-tuned",
                            len(result.history.get("loss", [])) * per_epoch / len(train),
                            time.perf_counter() - started, _throughput(result.history, per_epoch)))
@@ -340,16 +341,17 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
         started = time.perf_counter()
         log(f"training the voter after module {s} from scratch with the baseline's recipe "
             f"(the paper's design) on {len(train)} images for up to {config.epochs} epochs")
+        folder = out / model_folder("from-scratch", s)
         result = fit_model(config.replace(split_after=(s,)), s, images[train], labels[train], k,
-                           out / f"scratch{s}", strategy, val=(images[val], labels[val]),
+                           folder, strategy, val=(images[val], labels[val]),
                            verbose=verbose, state=state / f"scratch{s}", resume=resume)
-        write_history(out / f"scratch{s}" / "history.csv", [(f"scratch{s}", result.history)])
-        files.save_model(result.model, out / f"scratch{s}" / MODEL_FILE)
+        write_history(folder / "history.csv", [(folder.name, result.history)])
+        files.save_model(result.model, folder / MODEL_FILE)
         record(scorer.rows(result.model, s, "from-scratch", len(result.history.get("loss", [])),
                            time.perf_counter() - started, _throughput(result.history, len(train))))
 
-    folders = ["baseline", *(f"split{s}" for s in (0, *config.split_after)),
-               *(f"scratch{s}" for s in config.scratch_split_after)]
+    folders = ["baseline", *(model_folder("fine-tuned", s) for s in (0, *config.split_after)),
+               *(model_folder("from-scratch", s) for s in config.scratch_split_after)]
     write_history(out / "history.csv", [
         (folder, h) for folder in folders if (h := _history(out / folder))])
     rows = complete_rows(rows, _read_json(out / PREDICTIONS))

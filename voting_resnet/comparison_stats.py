@@ -32,6 +32,16 @@ def row_key(row: Mapping[str, Any]) -> str:
     return f"{row['training']}/{row['split_after']}/{row['voting']}"
 
 
+def model_folder(training: str, split_after: int) -> str:
+    """The folder of a comparison that holds a row's model: ``baseline``, ``split<k>`` (fine-tuned,
+    the control ``split0``) or ``scratch<k>``; test-time rows use the baseline's."""
+    if training == "fine-tuned":
+        return f"split{split_after}"
+    if training == "from-scratch":
+        return f"scratch{split_after}"
+    return "baseline"
+
+
 def is_control(row: Mapping[str, Any]) -> bool:
     """The baseline fine-tuned with the voters' recipe."""
     return row["training"] == "fine-tuned" and row["split_after"] == 0

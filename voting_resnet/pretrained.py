@@ -29,10 +29,7 @@ import numpy as np
 from csa_keras.evaluation.metrics import classification_metrics
 from csa_keras.utils import files
 from csa_keras.utils.cli import Parser, run_main
-from voting_resnet.comparison_stats import row_key
-
-TRAINING_FOLDERS = {"baseline": "baseline", "fine-tuned": "split{s}", "from-scratch": "scratch{s}"}
-"""Where a comparison keeps the model of a row, by its ``training`` (test-time rows use the baseline's)."""
+from voting_resnet.comparison_stats import model_folder, row_key
 
 
 def chosen_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -73,7 +70,7 @@ def comparison_run(comparison_dir: str | os.PathLike, out: str | os.PathLike,
     predicted = (predictions.get("rows") or {}).get(row_key(row))
     if predicted is None:
         raise ValueError(f"comparison_dir {source}: predictions.json has no row {row_key(row)}")
-    folder = source / TRAINING_FOLDERS.get(row["training"], "baseline").format(s=row["split_after"])
+    folder = source / model_folder(row["training"], row["split_after"])
     dataset = saved.get("run", {}).get("dataset", {})
     names = dataset.get("class_names")
     if not names:

@@ -60,9 +60,8 @@ import numpy as np
 
 from csa_keras.inference.loading import (
     load_model,
+    model_location,
     pretrained_name,
-    pretrained_names,
-    pretrained_run,
     resolve_model_path,
 )
 from csa_keras.inference.probabilities import class_probabilities
@@ -124,18 +123,10 @@ def check_settings(format: str, max_images: int | None, latency_runs: int,
         raise ExportError(f"num_threads must be >= 1. Received: num_threads={num_threads!r}")
 
 
-def run_location(run_dir: str | os.PathLike) -> Path:
-    """``run_dir``, or the folder of the pretrained model of that name when no such path exists."""
-    run = Path(run_dir)
-    if not run.exists() and str(run) in pretrained_names():
-        return pretrained_run(str(run))
-    return run
-
-
 def run_model_path(run_dir: str | os.PathLike) -> Path:
     """The model file of a run directory (or of the pretrained model of that name), found without
     loading it, or an :class:`ExportError`."""
-    run = run_location(run_dir)
+    run = model_location(run_dir)
     if not run.exists():
         raise ExportError(f"{run_dir}: no such run directory")
     if not run.is_dir():
@@ -370,7 +361,7 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
     any failure the destination is left as it was.
     """
     check_settings(format, max_images, latency_runs, num_threads, quantize, calibration_images)
-    run_dir = run_location(run_dir)
+    run_dir = model_location(run_dir)
     model_path = run_model_path(run_dir)
     check_run_files(run_dir)
     path = Path(output) if output is not None else default_output(run_dir, model_path, format, quantize)

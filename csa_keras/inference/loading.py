@@ -105,6 +105,14 @@ def pretrained_name(path: str | os.PathLike) -> str | None:
     return relative.parts[0] if relative.parts else None
 
 
+def model_location(path: str | os.PathLike) -> Path:
+    """``path``, or the folder of the pretrained model of that name when no such path exists."""
+    path = Path(path)
+    if not path.exists() and str(path) in pretrained_names():
+        return PRETRAINED_ROOT / str(path)
+    return path
+
+
 def resolve_model_path(path: str | os.PathLike) -> Path:
     """The ``.keras`` file ``path`` names: itself, the model file of a run directory, or the
     model file of the pretrained model of that name (:func:`pretrained_names`) when no file or
@@ -114,9 +122,7 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     FIFO would block the read), a folder that is not a run directory, a run that stopped before its predicting model was
     saved, or a file that is not a ``.keras`` model.
     """
-    path = Path(path)
-    if not path.exists() and str(path) in pretrained_names():
-        path = PRETRAINED_ROOT / str(path)
+    path = model_location(path)
     if not path.exists():
         names = pretrained_names() if len(path.parts) == 1 else []
         raise ValueError(f"model {path} does not exist" + (

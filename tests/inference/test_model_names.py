@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from csa_keras.inference import loading
-from csa_keras.inference.export import default_output, run_location
+from csa_keras.inference.export import default_output
 from csa_keras.inference.predictor import Predictor
 
 
@@ -48,7 +48,7 @@ def test_predictor_and_export_take_the_name(box, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     predictor = Predictor.pretrained("beta_fer")
     assert predictor.source == str(box / "beta_fer" / "classifier.keras")
-    run = run_location("beta_fer")
+    run = loading.model_location("beta_fer")
     assert run == box / "beta_fer"
     model = run / "classifier.keras"
     assert default_output(run, model, "tflite") == tmp_path.joinpath(
