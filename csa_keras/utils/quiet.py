@@ -13,19 +13,25 @@ The project's models, pipelines and commands are TensorFlow's (``tf.data``,
 backend (``KERAS_BACKEND=jax``, or ``"backend"`` in ``keras.json``) stops
 with one line saying so (:class:`BackendError`) instead of a
 ``ModuleNotFoundError`` deep inside an import.
+
+From Python the same holds without a call: importing :mod:`csa_keras`
+installs :func:`quiet_tensorflow_import`, an import hook under which
+TensorFlow, whoever imports it first (Keras, a model load, the user's own
+``import tensorflow``), loads the way :func:`import_tensorflow` loads it for a
+library. ``import csa_keras`` itself still imports no TensorFlow, and this
+module imports nothing heavy until TensorFlow is imported.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import re
-import signal
 import sys
-import tempfile
-import threading
 from pathlib import Path
+
+LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+"""TensorFlow's C++ log level (0 all, 1 no information, 2 no warnings, 3 no errors), read at import."""
 
 _HEADER = re.compile(r"^[IWEF]\d{4} ")
 _HIDDEN = re.compile(r"^(?:[IW]\d{4} |WARNING: All log messages before absl::InitializeLog)")
@@ -52,6 +58,8 @@ def keras_backend() -> tuple[str, str]:
     ``KERAS_BACKEND``, else ``keras.json`` in ``KERAS_HOME`` (``~/.keras``), else TensorFlow."""
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"], "KERAS_BACKEND"
+    import json
+
     home = Path(os.environ.get("KERAS_HOME") or Path(os.path.expanduser("~")) / ".keras")
     try:
         backend = json.loads((home / "keras.json").read_text(encoding="utf-8")).get("backend")
@@ -76,6 +84,9 @@ def _ctrl_c_after():
     happened, so a Ctrl-C while it loads would be lost. Only Python's own Ctrl-C handler is
     stood in for (an ignored or custom one is left alone), and only the main thread handles
     signals."""
+    import signal
+    import threading
+
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
@@ -90,39 +101,125 @@ def _ctrl_c_after():
         raise KeyboardInterrupt
 
 
+_loading = False
+"""True while TensorFlow is being imported under :func:`_quiet_start`."""
+
+
+@contextlib.contextmanager
+def _quiet_start(command: bool):
+    """The block that imports TensorFlow, its start-up lines dropped (:func:`import_tensorflow`).
+
+    A library import with no level set by the user reads the commands' level
+    3 while TensorFlow loads (TensorFlow keeps the level it read for the whole
+    process), then takes the variable away again, so ``os.environ``, and the
+    processes the user starts, are left as they were. Nested blocks do nothing.
+    """
+    global _loading
+    if _loading:
+        yield
+        return
+    set_here = not command and LOG_LEVEL_VARIABLE not in os.environ
+    if command or set_here:
+        os.environ.setdefault(LOG_LEVEL_VARIABLE, "3")
+    level = os.environ.get(LOG_LEVEL_VARIABLE, "1")
+    _loading = True
+    try:
+        if not level.isdigit() or int(level) < 1:
+            with _ctrl_c_after():
+                yield
+            return
+        import tempfile
+
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as capture, _ctrl_c_after():
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                kept = _kept(capture.read().decode("utf-8", "replace"), int(level))
+                if kept:
+                    sys.stderr.write("\n".join(kept) + "\n")
+    finally:
+        _loading = False
+        if set_here:
+            os.environ.pop(LOG_LEVEL_VARIABLE, None)
+
+
 def import_tensorflow(command: bool = True) -> None:
     """Import TensorFlow once, with the start-up lines ``TF_CPP_MIN_LOG_LEVEL`` hides dropped.
 
     A ``command`` checks the backend (:func:`check_backend`) and sets the
     level to 3 unless the user set it, for the whole run: TensorFlow's C++
     "errors" on a machine without a GPU (a failed ``cuInit``, oneDNN's
-    integer fall-back) are not the user's, and real failures reach Python as
-    exceptions; a library import (``command=False``) leaves the
-    environment alone and drops the start-up information lines unless the
-    user asked for them with a level of 0. With a level below 1 nothing is
-    captured.
+    bfloat16 and integer fall-backs) are not the user's, and real failures
+    reach Python as exceptions. A library import (``command=False``) gives
+    TensorFlow the same level 3 unless the user set one, but only while it
+    loads: TensorFlow keeps that level for the process, and ``os.environ`` is
+    left as it was. A level the user set is honoured either way; below 1
+    nothing is captured.
     """
     if command:
         check_backend()
     if "tensorflow" in sys.modules:
         return
-    if command:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1")
-    if not level.isdigit() or int(level) < 1:
-        with _ctrl_c_after():
-            importlib.import_module("tensorflow")
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture, _ctrl_c_after():
-        os.dup2(capture.fileno(), 2)
-        try:
-            importlib.import_module("tensorflow")
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = _kept(capture.read().decode("utf-8", "replace"), int(level))
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
+    with _quiet_start(command):
+        importlib.import_module("tensorflow")
+    uninstall_quiet_import()
+
+
+class _QuietLoader:
+    """TensorFlow's own loader, its module run inside :func:`_quiet_start` (library rules)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader  # the module keeps its own loader
+        with _quiet_start(command=False):
+            self.loader.exec_module(module)
+        uninstall_quiet_import()
+
+
+class _QuietTensorFlowFinder:
+    """A ``sys.meta_path`` entry for ``tensorflow`` alone: the spec the other finders give,
+    its loader wrapped in :class:`_QuietLoader`."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow" or _loading:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+_FINDER = _QuietTensorFlowFinder()
+
+
+def quiet_tensorflow_import() -> None:
+    """Have the next import of TensorFlow, from anywhere in the process, load it as
+    ``import_tensorflow(command=False)`` does. Nothing is imported; nothing happens when
+    TensorFlow is imported already or the hook is in place. The package calls it on import."""
+    if "tensorflow" not in sys.modules and _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+
+def uninstall_quiet_import() -> None:
+    """Take the hook of :func:`quiet_tensorflow_import` away (TensorFlow loads it once)."""
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(_FINDER)
