@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from csa_keras.data.dataset import FaceDataset
+from csa_keras.data.faces import input_recipe
 from csa_keras.data.protocols import dedupe
 from csa_keras.evaluation.figures import read_history_csv
 from csa_keras.evaluation.metrics import classification_metrics
@@ -52,6 +53,7 @@ from csa_keras.training import (
 )
 from csa_keras.training.experiment import dataset_and_splits, split_indices, start_run
 from csa_keras.utils import files
+from csa_keras.utils.artifacts import save_model
 from csa_keras.utils.messages import must
 from voting_resnet.comparison_report import write_comparison_report
 from voting_resnet.comparison_stats import complete_rows, model_folder, row_key
@@ -270,6 +272,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
     train, val, test = np.asarray(split.train), np.asarray(split.val), np.asarray(split.test)
     scorer = _Scorer(config, dataset, val, test)
     images, labels, k = dataset.images, dataset.labels, dataset.num_classes
+    recipe = input_recipe(dataset.class_names, images.shape[1:], config.detect)
     input_shape = tuple(images.shape[1:])
     state = out / rundir.BACKUP
 
@@ -295,7 +298,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
                            out / "baseline", strategy, val=(images[val], labels[val]),
                            verbose=verbose, state=state / "baseline", resume=resume)
         write_history(out / "baseline" / "history.csv", [("baseline", result.history)])
-        files.save_model(result.model, baseline_file)
+        save_model(result.model, baseline_file, recipe=recipe)
     started = time.perf_counter()
     history = _history(out / "baseline")
     baseline = _with_baseline_weights(baseline_file, 0, k, input_shape)
@@ -330,7 +333,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
                            state=state / f"finetune{s}", resume=resume,
                            images_per_epoch=config.finetune_images)
         write_history(folder / "history.csv", [(folder.name, result.history)])
-        files.save_model(result.model, folder / MODEL_FILE)
+        save_model(result.model, folder / MODEL_FILE, recipe=recipe)
         record(scorer.rows(result.model, s, "fine-tuned",
                            len(result.history.get("loss", [])) * per_epoch / len(train),
                            time.perf_counter() - started, _throughput(result.history, per_epoch)))
@@ -346,7 +349,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
                            folder, strategy, val=(images[val], labels[val]),
                            verbose=verbose, state=state / f"scratch{s}", resume=resume)
         write_history(folder / "history.csv", [(folder.name, result.history)])
-        files.save_model(result.model, folder / MODEL_FILE)
+        save_model(result.model, folder / MODEL_FILE, recipe=recipe)
         record(scorer.rows(result.model, s, "from-scratch", len(result.history.get("loss", [])),
                            time.perf_counter() - started, _throughput(result.history, len(train))))
 

@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from csa_keras.data.faces import input_recipe
 from csa_keras.evaluation.metrics import classification_metrics
 from csa_keras.utils import files
+from csa_keras.utils.artifacts import save_model
 from csa_keras.utils.cli import Parser, run_main
 from voting_resnet.comparison_stats import model_folder, row_key
 
@@ -81,7 +83,8 @@ def comparison_run(comparison_dir: str | os.PathLike, out: str | os.PathLike,
                                 split_after=row["split_after"], voting=voting)
     transfer_weights(model, folder / MODEL_FILE)
     out.mkdir(parents=True, exist_ok=True)
-    files.save_model(model, out / MODEL_FILE)
+    detect = saved.get("config", {}).get("detect", "auto")
+    save_model(model, out / MODEL_FILE, recipe=input_recipe(names, shape, detect))
     labels = np.asarray(predictions["labels"])
     metrics = classification_metrics(labels, np.asarray(predicted), names)
     config = saved.get("config", {})

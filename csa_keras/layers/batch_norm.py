@@ -25,8 +25,10 @@ than ``keras.ops``: no backend-neutral op is fused.
 
 The defaults are PyTorch's (momentum 0.9 in Keras's convention, epsilon
 1e-5; see :mod:`csa_keras.layers`). The weights and config are Keras's
-BatchNormalization's, so a model saved with ``keras.layers.BatchNormalization``
-and one saved with ``BatchNorm`` hold the same variables.
+BatchNormalization's, and the project's ``.keras`` files hold Keras's own
+class in its place (``saved_as``, :mod:`csa_keras.utils.artifacts`): the
+fused kernel is a training speed-up, and a saved model loads with plain
+``keras.models.load_model`` where this project is not installed.
 """
 from __future__ import annotations
 
@@ -49,6 +51,9 @@ class BatchNorm(keras.layers.BatchNormalization):
     Same arguments, variables, config and results as
     ``keras.layers.BatchNormalization`` (module docstring).
     """
+
+    saved_as = keras.layers.BatchNormalization
+    """The Keras class the project's model files hold in this layer's place."""
 
     def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON, **kwargs) -> None:
         super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)

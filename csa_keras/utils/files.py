@@ -84,14 +84,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(_finite(obj), indent=2, default=str) + "\n")
 
 
-def save_model(model, path: str | os.PathLike) -> Path:
-    """``model.save`` to a temporary ``.keras`` name, then rename into place."""
-    path = Path(path)
-    tmp = temporary_name(path)
-    model.save(tmp)
-    return commit(tmp, path)
-
-
 def save_figure(fig, path: str | os.PathLike, **kwargs: Any) -> Path:
     path = Path(path)
     tmp = temporary_name(path)

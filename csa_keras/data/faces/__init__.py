@@ -54,7 +54,13 @@ from csa_keras.data.faces.detect import (
     cascade_path,
 )
 from csa_keras.data.faces.result import PreprocessResult
-from csa_keras.data.faces.settings import AUTO_DETECT_FACTOR, DETECT_MODES, NO_FACE_MODES, FaceSettings
+from csa_keras.data.faces.settings import (
+    AUTO_DETECT_FACTOR,
+    DETECT_MODES,
+    NO_FACE_MODES,
+    FaceSettings,
+    input_recipe,
+)
 
 __all__ = [
     "AUTO_DETECT_FACTOR",
@@ -83,6 +89,7 @@ __all__ = [
     "decode_image",
     "default_cache_dir",
     "image_from_pixels",
+    "input_recipe",
     "preprocess_image",
     "preprocess_samples",
     "read_image",

@@ -73,3 +73,39 @@ class FaceSettings:
     def channels(self) -> int:
         """1 for grey faces, 3 for colour (RGB) ones."""
         return 3 if self.colour else 1
+
+    def recipe(self, class_names: list[str] | tuple[str, ...]) -> dict:
+        """How to turn a photograph into this model's input, and what its outputs are: ``recipe.json``.
+
+        Written into every ``.keras`` archive the project saves
+        (:mod:`csa_keras.utils.artifacts`), so the file alone says how to
+        use the model: cut the face as described, resize it to
+        ``size x size``, keep ``channels`` (grey as OpenCV's
+        ``COLOR_BGR2GRAY``, colour as RGB), divide by 255, and read the
+        softmax in ``class_names`` order.
+        """
+        return {
+            "class_names": [str(name) for name in class_names],
+            "input": {
+                "shape": [self.size, self.size, self.channels],
+                "colour": "rgb" if self.colour else "grey",
+                "dtype": "float32",
+                "scale": "pixel / 255 (values in [0, 1])",
+            },
+            "face": {
+                "detector": "OpenCV Haar cascade haarcascade_frontalface_default.xml (Viola-Jones)",
+                "detect": self.detect,
+                "scale_factor": self.scale_factor,
+                "min_neighbors": self.min_neighbors,
+                "min_size": self.min_size,
+                "margin": self.margin,
+                "crop": "the detected box grown by margin about its centre, clipped to the image, "
+                        "resized to shape (a face crop already is resized whole)",
+            },
+        }
+
+
+def input_recipe(class_names, image_shape, detect: str = "auto") -> dict:
+    """:meth:`FaceSettings.recipe` of a model trained on ``image_shape`` faces ``(size, size, channels)``."""
+    size, channels = int(image_shape[0]), int(image_shape[-1])
+    return FaceSettings(size=size, colour=channels == 3, detect=detect).recipe(class_names)
