@@ -9,16 +9,16 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml requirements.txt
+$(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 demo: venv
 	$(PY) -m csa_keras.train --preset quick --output runs/demo
 
-# Style (ruff) and the import contracts of setup.cfg (import-linter).
+# Style (ruff) and the import contracts of pyproject.toml (import-linter).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports

@@ -5,7 +5,7 @@ a :class:`Task` and registers it, so that the commands serving every task
 (train, predict, export, evaluate) look it up by name, by a run's
 ``config.json`` or by a loaded model, and never import one by name. The
 project's own tasks are declared as entry points of the group
-``csa_keras.tasks`` in the package metadata (``setup.cfg``); a task outside
+``csa_keras.tasks`` in the package metadata (``pyproject.toml``); a task outside
 the project registers the same way from its own distribution, or at run time
 with :func:`register`.
 

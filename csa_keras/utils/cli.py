@@ -129,3 +129,28 @@ def entry_point(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]
         return entry
 
     return decorate
+
+
+def dispatch(prog: str, commands: dict[str, tuple[str, str]], argv: list[str] | None = None,
+             footer: str = "") -> int:
+    """``prog COMMAND [ARGS]``: run ``COMMAND``'s ``main(ARGS)``; the list of commands without one.
+
+    ``commands`` maps each command to ``(module, one-line summary)``; the
+    module is imported only when its command runs, so ``prog --help``
+    answers at once. An unknown command is one line and exit status 2.
+    """
+    import importlib
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    width = max(map(len, commands))
+    listing = "\n".join(f"  {name.ljust(width)}  {summary}" for name, (_, summary) in commands.items())
+    usage = (f"usage: {prog} COMMAND [ARGS]   ({prog} COMMAND --help for a command's options)\n\n"
+             f"commands:\n{listing}\n" + (f"\n{footer}\n" if footer else ""))
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage, end="")
+        return 0
+    if argv[0] not in commands:
+        print(f"{prog}: error: unknown command {argv[0]!r} (one of {', '.join(commands)})",
+              file=sys.stderr)
+        return USAGE_ERROR
+    return importlib.import_module(commands[argv[0]][0]).main(argv[1:])

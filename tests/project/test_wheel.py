@@ -19,7 +19,11 @@ def test_a_fresh_environment_predicts_with_the_model_in_the_wheel(tmp_path, grac
         names = set(archive.namelist())
     for name in ("classifier.keras", "metrics.json", "config.json", "MODEL_CARD.md"):
         assert PACKED + name in names, name
-    assert any(n.endswith("entry_points.txt") for n in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    with zipfile.ZipFile(wheel) as archive:
+        declared = archive.read(entry_points).decode()
+    assert "csa-keras = csa_keras.__main__:main" in declared
+    assert "voting-resnet = voting_resnet.__main__:main" in declared
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -33,7 +37,10 @@ def test_a_fresh_environment_predicts_with_the_model_in_the_wheel(tmp_path, grac
     # The dependencies (TensorFlow, OpenCV, ...) come from this environment, the package from the wheel.
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "csa_keras.predict", str(grace_hopper)],
+    # The console script pip wrote, run by the fresh environment's interpreter.
+    script = site / "bin" / "csa-keras"
+    assert script.is_file()
+    done = subprocess.run([str(venv / "bin" / "python"), str(script), "predict", str(grace_hopper)],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     import json
