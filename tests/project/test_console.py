@@ -45,3 +45,13 @@ def test_a_command_runs_with_its_arguments():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--model" in done.stdout
+
+
+def test_training_without_the_train_extra_is_one_line(monkeypatch, capsys):
+    import csa_keras.train as train
+
+    monkeypatch.setattr(train, "TRAIN_EXTRA", ("tf_keras_vis", "no_such_module_of_the_train_extra"))
+    assert train.main(["--help"]) == 2
+    assert capsys.readouterr().err == (
+        "python -m csa_keras.train: error: training needs the train extra (no_such_module_of_the_train_extra "
+        "is not installed): pip install 'csa-keras[train]'\n")
