@@ -37,7 +37,7 @@ PAPER_VAL_LOSS = 0.0428
 PAPER_PSNR_DB = 70.06
 
 CKPLUS48_HOLDOUT_PSNR_DB = 22.47
-"""This project's CSA (``code6``, ``paper`` preset) on the CK+48 hold-out, MAX = 1 (README, Results)."""
+"""This project's CSA (``code6``, ``paper`` preset) on the CK+48 hold-out, MAX = 1 (docs/results.md)."""
 
 PAPER_PSNR_NOTE = (
     f"The CSA paper (§4.3) reports {PAPER_PSNR_DB} dB PSNR, on faces it scales to [0, 1] "
