@@ -12,6 +12,7 @@ from csa_keras.utils.cli import dispatch
 
 COMMANDS = {
     "predict": ("csa_keras.predict", "the expression of every face in photos, folders, videos or a camera"),
+    "serve": ("csa_keras.serve", "answer POST /predict over HTTP, with a page to try it in a browser"),
     "evaluate": ("csa_keras.evaluate", "score a saved model on a labelled dataset (metrics, report, figures)"),
     "export": ("csa_keras.export", "export a model to TFLite or a SavedModel, its accuracy checked"),
     "train": ("csa_keras.train", "train and evaluate the CSA: pretrain, fine-tune, write a run directory"),
