@@ -18,11 +18,14 @@ Sections, cheapest first, each written to ``--output`` as soon as it is done
 5. prediction end to end (``predict_pipeline.py``): photographs and a
    video through decode, detect, crop, classify and record, with the
    levers (overlap, ``--min-face 48``) and the faces they find;
-6. start-up (``startup.py``): seconds and peak memory of importing
+6. serving (``serve.py``): answers per second of ``python -m csa_keras.serve``
+   to one and to four concurrent clients on the loopback interface, with
+   latencies (given the ``serve`` extra);
+7. start-up (``startup.py``): seconds and peak memory of importing
    TensorFlow, Keras and the project's training modules, of one photograph
    through the predict command and through ``Predictor.pretrained()``, and
    (given torch) of importing torch;
-7. models (``throughput.py``): training and inference images/s and peak
+8. models (``throughput.py``): training and inference images/s and peak
    resident memory of the CSA (batch 32) and the Voting ResNet at every split
    (batch 135), and, given a Python with torch (``--torch-python``), the same
    rows of the PyTorch reference (``torch_reference.py``) measured
@@ -51,6 +54,7 @@ import face_detection
 import input_pipeline
 import peak
 import predict_pipeline
+import serve
 import startup
 import throughput
 
@@ -108,6 +112,13 @@ def render(report: dict) -> str:
                   + (f". Start-up of `python -m csa_keras.predict` on one photograph: {s['startup_s']:.2f} s."
                      if "startup_s" in s else "; start-up: its own section."), "",
                   predict_pipeline.markdown(s), ""]
+    if "serve" in sections:
+        s = sections["serve"]
+        lines += ["## Serving", "",
+                  f"`python -m csa_keras.serve` with the pretrained CSA (up in {s['startup_s']:.1f} s), one "
+                  f"640x480 photograph with one face per request, each client waiting for its answer; "
+                  f"at most {s['requests']} answers or {s['seconds_bound']:g} s a row, median of "
+                  f"{s['repeats']} rounds, the rows alternated.", "", serve.markdown(s), ""]
     if "startup" in sections:
         s = sections["startup"]
         lines += ["## Start-up", "",
@@ -185,6 +196,16 @@ def main() -> None:
          "--video-frames", "20" if args.quick else "150", "--repeats", str(args.repeats), "--json"])
     report["sections"]["predict"] = predicted
     _write(output, report)
+    try:
+        import fastapi  # noqa: F401
+    except ImportError:
+        log("serving: skipped (the serve extra is not installed)")
+    else:
+        log("serving ...")
+        report["sections"]["serve"] = serve.measure(requests=20 if args.quick else 100,
+                                                    seconds=15 if args.quick else 60,
+                                                    repeats=1 if args.quick else args.repeats, log=log)
+        _write(output, report)
     log("start-up ...")
     report["sections"]["startup"] = startup.measure(2 if args.quick else 5, args.torch_python, log=log)
     _write(output, report)

@@ -307,3 +307,37 @@ def test_label_stability_moves_each_box_in_eight_directions(tmp_path):
     records.append({"source": "d", "frame": None, "status": "no_face", "box": None, "label": None})
     found = predict_pipeline.label_stability(Fake(), records)
     assert found == {"faces": 3, "same_label": 2, "stable": 1, "shift_px": 3, "directions": 8}
+
+
+def test_the_serving_row_counts_answers_by_status_and_reports_medians(tmp_path):
+    """``benchmarks/serve.py``'s load generator against a stand-in HTTP server answering 200, then 503."""
+    import http.server
+    import threading
+
+    import serve
+
+    answers = iter([200] * 5 + [503] * 100)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(next(answers))
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        row = serve.load(f"http://127.0.0.1:{server.server_address[1]}", b"photo", clients=3, requests=12,
+                         seconds=60)
+    finally:
+        server.shutdown()
+    assert row["answers"] == 12 and row["clients"] == 3
+    assert row["statuses"] == {"200": 5, "503": 7}
+    assert row["requests_per_s"] == pytest.approx(12 / row["seconds"], rel=0.02)
+    assert row["latency_median_ms"] <= row["latency_p95_ms"]
+    table = serve.markdown({"rows": [{**row, "statuses": row["statuses"]}]})
+    assert "| 3 |" in table and "200: 5, 503: 7" in table
