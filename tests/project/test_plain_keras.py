@@ -142,3 +142,20 @@ def test_the_recipe_member_is_bounded_and_optional(tmp_path):
         archive.writestr(RECIPE_MEMBER, "[1, 2]")
     assert read_recipe(path) is None  # not an object
     assert read_recipe(tmp_path / "missing.keras") is None
+
+
+def test_every_model_in_the_box_says_its_classes_and_input_and_loads_with_plain_keras(tmp_path):
+    from csa_keras.inference.loading import PRETRAINED_ROOT, load_model, pretrained_names, resolve_model_path
+
+    for name in pretrained_names():
+        path = resolve_model_path(name)
+        recipe = read_recipe(path)
+        metrics = json.loads((PRETRAINED_ROOT / name / "metrics.json").read_text())
+        assert recipe["class_names"] == metrics["class_names"], name
+        model = load_model(path)
+        assert recipe["input"]["shape"][:2] == list(model.input_shape[1:3]), name
+        faces = np.random.default_rng(3).random((2, *model.input_shape[1:]), dtype=np.float32)
+        imports = "import voting_resnet" if metrics["task"] == "voting_resnet" else ""
+        there, seen = load_elsewhere(path, faces, tmp_path, imports=imports)
+        assert seen["recipe"] == recipe
+        assert_same(there, model.predict(faces, verbose=0))
