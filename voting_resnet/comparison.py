@@ -254,7 +254,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
     """
     strategy, _, out, run_info = start_run(config, output, "compare", resume)
     dataset, protocol, splits = dataset_and_splits(config, dataset, prepare_dataset,
-                                                   config.channels == 3, verbose, log)
+                                                   config.channels == 3, verbose, log, out, resume)
     split = splits[0]
     removed = 0
     if config.dedupe:

@@ -43,7 +43,7 @@ from csa_keras.evaluation.metrics import aggregate_folds
 from csa_keras.evaluation.model_card import write_model_card
 from csa_keras.evaluation.statistics import bootstrap_interval
 from csa_keras.tasks import Task
-from csa_keras.training import rundir
+from csa_keras.training import fingerprint, rundir
 from csa_keras.training.config import RunConfig, config_json
 from csa_keras.training.strategy import (
     describe,
@@ -101,6 +101,10 @@ def start_run(config: RunConfig, output: str | os.PathLike | None, name: str,
     (:func:`~csa_keras.utils.paths.check_outputs`): the next run would read
     this one's figures as class images.
 
+    The chief records the files of the data in ``data.json``
+    (:mod:`~csa_keras.training.fingerprint`); with ``resume`` it first
+    refuses, in one line, data whose files changed since the run started.
+
     Returns the strategy, whether this process is the chief, the folder it
     writes (``output``, default ``runs/<name>-<timestamp>``) and what
     ``config.json`` records of the run so far.
@@ -117,19 +121,35 @@ def start_run(config: RunConfig, output: str | os.PathLike | None, name: str,
     output = output or rundir.default_output(name)
     check_outputs({"output": output}, {"data": config.data}, folders=("output",))
     out = rundir.open_run(output, config.to_dict(), chief, resume, task_id(strategy))
+    if chief:
+        synthetic = {"seed": config.seed, "subjects": config.synthetic_subjects,
+                     "images_per_class": config.synthetic_images_per_class}
+        try:
+            fingerprint.check_files(out, fingerprint.data_catalogue(config.data, synthetic), resume)
+        except ValueError:
+            rundir.release(out)
+            raise
     return strategy, chief, out, {"strategy": describe(strategy), "precision_policy": policy,
                                   "op_determinism": deterministic}
 
 
 def dataset_and_splits(config: RunConfig, dataset: FaceDataset | None,
-                       prepare: Callable[..., FaceDataset], colour: bool, verbose, log
+                       prepare: Callable[..., FaceDataset], colour: bool, verbose, log,
+                       out: Path | None = None, resume: bool = False
                        ) -> tuple[FaceDataset, str, list[Split]]:
     """The dataset (loaded unless given, then made to fit the task by ``prepare``), the protocol
     used and its splits; ``predefined`` on data without a split of its own falls back to
-    ``holdout``, and says so."""
+    ``holdout``, and says so.
+
+    Given the run directory ``out`` (the chief's), the dataset is recorded in
+    its ``data.json``, and with ``resume`` a dataset that differs from the
+    recorded one (a class added, images removed) is refused in one line.
+    """
     if dataset is None:
         dataset = load_data(config, progress=verbose != 0, colour=colour)
     dataset = prepare(config, dataset, log)
+    if out is not None:
+        fingerprint.check_dataset(out, dataset, resume)
     protocol = config.protocol
     if protocol == "predefined" and dataset.splits is None:
         log(f"{dataset.name} has no predefined split: using holdout")
@@ -174,7 +194,8 @@ def _experiment(task: Task, config: RunConfig, out: Path, dataset: FaceDataset |
                 run_info: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     dataset, protocol, splits = dataset_and_splits(config, dataset, task.prepare_dataset,
-                                                   task.colour(config), verbose, log)
+                                                   task.colour(config), verbose, log,
+                                                   out if chief else None, resume)
     task.check_splits(config, splits)
     run_info = {**run_info, "protocol_used": protocol, "dataset": dataset.summary()}
     if chief:
