@@ -74,6 +74,12 @@ def _subject_id(number: int, n_subjects: int) -> str:
     return f"synth_S{number:0{max(3, len(str(n_subjects)))}d}"
 
 
+MAX_SYNTHETIC_PIXELS = 2**30
+"""The most pixel values the built-in faces may hold, images times height times width times channels:
+1 GiB as ``uint8``, and four times that once scaled to ``float32`` for a model. They exist to test the
+code; the default is 840 faces of 48x48 (1.9 M values), and 2**30 is 466,000 of them."""
+
+
 def make_synthetic_dataset(
     seed: int = 0,
     n_subjects: int = 40,
@@ -104,6 +110,13 @@ def make_synthetic_dataset(
     if images_per_class < 1:
         raise ValueError(f"images_per_class must be at least 1, got {images_per_class}")
     names = _resolve_classes(classes)
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
+    pixels = n_subjects * images_per_class * len(names) * size * size * (3 if colour else 1)
+    if pixels > MAX_SYNTHETIC_PIXELS:
+        raise ValueError(f"n_subjects={n_subjects} x images_per_class={images_per_class} x "
+                         f"{len(names)} classes of {size}x{size} faces make {pixels} pixel values, more "
+                         f"than the {MAX_SYNTHETIC_PIXELS} the built-in faces may hold")
     seed = int(seed)
     n = n_subjects * len(names) * images_per_class
     images = np.empty((n, size, size), np.uint8)

@@ -67,6 +67,7 @@ from csa_keras.inference.loading import (
 from csa_keras.inference.probabilities import class_probabilities
 from csa_keras.inference.quantize import (
     CALIBRATION_IMAGES,
+    MAX_CALIBRATION_IMAGES,
     QUANTIZE,
     accuracy_record,
     artifact_probabilities,
@@ -116,6 +117,8 @@ def check_settings(format: str, max_images: int | None, latency_runs: int,
                               f"Received: calibration_images={calibration_images!r} with quantize={quantize!r}")
         if not isinstance(calibration_images, int) or calibration_images < 1:
             raise ExportError(must("calibration_images", "be >= 1", calibration_images))
+        if calibration_images > MAX_CALIBRATION_IMAGES:
+            raise ExportError(must("calibration_images", f"be at most {MAX_CALIBRATION_IMAGES}", calibration_images))
     for name, value in (("max_images", max_images or 0), ("latency_runs", latency_runs)):
         if not isinstance(value, int) or value < 0:
             raise ExportError(f"{name} must be >= 0. Received: {name}={value!r}")

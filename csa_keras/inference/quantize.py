@@ -48,6 +48,9 @@ QUANTIZE = ("none", "float16", "int8")
 """The TFLite quantisations: none (float32), float16 weights, int8 weights and activations."""
 CALIBRATION_IMAGES = 256
 """Training faces int8 is calibrated on, at most, by default."""
+MAX_CALIBRATION_IMAGES = 10_000
+"""The most faces ``calibration_images`` may ask for: int8 ranges settle on a few hundred, and the
+synthetic fallback makes every face asked for (10,000 grey 48x48 faces: 92 MB as float32)."""
 CALIBRATION_SEED = 1
 """Seed of the synthetic calibration faces: not the parity check's fallback faces (seed 0)."""
 ACCURACY_GOAL_POINTS = 1.0
@@ -83,8 +86,15 @@ def run_training_images(run_dir: str | os.PathLike, input_shape: tuple[int, int,
 
 
 def synthetic_calibration_images(input_shape: tuple[int, int, int], n: int) -> np.ndarray:
-    """``n`` built-in synthetic faces of the model's input shape, [0, 1] float32, of :data:`CALIBRATION_SEED`."""
+    """``n`` built-in synthetic faces of the model's input shape, [0, 1] float32, of :data:`CALIBRATION_SEED`.
+
+    ``n`` above :data:`MAX_CALIBRATION_IMAGES` is a one-line ``ValueError``.
+    """
     from csa_keras.data.synthetic import make_synthetic_dataset
+
+    if n > MAX_CALIBRATION_IMAGES:
+        raise ValueError(f"calibration_images must be at most {MAX_CALIBRATION_IMAGES}. "
+                         f"Received: calibration_images={n!r}")
 
     faces = make_synthetic_dataset(seed=CALIBRATION_SEED, n_subjects=max(1, math.ceil(n / 7)),
                                    images_per_class=1, size=int(input_shape[0]),

@@ -89,7 +89,23 @@ class RunConfig:
             (self.protocol in PROTOCOLS, one_of("protocol", PROTOCOLS, self.protocol)),
             (self.precision in PRECISIONS, one_of("precision", PRECISIONS, self.precision)),
             (self.strategy in STRATEGIES, one_of("strategy", STRATEGIES, self.strategy)),
+            *self._synthetic_checks(),
         ]
+
+    def _synthetic_checks(self) -> list[tuple[bool, str]]:
+        """The built-in faces' counts: at least 1, and within :data:`~csa_keras.data.synthetic.MAX_SYNTHETIC_PIXELS`
+        (8 classes of 48x48 colour faces counted, the most a task asks of them)."""
+        from csa_keras.data.synthetic import MAX_SYNTHETIC_PIXELS
+
+        subjects, repeats = self.synthetic_subjects, self.synthetic_images_per_class
+        checks = [(isinstance(n, int) and n >= 1, must(name, "be >= 1", n))
+                  for name, n in (("synthetic_subjects", subjects), ("synthetic_images_per_class", repeats))]
+        if all(ok for ok, _ in checks):
+            most = MAX_SYNTHETIC_PIXELS // (8 * 48 * 48 * 3)
+            checks.append((subjects * repeats <= most,
+                           must("synthetic_subjects x synthetic_images_per_class",
+                                f"be at most {most} (the built-in faces are bounded)", subjects * repeats)))
+        return checks
 
     def validate(self):
         """Raise a one-line ``ValueError`` for a setting no run can use."""
