@@ -6,11 +6,16 @@ limitations, licence), written from the run's own settings and metrics so
 that it never claims more than was measured. The data's licence is quoted
 from a licence file found at the dataset's root (``LICENSE``, ``LICENCE``,
 ``LICENSE.txt``, ``licence.txt``, ...), or from the ``data_licence`` setting,
-or the card says it was not found.
+or the card says it was not found. A licence file is quoted only as
+text: UTF-8 without control characters (else the card says the file is not
+text), at most :data:`MAX_LICENCE_CHARS` characters, cut at a word and
+marked where longer (:func:`quoted_text`).
 """
 from __future__ import annotations
 
+import codecs
 import datetime as _dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,12 @@ LICENCE_FILES = ("LICENSE", "LICENCE", "LICENSE.txt", "LICENCE.txt", "LICENSE.md
 """Files at a dataset's root whose text is its licence."""
 
 MAX_LICENCE_CHARS = 2000
+"""The most characters of a licence file the card quotes."""
+
+CUT_MARK = " [...]"
+"""What ends a quoted text that was cut (:func:`quoted_text`)."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 INTENDED_USE = (
     "Research on facial expression recognition: reproducing and extending the papers this "
@@ -31,6 +42,29 @@ INTENDED_USE = (
     "person feels. It is not meant for decisions about people (hiring, grading, policing, health, "
     "surveillance) and has not been evaluated for them."
 )
+
+
+def quoted_text(raw: bytes, limit: int = MAX_LICENCE_CHARS) -> str | None:
+    """``raw`` as text to quote, at most ``limit`` characters; ``None`` when it is not text.
+
+    Text is UTF-8 (a byte-order mark dropped) without control characters
+    other than tab and line breaks. Longer text is cut at the last space or
+    line break before ``limit`` (at ``limit`` when it holds none) and ends
+    with :data:`CUT_MARK`. ``raw`` may itself be cut mid-character: only
+    its complete characters are read.
+    """
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=False)
+    except UnicodeDecodeError:
+        return None
+    if _CONTROL.search(text):
+        return None
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    at = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
+    return (cut[:at] if at > 0 else cut).rstrip() + CUT_MARK
 
 
 def data_licence(data: str | None, setting: str | None = None) -> str | None:
@@ -45,10 +79,14 @@ def data_licence(data: str | None, setting: str | None = None) -> str | None:
         path = root / name
         if path.is_file():
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")[:MAX_LICENCE_CHARS]
+                with path.open("rb") as handle:
+                    raw = handle.read(4 * MAX_LICENCE_CHARS + 4)
             except OSError:
                 continue
-            return f"{name}: {text.strip()}"
+            text = quoted_text(raw)
+            if text is None:
+                return f"{name} was found beside the data but is not text (UTF-8): read it there."
+            return f"{name}: {text}"
     return None
 
 
