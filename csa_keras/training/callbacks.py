@@ -36,6 +36,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -97,6 +98,54 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super().on_epoch_end(epoch, logs)
         if self.partial_path.exists():
             commit(self.partial_path, self.final_path)
+
+
+class OptionalTensorBoard(keras.callbacks.TensorBoard):
+    """Keras's TensorBoard callback whose failure warns once and lets training go on.
+
+    The logs are a view of the run, not part of it: a log folder that becomes
+    unwritable or a full disk under it (an error of TensorBoard's writer,
+    any of its hooks) ends the logging with one warning naming the folder,
+    and the phase trains, backs up and saves as before.
+    """
+
+    _failed = False
+
+    def _guard(self, hook: str, *args, **kwargs) -> None:
+        if self._failed:
+            return
+        try:
+            getattr(super(), hook)(*args, **kwargs)
+        except Exception as error:  # TensorFlow's writer raises OpError, os raises OSError
+            self._failed = True
+            text = str(error).strip().splitlines()
+            warnings.warn(f"TensorBoard logs cannot be written to {self.log_dir} "
+                          f"({text[0] if text else type(error).__name__}); training goes on without them",
+                          RuntimeWarning, stacklevel=2)
+
+    def on_train_begin(self, logs=None):
+        self._guard("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._guard("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._guard("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._guard("on_epoch_end", epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._guard("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._guard("on_train_batch_end", batch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._guard("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._guard("on_test_end", logs)
 
 
 class LastEpochLogs(keras.callbacks.Callback):
@@ -238,8 +287,8 @@ class TrainingPhase:
             keras.callbacks.TerminateOnNaN(),
             *backup,
             keras.callbacks.CSVLogger(str(self.log_path), append=True),
-            *([keras.callbacks.TensorBoard(str(self.tensorboard), write_graph=False,
-                                           update_freq="epoch", profile_batch=0)]
+            *([OptionalTensorBoard(str(self.tensorboard), write_graph=False,
+                                   update_freq="epoch", profile_batch=0)]
               if self.tensorboard is not None else []),
         ]
 
