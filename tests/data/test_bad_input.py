@@ -122,6 +122,18 @@ HOSTILE = {
     "another Keras backend": "training/test_interruptions.py::test_a_keras_backend_other_than_tensorflow_is_one_line",
     "option without meaning here": "training/test_options.py::test_format_without_data_is_refused",
     "split point given twice": "training/test_options.py::test_a_split_point_given_twice_is_trained_once",
+    "weights declaring more than they hold":
+        "inference/test_hostile_models.py::test_a_weights_file_declaring_gigabytes_is_refused_before_keras_allocates_them",
+    "archive declaring gigabytes":
+        "inference/test_hostile_models.py::test_members_declaring_gigabytes_are_refused_from_the_zip_directory",
+    "resume on changed data":
+        "training/test_resume_data.py::test_resume_after_images_removed_and_a_class_added_is_one_line",
+    "count sizing an allocation":
+        "inference/test_counts_bounded.py::test_a_billion_calibration_images_is_refused_before_the_model_loads",
+    "licence file that is not text":
+        "evaluation/test_quoted_text.py::test_a_binary_licence_file_is_said_not_to_be_text",
+    "TensorBoard folder failing":
+        "training/test_tensorboard_failure.py::test_a_failure_mid_run_warns_once_and_training_goes_on",
 }
 
 
