@@ -64,7 +64,7 @@ from csa_keras.inference.loading import (
     pretrained_name,
     resolve_model_path,
 )
-from csa_keras.inference.probabilities import class_probabilities
+from csa_keras.inference.probabilities import as_probabilities, class_probabilities
 from csa_keras.inference.quantize import (
     CALIBRATION_IMAGES,
     MAX_CALIBRATION_IMAGES,
@@ -304,6 +304,16 @@ def _parity_images(run_dir, input_shape, max_images, log) -> tuple[np.ndarray, n
         return images, None, f"{len(images)} built-in synthetic faces (fallback)"
 
 
+def _probabilities_output(outputs: dict[str, Any], probabilities: np.ndarray) -> str | None:
+    """The output whose rows are the class probabilities the task reads (the Voting ResNet's ``vote``),
+    measured, so that a runtime without the task's code knows which output to read; ``None`` if none is."""
+    for name in sorted(outputs):
+        value = np.asarray(outputs[name])
+        if value.shape == probabilities.shape and np.allclose(as_probabilities(value), probabilities, atol=1e-6):
+            return name
+    return None
+
+
 def _write_record(path: Path, record: dict[str, Any]) -> Path:
     """``record`` under the artifact's name in ``export.json`` beside it, other entries kept."""
     report = path.parent / "export.json"
@@ -345,7 +355,9 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
     ``parity_source``, ``max_abs_diff`` (class probabilities),
     ``argmax_agreement``, ``accuracy`` (``{"images", "keras", "artifact"}``
     on the run's labelled test images, ``None`` on the synthetic fallback),
-    for a model with named outputs ``max_abs_diff_<output>`` of each, and
+    for a model with named outputs ``max_abs_diff_<output>`` of each and
+    ``probabilities_output``, the output that gives the class probabilities
+    (read by the LiteRT runtime, :mod:`csa_keras.inference.litert`), and
     ``latency_ms`` (``{"keras", "artifact", "runs"}``) when timed. A
     quantised artifact adds ``float32_bytes``, ``size_ratio``,
     ``clear_changes``, the float32 TFLite model's accuracy and latency
@@ -415,6 +427,7 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
         if isinstance(keras_out, dict):
             per_output = {f"max_abs_diff_{name}": float(np.max(np.abs(keras_out[name] - artifact_out[name])))
                           for name in sorted(keras_out)}
+            per_output["probabilities_output"] = _probabilities_output(keras_out, p_keras)
         latency = {}
         if latency_runs:
             timed = {"keras": keras_predict, "artifact": artifact, "float32": float32_predict}

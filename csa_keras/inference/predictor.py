@@ -24,7 +24,11 @@ have used.
 
 The input size and channels come from ``model.input_shape``; the class names
 and the channels the run trained on from the run's files
-(:mod:`csa_keras.inference.loading`). A model with three input channels
+(:mod:`csa_keras.inference.loading`).
+
+The model runs on Keras or, without TensorFlow, as its TFLite artifact on
+LiteRT (``runtime``: :mod:`csa_keras.inference.litert`); the records, the
+faces and the labels are the same either way. A model with three input channels
 trained on grey data gets grey faces repeated to three channels, as in
 training.
 
@@ -101,7 +105,7 @@ from csa_keras.inference.loading import (
     resolve_model_path,
     trained_channels,
 )
-from csa_keras.inference.probabilities import class_probabilities, num_classes
+from csa_keras.inference.probabilities import as_probabilities, class_probabilities, num_classes
 from csa_keras.inference.stream import FrameStream
 from csa_keras.tasks import task_of_model
 from csa_keras.utils.paths import check_outputs
@@ -170,7 +174,9 @@ class Predictor:
     """Classify the expression of every face in images, folders and videos (module docstring).
 
     Args:
-        model: a loaded Keras model that a registered task owns.
+        model: a loaded Keras model that a registered task owns, or a
+            TFLite artifact loaded for LiteRT
+            (:class:`~csa_keras.inference.litert.LiteRTModel`).
         class_names: the ``K`` class names (default ``class_0`` ...).
         detect: ``auto`` (detect in frames, take small images whole),
             ``always`` or ``never``, as in training.
@@ -179,7 +185,7 @@ class Predictor:
             (raise :class:`~csa_keras.data.faces.NoFaceError`).
         voting: for a task whose probabilities take it (the Voting ResNet):
             ``soft`` or ``hard`` re-votes from the crop logits; ``None``
-            uses the model's own vote. Refused for other tasks.
+            uses the model's own vote. Refused for other tasks, and on LiteRT.
         batch_size: faces per model call.
         prefetch: images or frames decoded and searched for faces ahead of
             the model by a thread of their own (0, the default: in turn with it).
@@ -190,7 +196,9 @@ class Predictor:
             fields (``margin``, ``min_size``, ``scale_factor``,
             ``min_neighbors``, ``max_side``); the defaults are training's.
 
-    ``task`` is the name of the task the model belongs to.
+    ``task`` is the name of the task the model belongs to (``None`` for a
+    TFLite artifact whose files do not record it); ``runtime`` is ``keras``
+    or ``litert``.
     """
 
     def __init__(self, model, class_names: Sequence[str] | None = None, *, detect: str = "auto",
@@ -207,11 +215,18 @@ class Predictor:
             raise ValueError(f"prefetch must be an integer of at least 0. Received: prefetch={prefetch!r}")
         self.prefetch = prefetch
         size, channels = _input_size(model, self.source)
-        _refuse_autoencoder(model, self.source)
-        self._task = task_of_model(model)
-        self.task = self._task.name
+        self.runtime = getattr(model, "runtime", "keras")
         self.options = {} if voting is None else {"voting": voting}
-        self.num_classes = num_classes(self._task, model, self.source, **self.options)
+        if self.runtime == "litert":
+            if voting is not None:
+                raise ValueError(f"voting re-votes the crop logits with the keras runtime only; {self.source} "
+                                 f"runs on litert. Received: voting={voting!r}")
+            self._task, self.task, self.num_classes = None, model.task, model.num_classes
+        else:
+            _refuse_autoencoder(model, self.source)
+            self._task = task_of_model(model)
+            self.task = self._task.name
+            self.num_classes = num_classes(self._task, model, self.source, **self.options)
         names = ([f"class_{i}" for i in range(self.num_classes)] if class_names is None
                  else [str(n) for n in class_names])
         if len(names) != self.num_classes:
@@ -228,12 +243,25 @@ class Predictor:
         self._detector: FaceDetector | None = None
 
     @classmethod
-    def from_run(cls, path: str | os.PathLike, **options: Any) -> Predictor:
+    def from_run(cls, path: str | os.PathLike, runtime: str = "auto", **options: Any) -> Predictor:
         """A predictor for a run directory or a ``.keras`` file, with the run's class names.
 
+        ``runtime``: ``keras``, ``litert`` (the model's TFLite artifact, a
+        ``.tflite`` file given here too) or ``auto``, Keras where TensorFlow is
+        installed (:func:`~csa_keras.inference.litert.choose_runtime`).
         ``options`` go to :class:`Predictor`. Every problem with the model
         file is a one-line ``ValueError``.
         """
+        from csa_keras.inference.litert import choose_runtime, load_artifact
+
+        if choose_runtime(runtime) == "litert":
+            model = load_artifact(path)
+            if options.get("grey") is None and model.channels == 1:
+                options["grey"] = True
+            predictor = cls(model, source=str(model.path), **options)
+            if options.get("class_names") is None:
+                predictor.class_names = model.class_names
+            return predictor
         model_path = resolve_model_path(path)
         if options.get("grey") is None and trained_channels(model_path) == 1:
             options["grey"] = True
@@ -246,7 +274,12 @@ class Predictor:
     def pretrained(cls, name: str | None = None, **options: Any) -> Predictor:
         """A pretrained model installed with the package, by name (``csa_fer2013``,
         ``vrn_fer2013``; :func:`~csa_keras.inference.loading.pretrained_names`); without one, the
-        default (:data:`~csa_keras.inference.loading.DEFAULT_MODEL`)."""
+        default (:data:`~csa_keras.inference.loading.DEFAULT_MODEL`). ``options`` (``runtime``
+        among them) go to :meth:`from_run`."""
+        from csa_keras.inference.litert import choose_runtime, pretrained_folder
+
+        if name is not None and choose_runtime(options.get("runtime", "auto")) == "litert":
+            return cls.from_run(pretrained_folder(name), **options)
         return cls.from_run(pretrained_run(name), **options)
 
     # ----------------------------------------------------------------- faces
@@ -293,6 +326,8 @@ class Predictor:
 
     def classify_batch(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, K)`` of one batch of model-ready inputs: one model call."""
+        if self._task is None:
+            return as_probabilities(self.model.predict_on_batch(x))
         return class_probabilities(self._task, self.model.predict_on_batch(x), **self.options)
 
     def classify(self, faces: np.ndarray) -> np.ndarray:

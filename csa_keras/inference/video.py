@@ -16,7 +16,8 @@ files beside each other:
     row with only ``frame`` and ``time_s``.
 ``<stem>_timeline.png``
     the class probabilities of face 0 over time, one line per class, with a
-    gap where the frame has no face 0.
+    gap where the frame has no face 0; drawn by Matplotlib, so left out where
+    it is not installed (the light install without the ``train`` extra).
 
 Video and CSV are written under temporary names as the frames arrive and
 renamed into place by :meth:`VideoRecorder.finish`, once the video has
@@ -26,13 +27,13 @@ run killed half-way leaves no half file under the final names.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
-from matplotlib.figure import Figure
 
 from csa_keras.utils.files import save_figure, temporary_name
 
@@ -80,6 +81,8 @@ def timeline_rows(records: Sequence[dict], class_names: Sequence[str]) -> list[l
 def plot_timeline(times: Sequence[float], probabilities: np.ndarray, class_names: Sequence[str],
                   path: Path, title: str, unit: str = "time (s)") -> Path:
     """A PNG of ``probabilities`` ``(T, K)`` against ``times`` (``T >= 1``), one line per class; NaN rows are gaps."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8, 3.6))
     ax = fig.add_subplot()
     marker = "." if len(times) < 50 else None
@@ -155,12 +158,15 @@ class VideoRecorder:
             self._csv_file.close()
 
     def finish(self) -> list[Path]:
-        """Close the video and move the three files into place; the paths written (none without a frame)."""
+        """Close the video and move the three files into place (the PNG where Matplotlib is installed);
+        the paths written (none without a frame)."""
         self._release()
         if self.video_path is None:
             return []
         os.replace(temporary_name(self.video_path), self.video_path)
         os.replace(temporary_name(self.csv_path), self.csv_path)
+        if importlib.util.find_spec("matplotlib") is None:
+            return [self.video_path, self.csv_path]
         timed = all(t is not None for t in self._times)
         plot_timeline(self._times if timed else self._indices, np.array(self._face0, dtype=float),
                       self.class_names, self.png_path, f"{self.base.name}: face 0",
