@@ -140,16 +140,6 @@ def make_record(source: str, frame: int | None = None, time_s: float | None = No
     return record
 
 
-def rounded_record(record: dict, digits: int = 6) -> dict:
-    """``record`` with its score and probabilities rounded to ``digits`` decimals, as commands print it."""
-    record = dict(record)
-    if record["score"] is not None:
-        record["score"] = round(float(record["score"]), digits)
-    if record["probabilities"] is not None:
-        record["probabilities"] = {k: round(float(v), digits) for k, v in record["probabilities"].items()}
-    return record
-
-
 def _input_size(model, source: str) -> tuple[int, int]:
     """The square side and channels of the images ``model`` takes, or a one-line refusal."""
     shape = model.input_shape

@@ -43,7 +43,8 @@ from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartParser
 
 from csa_keras.inference.loading import DEFAULT_MODEL, pretrained_names
-from csa_keras.inference.predictor import Predictor, rounded_record
+from csa_keras.inference.predictor import Predictor
+from csa_keras.inference.records import rounded_record
 
 MAX_REQUEST_BYTES = 10 * 2**20
 """The largest request body ``POST /predict`` reads (a phone photograph is 2 to 6 MB)."""

@@ -93,7 +93,8 @@ def test_health_and_models(server, tiny_run):
 
 
 def test_predict_answers_the_records_predict_prints(server, tiny_run, grace_hopper):
-    from csa_keras.inference.predictor import Predictor, rounded_record
+    from csa_keras.inference.predictor import Predictor
+    from csa_keras.inference.records import rounded_record
 
     photo = grace_hopper.read_bytes()
     expected = [rounded_record(r) for r in Predictor.from_run(tiny_run).predict(photo)]
@@ -130,7 +131,7 @@ def test_the_page_is_served(server):
 class WaitingPredictor:
     """Answers one empty record list per image, once ``release`` is set."""
 
-    class_names = ["a", "b"]
+    class_names = ("a", "b")
 
     def __init__(self):
         self.release, self.started = threading.Event(), threading.Event()
