@@ -48,11 +48,11 @@ def _model_only_epoch(model, x, y, steps: int) -> float:
 
 def _compiled(split: int, batch: int, steps: int, epochs: int, seed: int = 0):
     """The model compiled with the ``converge`` recipe, and one batch of it in memory."""
-    from voting_resnet.comparison import BUDGETS
+    from voting_resnet.comparison import RECIPES
     from voting_resnet.models import build_voting_resnet
     from voting_resnet.training import compile_voting_resnet, learning_rate
 
-    recipe = BUDGETS["converge"].replace(split_after=(split,), batch_size=batch, epochs=epochs,
+    recipe = RECIPES["converge"].replace(split_after=(split,), batch_size=batch, epochs=epochs,
                                          precision="float32")
     model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=split)
     schedule, _ = learning_rate(recipe, steps, epochs)

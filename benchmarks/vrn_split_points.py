@@ -123,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
                     "training time per epoch and inference speed.")
     parser.add_argument("data", help="dataset path with a predefined train/test split "
                                      "(e.g. a FER2013 image folder with train/ and test/)")
-    parser.add_argument("--format", default="auto", help="reader format (default: auto-detect)")
+    parser.add_argument("--data-format", dest="format", default="auto",
+                        help="the dataset's format, as for training (default: auto-detect)")
     parser.add_argument("--train-per-class", type=int, default=150,
                         help="training images per class (default %(default)s; 0 = all)")
     parser.add_argument("--test-per-class", type=int, default=150,

@@ -1,18 +1,19 @@
-"""Score a trained model on labelled data: ``python -m csa_keras.evaluate MODEL_OR_RUN --data PATH``.
+"""Score a trained model on labelled data: ``python -m csa_keras.evaluate --model MODEL --data PATH``.
 
 A thin front end over :func:`csa_keras.inference.evaluation.evaluate_model`,
-for a model of any registered task: the data is read by its reader with the
-model's face preprocessing, the classes the model and the data share are
-scored, and ``metrics.json``, ``report.md`` and ``confusion_matrix.png`` are
-written to ``--output``.
+for a model of any registered task (``--model``: a ``.keras`` file, a run
+directory or a model in the box by name; default the pretrained CSA): the
+data is read by its reader with the model's face preprocessing, the classes
+the model and the data share are scored, and ``metrics.json``,
+``report.md`` and ``confusion_matrix.png`` are written to ``--output``.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from csa_keras.data.faces import DETECT_MODES, NO_FACE_MODES
-from csa_keras.utils.cli import Parser, entry_point, run_main
+from csa_keras.data.options import add_data_arguments, add_face_arguments
+from csa_keras.utils.cli import MODEL_HELP, Parser, entry_point, run_main
 from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m csa_keras.evaluate"
@@ -23,20 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
         "Score a trained CSA or Voting ResNet on any labelled data the readers know, with the "
         "face preprocessing of training; when the model's classes and the data's differ, the "
         "shared classes are scored and the report says which were dropped."))
-    parser.add_argument("model", metavar="MODEL_OR_RUN",
-                        help="a run directory of a training command, its .keras model, or a "
-                             "model in the box by name (csa_fer2013)")
-    parser.add_argument("--data", help="dataset path (default: the built-in synthetic faces)")
-    parser.add_argument("--format", default="auto",
-                        help="auto, folder, ckplus, fer2013-csv, rafdb, affectnet, jaffe")
+    parser.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
+    add_data_arguments(parser)
     parser.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
                         help="a reader setting, repeatable (as for training)")
     parser.add_argument("--split", help="score one of the data's own splits only (e.g. test)")
-    parser.add_argument("--detect", choices=DETECT_MODES, default="auto")
-    parser.add_argument("--no-face", choices=NO_FACE_MODES, default="skip")
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_face_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="faces per model call (default 64)")
     parser.add_argument("--output", help="folder of the results (default runs/evaluate-<timestamp>)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     return parser
 
 
@@ -47,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow()
     # After the quiet import: the inference modules import TensorFlow themselves.
     from csa_keras.inference.evaluation import evaluate_model
+    from csa_keras.inference.loading import model_or_default
     from csa_keras.training.cli import reader_options
     from csa_keras.training.config import RunConfig
 
@@ -54,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1:
             raise ValueError("--batch-size must be at least 1")
         options = RunConfig(reader_options=reader_options(args.reader_option) or ()).reader_kwargs()
-        metrics = evaluate_model(args.model, args.data, output=args.output, format=args.format,
+        metrics = evaluate_model(model_or_default(args.model), args.data, output=args.output, format=args.format,
                                  detect=args.detect, no_face=args.no_face,
                                  batch_size=args.batch_size, reader_options=options,
                                  split=args.split,

@@ -1,8 +1,10 @@
-"""Export a run's model for serving: ``python -m csa_keras.export RUN_DIR``.
+"""Export a model for serving: ``python -m csa_keras.export --model MODEL --to tflite``.
 
 A thin ``argparse`` front end over :func:`csa_keras.inference.export.export_run`:
-the run's model (the model file of its task, ``classifier.keras`` or
-``model.keras``) becomes a SavedModel directory or a ``.tflite`` file,
+the model (``--model``: a run directory, whose task's model file
+``classifier.keras`` or ``model.keras`` is taken, a ``.keras`` file, or a
+model in the box by name; default the pretrained CSA) becomes, as ``--to``
+says, a SavedModel directory or a ``.tflite`` file,
 checked against the Keras model on the run's test images, with its size,
 the largest difference of the class probabilities and the single-image
 latencies printed and written to ``export.json`` beside it. ``--quantize
@@ -26,8 +28,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from csa_keras.inference.export import FORMATS
 from csa_keras.inference.quantize import CALIBRATION_IMAGES, QUANTIZE
-from csa_keras.utils.cli import Parser, entry_point, run_main
+from csa_keras.utils.cli import MODEL_HELP, Parser, entry_point, run_main
 from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m csa_keras.export"
@@ -40,14 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "ResNet) as a TensorFlow SavedModel or a TFLite model, and check it against "
                     "the Keras model.",
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR_OR_NAME",
-                        help="run directory of a training command (csa_keras.train, "
-                             "voting_resnet.train), or a model in the box by name (csa_fer2013)")
-    parser.add_argument("--format", default="savedmodel", choices=["savedmodel", "tflite"],
-                        help="savedmodel (a directory, default) or tflite (a .tflite file)")
+    parser.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
+    parser.add_argument("--to", dest="format", default="savedmodel", choices=list(FORMATS),
+                        help="what to export to: savedmodel (a directory, default) or tflite (a "
+                             ".tflite file)")
     parser.add_argument("--output", metavar="PATH",
-                        help="the artifact (default RUN_DIR/export/<model>_saved_model or "
-                             "RUN_DIR/export/<model>.tflite)")
+                        help="the artifact (default <run>/export/<model>_saved_model or "
+                             "<run>/export/<model>.tflite, where <run> is the run directory or "
+                             "the folder of the .keras file; for a model in the box "
+                             "export/<name>/...)")
     parser.add_argument("--max-images", type=int, default=256, metavar="N",
                         help="test images for the parity check (default 256, 0 = all)")
     parser.add_argument("--latency-runs", type=int, default=20, metavar="N",
@@ -55,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", dest="num_threads", type=int, metavar="N",
                         help="TFLite interpreter threads (default: the interpreter's)")
     parser.add_argument("--quantize", default="none", choices=list(QUANTIZE),
-                        help="TFLite only: none (float32, default), float16 (float16 weights) or int8 "
+                        help="--to tflite only: none (float32, default), float16 (float16 weights) or int8 "
                              "(int8 weights and activations, calibrated on the run's training faces)")
     parser.add_argument("--calibration-images", type=int, metavar="N",
                         help=f"--quantize int8: training faces to calibrate on (default {CALIBRATION_IMAGES})")
@@ -64,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _export(args: argparse.Namespace) -> int:
     from csa_keras.inference.export import export_run, summary_lines
+    from csa_keras.inference.loading import model_or_default
 
-    record = export_run(args.run_dir, format=args.format, output=args.output,
+    record = export_run(model_or_default(args.model), format=args.format, output=args.output,
                         max_images=args.max_images, latency_runs=args.latency_runs,
                         num_threads=args.num_threads, quantize=args.quantize,
                         calibration_images=args.calibration_images,

@@ -3,13 +3,13 @@
 A thin ``argparse`` front end over
 :class:`csa_keras.inference.predictor.Predictor`. The model is the pretrained
 CSA installed with the package (:data:`csa_keras.inference.loading.PRETRAINED`)
-unless ``--model`` names a run directory or a ``.keras`` file of any
-registered task; the older form, with the model as the first positional
-argument, still works: a first argument that is a ``.keras`` file or a
-folder holding a task's model file is the model (:func:`split_model`).
+unless ``--model`` names another model in the box, a run directory or a
+``.keras`` file of any registered task. An INPUT that is a model (a
+``.keras`` file, or a folder holding a task's model file) is refused: the
+model is given with ``--model`` only (:func:`split_model`).
 
-It writes one record per face (JSON lines, or CSV with one ``p_<class>``
-column per class) to stdout or to ``--output``, which is written under a
+It writes one record per face (``--output-format``: JSON lines, or CSV with
+one ``p_<class>`` column per class) to stdout or to ``--output``, which is written under a
 temporary name and renamed at the end, so a killed run never leaves a
 half-written file. ``--camera N`` or ``--stream SOURCE`` (a video file or a
 stream URL) classifies a live source frame by frame instead, with each
@@ -47,7 +47,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from csa_keras.utils.cli import Parser, entry_point, run_main
+from csa_keras.data.options import add_face_arguments
+from csa_keras.utils.cli import MODEL_HELP, Parser, entry_point, run_main
 from csa_keras.utils.files import temporary_name
 from csa_keras.utils.paths import check_outputs
 from csa_keras.utils.quiet import import_tensorflow
@@ -68,11 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "trained model of any registered task (CSA, Voting ResNet); one record per face.",
     )
     parser.add_argument("inputs", metavar="INPUT", nargs="*",
-                        help="image files, folders (searched recursively) and video files; a first INPUT "
-                             "that is a .keras file or a run directory is the model (the older form)")
+                        help="image files, folders (searched recursively) and video files")
     output = parser.add_argument_group("output")
-    output.add_argument("--format", default="jsonl", choices=["jsonl", "csv"],
-                        help="JSON lines (default) or CSV with a p_<class> column per class")
+    output.add_argument("--output-format", dest="format", default="jsonl", choices=["jsonl", "csv"],
+                        help="the records' format: jsonl (JSON lines, default) or csv (a p_<class> "
+                             "column per class)")
     output.add_argument("--output", metavar="FILE", help="write the records to FILE (default stdout)")
     output.add_argument("--annotate", metavar="DIR",
                         help="write copies of the images with boxes and labels drawn, and of each video "
@@ -89,11 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                            f"(default {DEFAULT_SMOOTH}; 1: no smoothing)")
     live.add_argument("--max-frames", type=int, metavar="N", help="stop after N classified frames")
     faces = parser.add_argument_group("faces")
-    faces.add_argument("--detect", default="auto", choices=["auto", "always", "never"],
-                       help="Viola-Jones detection (default auto: small images are face crops already)")
-    faces.add_argument("--no-face", default="skip", choices=["skip", "center"],
-                       help="an image without a face: report it as no_face (skip, default) or "
-                            "classify its centre square")
+    add_face_arguments(faces)
     faces.add_argument("--min-face", type=int, default=24, metavar="PX",
                        help="the smallest face to look for, in pixels of the decoded image (default 24, "
                             "the cascade's window); above 24 the search runs on a copy reduced to match, "
@@ -101,10 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     faces.add_argument("--every", type=int, default=1, metavar="N",
                        help="videos and live sources: classify every N-th frame (default 1)")
     model = parser.add_argument_group("model")
-    model.add_argument("--model", metavar="NAME_OR_PATH",
-                       help="a model in the box by name (csa_fer2013, vrn_fer2013), a run "
-                            "directory of either training command, or its classifier.keras / "
-                            "model.keras (default: csa_fer2013)")
+    model.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     model.add_argument("--batch-size", type=int, default=64, metavar="N",
                        help="faces per model call (default 64)")
     model.add_argument("--voting", choices=["soft", "hard"],
@@ -114,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def names_a_model(argument: str) -> bool:
-    """Whether a first positional argument is the model: a ``.keras`` path, or a folder holding a task's model file."""
+    """Whether an INPUT is a model: a ``.keras`` path, or a folder holding a task's model file."""
     from csa_keras.tasks import all_tasks
 
     path = Path(argument)
@@ -125,19 +119,16 @@ def names_a_model(argument: str) -> bool:
 
 
 def split_model(args: argparse.Namespace) -> tuple[str | Path, list[str]]:
-    """The model argument and the inputs: ``--model``, else a first INPUT that names one, else the pretrained CSA."""
+    """The model (``--model``, else the pretrained CSA) and the inputs; an INPUT that is a model
+    is refused in one line (the model is given with ``--model`` only)."""
     from csa_keras.inference import loading
 
     inputs = list(args.inputs)
-    if args.model is not None:
-        return args.model, inputs
-    if inputs and names_a_model(inputs[0]):
-        return inputs[0], inputs[1:]
-    try:
-        return loading.pretrained_run(), inputs
-    except ValueError:
-        raise ValueError(f"no pretrained model is installed ({loading.PRETRAINED} does not exist): "
-                         "choose one with --model RUN_DIR_OR_MODEL") from None
+    for argument in inputs:
+        if names_a_model(argument):
+            raise ValueError(f"INPUT {argument} is a model, not an image, folder of images or video: "
+                             "give a model with --model")
+    return loading.model_or_default(args.model), inputs
 
 
 def _live_source(args: argparse.Namespace, inputs: list[str]) -> int | str | None:

@@ -43,7 +43,21 @@ def command(task: str, prog: str) -> Callable[[list[str] | None], int]:
     return main
 
 
+def parser_of(task: str, prog: str) -> Callable[[], object]:
+    """The ``build_parser`` of a task's training command: its ``argparse`` parser, built as
+    ``main`` builds it (importing the engine loads TensorFlow)."""
+
+    def build_parser():
+        from csa_keras.tasks import get_task
+        from csa_keras.training.cli import build_parser as training_parser
+
+        return training_parser(get_task(task), prog)
+
+    return build_parser
+
+
 main = command("csa", "python -m csa_keras.train")
+build_parser = parser_of("csa", "python -m csa_keras.train")
 
 if __name__ == "__main__":
     sys.exit(main())

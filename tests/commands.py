@@ -11,7 +11,7 @@ def run_module(module: str, *args, timeout: float = 600) -> subprocess.Completed
 
 def smoke_run(module: str, out, *args, timeout: float = 900):
     """The ``smoke`` preset of a training command into ``out``; fails the test on a non-zero exit."""
-    result = run_module(module, "--preset", "smoke", "--output", out, "--quiet", *args,
+    result = run_module(module, "--recipe", "smoke", "--output", out, "--quiet", *args,
                         timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result

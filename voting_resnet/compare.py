@@ -1,4 +1,4 @@
-"""Split points against the plain ResNet-18: ``python -m voting_resnet.compare DATA``.
+"""Split points against the plain ResNet-18: ``python -m voting_resnet.compare --data DATA``.
 
 A thin front end over :func:`voting_resnet.comparison.run_comparison`. The
 rows: the baseline ResNet-18; test-time voting of its weights after module
@@ -22,7 +22,7 @@ PROG = "python -m voting_resnet.compare"
 
 DESCRIPTION = """Compare the Voting ResNet's split points with the plain ResNet-18 on one
 train / validation / test split (the paper's Table 3). Rows:
-  baseline    the ResNet-18 without a split, trained with the budget's recipe
+  baseline    the ResNet-18 without a split, trained with the recipe
   test-time   the baseline's weights split after module 1, 2, 3 (no training)
   fine-tuned  the voters after module 1, 2, 3 trained further from the baseline,
               and the baseline itself trained the same way (the control, split 0);
@@ -39,7 +39,7 @@ Writes comparison.json (row by row), report.md and the confusion matrices of the
 baseline and of the voter chosen on validation. --resume continues a killed or
 stopped comparison from its last finished row and epoch (same options)."""
 
-EPILOG = """budgets:
+EPILOG = """recipes:
   converge  this project's recipe for a converged baseline (not the paper's): 16 epochs,
          batch 64, AdamW 2e-3 (weight decay 0.05) with 1 warm-up epoch then a cosine to
          zero, label smoothing 0.1, the paper's augmentation plus a horizontal flip; each
@@ -52,52 +52,58 @@ EPILOG = """budgets:
 """
 
 
-@entry_point(PROG)
-def main(argv: list[str] | None = None) -> int:
-    import_tensorflow()
-    # After the quiet import: the engine imports TensorFlow itself.
+def build_parser():
+    """The command's parser (importing it loads TensorFlow: the recipes are configs)."""
     import argparse
 
-    from csa_keras.training.cli import add_common_arguments, common_changes
-    from csa_keras.training.config import pick_preset
-    from csa_keras.utils.cli import Parser, run_main
-    from voting_resnet.comparison import BUDGETS, rewrite_report, run_comparison
+    from csa_keras.training.cli import add_common_arguments
+    from csa_keras.utils.cli import Parser
+    from voting_resnet.comparison import RECIPES
 
     parser = Parser(prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                     description=DESCRIPTION)
-    parser.add_argument("dataset", nargs="?", metavar="DATA",
-                        help="dataset path (default: the built-in synthetic faces)")
-    add_common_arguments(parser, BUDGETS, "the same as --budget")
+    add_common_arguments(parser, RECIPES, "the named recipe of the comparison (below; default paper)")
     group = parser.add_argument_group("comparison")
-    group.add_argument("--budget", dest="preset", choices=sorted(BUDGETS),
-                       help="the schedule (below; default paper)")
     group.add_argument("--split-after", type=int, nargs="+", choices=[1, 2, 3],
                        help="the voters compared with the baseline (default 1 2 3)")
     group.add_argument("--scratch-split-after", type=int, nargs="+", choices=[1, 2, 3],
                        help="voters also trained from scratch with the baseline's recipe and "
                             "epochs, the paper's design (default none)")
-    group.add_argument("--epochs", type=int, help="baseline epochs")
+    group.add_argument("--epochs", type=int, help="baseline epochs (default: the recipe's)")
     group.add_argument("--lr", type=float, help="baseline learning rate")
     group.add_argument("--lr-decay", type=float, help="factor applied after every epoch")
     group.add_argument("--finetune-epochs", type=int, help="epochs of each voter (0: none)")
     group.add_argument("--finetune-images", type=int,
-                       help="training images per fine-tuning epoch (default of the budget)")
+                       help="training images per fine-tuning epoch (default of the recipe)")
     group.add_argument("--finetune-lr", type=float, help="voters' learning rate")
-    group.add_argument("--no-augment", dest="augment", action="store_false", default=None)
-    group.add_argument("--channels", type=int, choices=[1, 3])
-    group.add_argument("--val-per-class", type=int)
+    group.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                       help="train without the online augmentation (crops, colour jitter, "
+                            "shifts, rotations, erasing)")
+    group.add_argument("--channels", type=int, choices=[1, 3],
+                       help="input channels (default 3; grey data repeats its channel)")
+    group.add_argument("--val-per-class", type=int,
+                       help="validation images per class carved from train (AffectNet: 500)")
     group.add_argument("--report", action="store_true",
                        help="train nothing: complete the statistics of the comparison in --output "
                             "and write its report.md again")
+    return parser
+
+
+@entry_point(PROG)
+def main(argv: list[str] | None = None) -> int:
+    import_tensorflow()
+    # After the quiet import: the engine imports TensorFlow itself.
+    from csa_keras.training.cli import common_changes
+    from csa_keras.training.config import pick_preset
+    from csa_keras.utils.cli import run_main
+    from voting_resnet.comparison import RECIPES, rewrite_report, run_comparison
+
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     def body() -> int:
-        if args.dataset and args.data and args.dataset != args.data:
-            raise ValueError("give the dataset once: DATA or --data")
-        changes = common_changes(args)
-        changes["data"] = args.dataset or args.data
-        config = pick_preset(BUDGETS, args.preset).replace(
-            **changes, split_after=tuple(args.split_after) if args.split_after else None,
+        config = pick_preset(RECIPES, args.preset).replace(
+            **common_changes(args), split_after=tuple(args.split_after) if args.split_after else None,
             scratch_split_after=(tuple(dict.fromkeys(args.scratch_split_after))
                                  if args.scratch_split_after else None),
             epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,

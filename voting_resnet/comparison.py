@@ -22,7 +22,7 @@ written to ``comparison.json`` as soon as they are measured, and every model
 to its folder, so ``resume`` goes on from the last finished row (and a
 training from its last completed epoch).
 
-Budgets (:data:`BUDGETS`): ``paper`` is the paper's RAF-DB schedule for each
+Recipes (:data:`RECIPES`, ``--recipe``): ``paper`` is the paper's RAF-DB schedule for each
 model (40 epochs, batch 135, Adam 2e-4 x 0.95 per epoch; for a GPU);
 ``cpu`` a schedule that fits about 2.5 hours on two CPU cores with bfloat16
 (6 baseline epochs at a higher rate, then 2 short epochs of 3,000 images per
@@ -100,7 +100,7 @@ class CompareConfig(VRNConfig):
         ]
 
 
-BUDGETS: dict[str, CompareConfig] = {
+RECIPES: dict[str, CompareConfig] = {
     "cpu": CompareConfig(preset="cpu", epochs=6, batch_size=64, lr=1e-3, lr_decay=0.75,
                          finetune_epochs=2, finetune_images=3000, finetune_lr=1e-4,
                          precision="auto"),

@@ -168,7 +168,7 @@ def write_comparison_report(out: Path, config, dataset: dict[str, Any],
         "",
         f"- data: `{dataset['name']}`, {dataset['n_images']} images, classes {', '.join(names)}; "
         f"test images {rows[0]['n_test'] if rows else 0}",
-        f"- budget `{config.preset}`: baseline {config.epochs} epochs, batch {config.batch_size}, "
+        f"- recipe `{config.preset}`: baseline {config.epochs} epochs, batch {config.batch_size}, "
         f"{recipe(config)}; voters fine-tuned from the baseline (this project's design) "
         f"{config.finetune_epochs} epochs of {config.finetune_images or 'all'} images at "
         f"{config.finetune_lr:g}"

@@ -10,9 +10,9 @@ turns that row into a run-like folder (its model, with the row's vote, as
 :func:`~csa_keras.inference.pretrained.package_pretrained` packs it with
 its model card, the weights stored as float16 (a ResNet-18 in 20 MB)::
 
-    python -m voting_resnet.pretrained runs/compare-fer2013 --dest csa_keras/pretrained/vrn_fer2013 \\
-        --command "python -m voting_resnet.compare path/to/fer2013 --budget converge --dedupe" \\
-        --licence "..."
+    python -m voting_resnet.pretrained runs/compare-fer2013 --output csa_keras/pretrained/vrn_fer2013 \\
+        --command "python -m voting_resnet.compare --data path/to/fer2013 --recipe converge --dedupe" \\
+        --data-licence "..."
 """
 from __future__ import annotations
 
@@ -125,24 +125,32 @@ def package_comparison(comparison_dir: str | os.PathLike, command: str, licence:
     return dest, row
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = Parser(prog="python -m voting_resnet.pretrained",
                     description="Pack the model a comparison chose on validation as a model in "
                                 "the box, with its model card.")
     parser.add_argument("comparison_dir", metavar="COMPARISON_DIR",
                         help="the --output of python -m voting_resnet.compare")
-    parser.add_argument("--dest", required=True, help="the folder to write (replaced whole)")
-    parser.add_argument("--command", required=True, help="the command that made the comparison")
-    parser.add_argument("--licence", required=True, help="the training data's licence terms")
-    parser.add_argument("--row", help="training/split_after/voting of another row "
-                                      "(default: the best on validation)")
+    parser.add_argument("--output", required=True, help="the folder to write, replaced whole")
+    parser.add_argument("--command", required=True,
+                        help="the command that made the comparison, for the model card")
+    parser.add_argument("--data-licence", required=True, metavar="TEXT",
+                        help="the training data's licence terms, for the model card")
+    parser.add_argument("--row", dest="key",
+                        help="training/split_after/voting of another row (default: the best on "
+                             "validation)")
     parser.add_argument("--weights", choices=["float16", "float32"], default="float16",
                         help="how the weights are stored (default float16, half the size)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     def body() -> int:
-        dest, row = package_comparison(args.comparison_dir, args.command, args.licence, args.dest,
-                                       args.row, args.weights)
+        dest, row = package_comparison(args.comparison_dir, args.command, args.data_licence,
+                                       args.output, args.key, args.weights)
         size = sum(p.stat().st_size for p in Path(dest).iterdir())
         print(f"{dest}: {row_key(row)}, {size / 2**20:.1f} MB")
         return 0

@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from csa_keras.utils.cli import Parser
 from voting_resnet.layers.crop_and_mirror import CropAndMirror
 from voting_resnet.layers.voting import Regroup
 from voting_resnet.models.resnet18 import build_voting_resnet
@@ -156,7 +157,8 @@ def measure_peak_mb_per_image(split_after: int, input_size: int, num_classes: in
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     peaks = []
     for batch in (small, large):
-        command = [sys.executable, "-m", "voting_resnet.profile", "--peak-rss-child",
+        command = [sys.executable, "-c", "import sys; from voting_resnet.profile import _peak_rss_child; "
+                   "print(_peak_rss_child(*map(int, sys.argv[1:])))",
                    str(split_after), str(input_size), str(batch), str(num_classes)]
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if done.returncode != 0:
@@ -221,8 +223,8 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
         prog="python -m voting_resnet.profile",
         description="Reproduce Table 2 of the Voting ResNet paper: trainable parameters, GMACs and "
                     "forward-pass size per image of the baseline and the three split points.")
@@ -235,24 +237,20 @@ def _parser() -> argparse.ArgumentParser:
                         default=DEFAULT_MEASURE_BATCHES,
                         help="the two batch sizes whose peak-RSS difference --measure divides "
                              "(default %(default)s)")
-    parser.add_argument("--peak-rss-child", type=int, nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.peak_rss_child:
-        split_after, input_size, batch, num_classes = args.peak_rss_child
-        print(_peak_rss_child(split_after, input_size, batch, num_classes))
-        return 0
     if args.num_classes < 2:
         parser.error(f"--num-classes must be at least 2, got {args.num_classes}")
     small, large = args.measure_batches
     if min(small, large) < 1 or small == large:
         parser.error(f"--measure-batches must be two different positive sizes, got {small} {large}")
     rows = profile_rows(num_classes=args.num_classes, measure=args.measure,
-                        measure_batches=(small, large), progress=True)
+                        measure_batches=(small, large), progress=not args.quiet)
     print(json.dumps(rows, indent=2) if args.json else markdown_table(rows))
     return 0
 

@@ -99,7 +99,7 @@ def write_vrn_report(out: Path, config, dataset, outcomes: list, metrics: dict) 
         f", {metrics['voting']} voting; split points tried: {list(config.split_after)}"
         + (", best on validation retrained on train + validation"
            if metrics["retrained_on_train_val"] else ""),
-        f"- preset `{config.preset}`: {config.epochs} epochs, batch {config.batch_size}, Adam "
+        f"- recipe `{config.preset}`: {config.epochs} epochs, batch {config.batch_size}, Adam "
         f"{config.lr:g} x {config.lr_decay:g} per epoch, augmentation "
         f"{'on' if config.augment else 'off'}, balancing {'on' if config.balance else 'off'}, "
         f"seed {config.seed}",

@@ -25,15 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--split-after", type=int, nargs="+", choices=SPLIT_POINTS,
                        help="module(s) after which to crop: 0 baseline, 1, 2, 3 (default 1); "
                             "several are compared on validation and the best is tested")
-    group.add_argument("--voting", choices=VOTING_MODES)
-    group.add_argument("--epochs", type=int)
+    group.add_argument("--voting", choices=VOTING_MODES,
+                       help="how the ten views vote: soft (mean of their probabilities) or hard "
+                            "(majority of their labels) (default: the recipe's, soft)")
+    group.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
     group.add_argument("--lr", type=float, help="initial learning rate (paper: 2e-4)")
     group.add_argument("--lr-decay", type=float,
                        help="factor applied after every epoch (RAF-DB 0.95, AffectNet 0.65)")
     group.add_argument("--balance", action="store_true", default=None,
                        help="class-balanced batches (down- and over-sampling)")
-    group.add_argument("--no-augment", dest="augment", action="store_false", default=None)
-    group.add_argument("--init-from", help="a model.keras or run directory to start from")
+    group.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                       help="train without the online augmentation (crops, colour jitter, "
+                            "shifts, rotations, erasing)")
+    group.add_argument("--init-from", metavar="MODEL",
+                       help="the weights to start from: a .keras file, a run directory of "
+                            "voting_resnet.train, or the name of a model in the box (vrn_fer2013)")
     group.add_argument("--channels", type=int, choices=[1, 3],
                        help="input channels (default 3; grey data repeats its channel)")
     group.add_argument("--val-per-class", type=int,
@@ -41,9 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--retrain", choices=RETRAIN_MODES,
                        help="train the chosen split point again on train + validation for the "
                             "selected number of epochs: never, several (only when chosen among "
-                            "several split points; default), always (the paper preset)")
-    group.add_argument("--no-retrain", dest="retrain", action="store_const", const="never",
-                       help="the same as --retrain never")
+                            "several split points; default), always (the paper recipe)")
 
 
 def config_changes(args: argparse.Namespace) -> dict[str, Any]:

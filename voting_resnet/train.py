@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sys
 
-from csa_keras.train import command
+from csa_keras.train import command, parser_of
 
 main = command("voting_resnet", "python -m voting_resnet.train")
+build_parser = parser_of("voting_resnet", "python -m voting_resnet.train")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,7 +39,7 @@ from csa_keras.data.dataset import FaceDataset
 from csa_keras.data.faces import input_recipe
 from csa_keras.data.protocols import Split
 from csa_keras.evaluation import classification_metrics
-from csa_keras.inference.loading import load_model
+from csa_keras.inference.loading import load_model, model_location
 from csa_keras.tasks import get_task
 from csa_keras.training import (
     BACKUP,
@@ -124,7 +124,8 @@ def balanced_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, se
 def transfer_weights(model: keras.Model, source: str | os.PathLike) -> dict[str, int]:
     """``init_from``: copy weights layer by layer where names and shapes agree.
 
-    ``source`` is a ``.keras`` model or a run directory holding ``model.keras``.
+    ``source`` is a ``.keras`` model, a run directory holding ``model.keras``,
+    or the name of a model in the box (``vrn_fer2013``).
     Every split point has the same weights (the crop layer has none), so any
     of them initialises any other; a head for another number of classes is
     left as initialised (RAF-DB starting from AffectNet's 8-class model).
@@ -132,7 +133,7 @@ def transfer_weights(model: keras.Model, source: str | os.PathLike) -> dict[str,
     file of another task (a CSA model), a truncated or a non-model file ends
     in one ``ValueError`` line naming it.
     """
-    path = Path(source)
+    path = model_location(source)
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():

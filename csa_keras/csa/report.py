@@ -60,7 +60,7 @@ def write_csa_report(out: Path, config, dataset, outcomes: list, metrics: dict[s
         + f"; train {metrics['n_train']}{' per fold (mean)' if kfold else ''}, "
         f"test {metrics['n_test']}{' in all' if kfold else ''}; validation carved from "
         f"train: {int(100 * config.val_fraction)}%",
-        f"- preset `{config.preset}`: pretraining {config.pretrain_epochs} epochs, fine-tuning "
+        f"- recipe `{config.preset}`: pretraining {config.pretrain_epochs} epochs, fine-tuning "
         f"{config.finetune_epochs} epochs, batch {config.batch_size}, Adam "
         f"{config.pretrain_lr:g} / {config.finetune_lr:g}, sparsity {config.sparsity:g}, "
         f"filters {tuple(config.filters)}, closure `{config.closure}`, seed {config.seed}",

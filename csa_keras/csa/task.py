@@ -21,8 +21,12 @@ from csa_keras.tasks import Task
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("CSA")
-    group.add_argument("--pretrain-epochs", type=int)
-    group.add_argument("--finetune-epochs", type=int)
+    group.add_argument("--pretrain-epochs", type=int,
+                       help="epochs of the autoencoder's unsupervised pretraining (default: the "
+                            "recipe's)")
+    group.add_argument("--finetune-epochs", type=int,
+                       help="epochs of fine-tuning the encoder as a classifier (default: the "
+                            "recipe's)")
     group.add_argument("--closure", choices=CLOSURES,
                        help="how the encoder and decoder shapes close (see docs/open-points.md)")
 

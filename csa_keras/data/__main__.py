@@ -1,4 +1,4 @@
-"""``python -m csa_keras.data summary PATH``: what a reader and the face preprocessing found.
+"""``python -m csa_keras.data summary --data PATH``: what a reader and the face preprocessing found.
 
 Prints counts per class and split, subjects, faces detected, and every
 skipped file grouped by reason with examples; ``--json`` prints one JSON
@@ -13,14 +13,11 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
-from csa_keras.data.faces import DETECT_MODES, NO_FACE_MODES, FaceDetectorError, FaceSettings
+from csa_keras.data.faces import FaceDetectorError, FaceSettings
 from csa_keras.data.loader import load_dataset
-from csa_keras.data.readers import FORMATS
+from csa_keras.data.options import add_data_arguments, add_face_arguments
 from csa_keras.utils.cli import Parser, entry_point, fail, run_main
-
-BUILTIN = "builtin"
 
 
 def _positive_int(text: str) -> int:
@@ -41,19 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="counts per class and split, subjects, faces detected, skipped files and why",
         description="Read a dataset, decode and crop its faces (cached), and summarise what was found.",
     )
-    summary.add_argument(
-        "path", nargs="?", default=None, metavar="PATH",
-        help=f"dataset folder or file; omit it or give '{BUILTIN}' for the built-in synthetic data "
-             f"(a path named '{BUILTIN}' that exists is read as a dataset)",
-    )
-    summary.add_argument("--format", default="auto",
-                         help=f"dataset format: {', '.join(('auto', *FORMATS))} (default: auto)")
-    summary.add_argument("--detect", default="auto", choices=DETECT_MODES,
-                         help="Viola-Jones face detection: auto (formats of full frames, and images over 4x the "
-                              "face size), always, never (default: auto)")
-    summary.add_argument("--no-face", default="skip", choices=NO_FACE_MODES,
-                         help="a frame with no face: skip it, take the centre square, or stop (default: skip)")
-    summary.add_argument("--colour", "--color", action="store_true", help="keep colour (3 channels) instead of grey")
+    add_data_arguments(summary)
+    summary.add_argument("--channels", type=int, choices=[1, 3], default=1,
+                         help="face channels: 1 grey (the CSA's input, default) or 3 colour (the "
+                              "Voting ResNet's)")
+    add_face_arguments(summary)
     summary.add_argument("--size", type=_positive_int, default=48, help="face size in pixels (default: 48)")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     summary.add_argument("--workers", type=_positive_int, default=None,
@@ -61,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--no-cache", action="store_true", help="neither read nor write the face cache")
     summary.add_argument("--cache-dir", default=None,
                          help="face cache folder (default: $CSA_KERAS_CACHE or ~/.cache/csa_keras)")
-    summary.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    summary.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     return parser
 
 
@@ -100,14 +89,12 @@ def _table(summary: dict, dataset) -> list[str]:
 
 
 def summary_command(args: argparse.Namespace) -> int:
-    path = args.path
-    if path == BUILTIN and not Path(path).exists():
-        path = None
-    settings = FaceSettings(size=args.size, colour=args.colour, detect=args.detect, no_face=args.no_face)
+    settings = FaceSettings(size=args.size, colour=args.channels == 3, detect=args.detect,
+                            no_face=args.no_face)
     cache_dir = False if args.no_cache else args.cache_dir
     dataset = load_dataset(
-        path, format=args.format, settings=settings, cache_dir=cache_dir,
-        workers=args.workers, progress=not args.no_progress,
+        args.data, format=args.format, settings=settings, cache_dir=cache_dir,
+        workers=args.workers, progress=not args.quiet,
     )
     summary = dataset.summary()
     if args.json:

@@ -137,7 +137,7 @@ def write_model_card(out: Path, task_title: str, description: str, config: Any,
         "## Model",
         "",
         f"- {description}",
-        f"- trained {_dt.date.today().isoformat()} with preset `{config.preset}`, seed "
+        f"- trained {_dt.date.today().isoformat()} with recipe `{config.preset}`, seed "
         f"{config.seed}, precision `{metrics.get('precision_policy', 'float32')}`; every setting is "
         "in `config.json`",
         "",

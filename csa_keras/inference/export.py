@@ -126,23 +126,19 @@ def check_settings(format: str, max_images: int | None, latency_runs: int,
         raise ExportError(f"num_threads must be >= 1. Received: num_threads={num_threads!r}")
 
 
-def run_model_path(run_dir: str | os.PathLike) -> Path:
-    """The model file of a run directory (or of the pretrained model of that name), found without
-    loading it, or an :class:`ExportError`."""
-    run = model_location(run_dir)
-    if not run.exists():
-        raise ExportError(f"{run_dir}: no such run directory")
-    if not run.is_dir():
-        raise ExportError(f"{run_dir} is not a run directory")
+def run_model_path(model: str | os.PathLike) -> Path:
+    """The ``.keras`` file ``model`` names (a run directory, a ``.keras`` file or the name of a
+    model in the box), found without loading it, or an :class:`ExportError`."""
     try:
-        return resolve_model_path(run)
+        return resolve_model_path(model)
     except ValueError as error:
         raise ExportError(str(error)) from None
 
 
-def open_run(run_dir: str | os.PathLike) -> tuple[Task, Path, Any]:
-    """The task, the model file and the loaded model of a run directory, or an :class:`ExportError`."""
-    model_path = run_model_path(run_dir)
+def open_run(model: str | os.PathLike) -> tuple[Task, Path, Any]:
+    """The task, the model file and the loaded model of a run directory or a ``.keras`` file, or an
+    :class:`ExportError`."""
+    model_path = run_model_path(model)
     try:
         model = load_model(model_path)
         return task_of_model(model), model_path, model
@@ -327,16 +323,18 @@ def _write_record(path: Path, record: dict[str, Any]) -> Path:
     return write_json(report, records)
 
 
-def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
+def export_run(model: str | os.PathLike, format: str = "savedmodel",
                output: str | os.PathLike | None = None,
                max_images: int | None = DEFAULT_MAX_IMAGES,
                latency_runs: int = LATENCY_RUNS, num_threads: int | None = None,
                quantize: str = "none", calibration_images: int | None = None,
                log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Export a run's model, check it against the Keras model, and record both.
+    """Export a model, check it against the Keras model, and record both.
 
     Args:
-        run_dir: a run directory of any registered task's training command.
+        model: a run directory of any registered task's training command, a
+            ``.keras`` file (the folder holding it is taken as its run), or the
+            name of a model in the box.
         format: ``"savedmodel"`` or ``"tflite"``.
         output: the artifact's path (default :func:`default_output`).
         max_images: at most this many test images for the parity check
@@ -376,12 +374,13 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
     any failure the destination is left as it was.
     """
     check_settings(format, max_images, latency_runs, num_threads, quantize, calibration_images)
-    run_dir = model_location(run_dir)
-    model_path = run_model_path(run_dir)
+    location = model_location(model)
+    model_path = run_model_path(location)
+    run_dir = location if location.is_dir() else model_path.parent
     check_run_files(run_dir)
     path = Path(output) if output is not None else default_output(run_dir, model_path, format, quantize)
     _check_output(path, format, model_path, run_dir)
-    task, model_path, model = open_run(run_dir)
+    task, model_path, model = open_run(model_path)
     input_shape = check_model(task, model, model_path)
     from csa_keras.inference import artifacts
 

@@ -202,6 +202,17 @@ def pretrained_run(name: str | None = None) -> Path:
     return PRETRAINED
 
 
+def model_or_default(model: str | os.PathLike | None) -> str | os.PathLike:
+    """``model``, or the folder of :data:`PRETRAINED` when it is ``None`` (the default of every
+    command's ``--model``); a one-line ``ValueError`` when that is not installed."""
+    if model is not None:
+        return model
+    if not PRETRAINED.is_dir():
+        raise ValueError(f"no pretrained model is installed ({PRETRAINED} does not exist): "
+                         "choose a model with --model")
+    return PRETRAINED
+
+
 def _config_depth(raw: bytes) -> int:
     """How deep lists and objects nest in the JSON text ``raw``, brackets inside strings left out.
 

@@ -164,20 +164,29 @@ def package_pretrained(run_dir: str | os.PathLike, command: str, licence: str,
     return dest
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = Parser(prog="python -m csa_keras.inference.pretrained",
                     description="Pack a finished training run as the package's pretrained model.")
-    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="the finished run directory of a training command")
     parser.add_argument("--command", required=True,
                         help="the training command that made the run, for the model card")
-    parser.add_argument("--licence", required=True, help="the training data's licence terms")
-    parser.add_argument("--dest", default=str(PRETRAINED), help="default: the package's folder")
+    parser.add_argument("--data-licence", required=True, metavar="TEXT",
+                        help="the training data's licence terms, for the model card")
+    parser.add_argument("--output", default=str(PRETRAINED),
+                        help="the folder to write, replaced whole (default: the package's "
+                             "pretrained model)")
     parser.add_argument("--weights", choices=WEIGHT_STORAGE, default="float32",
                         help="store the weights as trained (default) or as float16, half the size")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     def body() -> int:
-        dest = package_pretrained(args.run_dir, args.command, args.licence, args.dest,
+        dest = package_pretrained(args.run_dir, args.command, args.data_licence, args.output,
                                   weights=args.weights)
         size = sum(p.stat().st_size for p in dest.iterdir())
         print(f"{dest}: {size / 2**20:.1f} MB")

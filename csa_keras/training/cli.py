@@ -1,7 +1,7 @@
 """The training command of every task: shared options, the task's own, one-line failures.
 
 ``python -m csa_keras.train`` and ``python -m voting_resnet.train`` are
-:func:`train_main` with their task's name: the same data, protocol, preset,
+:func:`train_main` with their task's name: the same data, protocol, recipe,
 output, strategy and precision options, plus the options the task adds
 (:attr:`csa_keras.tasks.Task.add_arguments`). Bad arguments or unusable data
 end in one line on stderr and exit status 2, and so does an ``--output`` that
@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from csa_keras.data.faces import DETECT_MODES, NO_FACE_MODES
+from csa_keras.data.options import add_data_arguments, add_face_arguments
 from csa_keras.data.protocols import PROTOCOLS
 from csa_keras.tasks import Task, get_task
 from csa_keras.training import rundir
@@ -26,13 +26,15 @@ from csa_keras.utils.cli import Parser, run_main
 from csa_keras.utils.paths import check_outputs
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, presets, preset_help: str) -> None:
-    """The options every training command takes."""
+def add_common_arguments(parser: argparse.ArgumentParser, recipes, recipe_help: str) -> None:
+    """The options every training command takes; ``recipes`` are the named recipes ``--recipe``
+    chooses among (the library's presets)."""
     data = parser.add_argument_group("data")
-    data.add_argument("--data", help="dataset path (default: the built-in synthetic faces)")
-    data.add_argument("--format", default="auto",
-                      help="auto, folder, ckplus, fer2013-csv, rafdb, affectnet, jaffe")
-    data.add_argument("--protocol", choices=PROTOCOLS)
+    add_data_arguments(data)
+    data.add_argument("--protocol", choices=PROTOCOLS,
+                      help="how the data is split for testing: holdout (one random split), "
+                           "subject-kfold (folds by subject), predefined (the dataset's own splits) "
+                           "(default holdout)")
     data.add_argument("--folds", type=int, help="folds of subject-kfold (default 10)")
     data.add_argument("--test-size", type=float, help="test fraction of holdout (default 0.2)")
     data.add_argument("--val-fraction", type=float,
@@ -46,29 +48,30 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets, preset_help: 
     data.add_argument("--data-licence", metavar="TEXT",
                       help="the data's licence terms for MODEL_CARD.md (default: a LICENSE file "
                            "at the data's root, if any)")
-    data.add_argument("--detect", choices=DETECT_MODES,
-                      help="Viola-Jones face detection (default auto: full frames only)")
-    data.add_argument("--no-face", choices=NO_FACE_MODES,
-                      help="what to do with a frame where no face is found (default skip)")
+    add_face_arguments(data, detect=None, no_face=None)
     train = parser.add_argument_group("training")
-    train.add_argument("--preset", default="paper", choices=sorted(presets), help=preset_help)
-    train.add_argument("--batch-size", type=int, help="global batch size")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--recipe", dest="preset", default="paper", choices=sorted(recipes),
+                       help=recipe_help)
+    train.add_argument("--batch-size", type=int, help="global batch size (default: the recipe's)")
+    train.add_argument("--seed", type=int,
+                       help="the seed of the splits, the initial weights and the augmentation "
+                            "(default 0)")
     run = parser.add_argument_group("run")
-    run.add_argument("--output", help="run directory (default runs/<command>-<timestamp>)")
-    run.add_argument("--strategy", choices=STRATEGIES)
+    run.add_argument("--output", help="the run directory (default runs/<command>-<timestamp>)")
+    run.add_argument("--strategy", choices=STRATEGIES,
+                     help="how training is distributed: auto (every GPU, else the CPU), one-device, "
+                          "mirrored, multi-worker (from TF_CONFIG) (default auto)")
     run.add_argument("--precision", choices=PRECISIONS,
                      help="Keras dtype policy (default float32); auto: mixed_float16 on a GPU, "
                           "mixed_bfloat16 on a CPU with AMX or AVX-512 BF16, else float32")
-    run.add_argument("--mixed-precision", dest="precision", action="store_const", const="auto",
-                     help="the same as --precision auto")
     run.add_argument("--deterministic", action="store_true", default=None,
                      help="TensorFlow op determinism on GPUs too (always on without a GPU)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run killed in --output (same options) from its last "
                           "completed epoch")
-    run.add_argument("--no-gradcam", dest="gradcam", action="store_false", default=None)
-    run.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    run.add_argument("--no-gradcam", dest="gradcam", action="store_false", default=None,
+                     help="draw no Grad-CAM figure in the report")
+    run.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
 
 
 def reader_options(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | None:
@@ -98,14 +101,14 @@ def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
     """The training command's parser: the shared options, then the task's."""
     parser = Parser(prog=prog, description=f"Train and evaluate: {task.description}; write the "
                                            "run directory.")
-    presets = ", ".join(f"{name}" for name in task.presets)
-    add_common_arguments(parser, task.presets, f"named settings: {presets} (default paper)")
+    recipes = ", ".join(f"{name}" for name in task.presets)
+    add_common_arguments(parser, task.presets, f"the named training recipe: {recipes} (default paper)")
     task.add_arguments(parser)
     return parser
 
 
 def config_from_args(task: Task, args: argparse.Namespace):
-    """The task's preset with every option given on the command line."""
+    """The task's recipe (its preset) with every option given on the command line."""
     return pick_preset(task.presets, args.preset).replace(**common_changes(args),
                                                           **task.config_changes(args))
 
@@ -121,7 +124,8 @@ def train_main(task_name: str, argv: list[str] | None = None, prog: str | None =
         if args.data is not None and not os.path.exists(args.data):
             raise ValueError(f"--data {args.data} does not exist")
         if args.data is None and args.format != "auto":
-            raise ValueError("--format needs --data: the built-in faces have no format to choose")
+            raise ValueError("--data-format needs --data: the built-in faces have no format to "
+                             "choose")
         if args.resume and not args.output:
             raise ValueError("--resume needs the --output of the run to continue")
         output = args.output or rundir.default_output(task.name)

@@ -30,8 +30,22 @@ INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 
+MODEL_HELP = ("the model: a .keras file, a run directory of a training command, or the name of a "
+              "model in the box (csa_fer2013, vrn_fer2013); default csa_fer2013")
+"""The help of ``--model``, the same in every command that takes one."""
+
+
 class Parser(argparse.ArgumentParser):
-    """``argparse`` whose usage errors are one line and exit status 2."""
+    """``argparse`` whose usage errors are one line and exit status 2.
+
+    A flag is taken only as spelled in full (``allow_abbrev=False``): every
+    flag has one spelling, and a dropped flag cannot pass as the prefix of
+    another.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # argparse hook
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")

@@ -89,7 +89,7 @@ def test_saved_classifier_reloads_and_predicts(smoke_run):
 
 def test_subject_kfold_runs_every_fold(tmp_path):
     out = tmp_path / "kfold"
-    result = run_cli("--preset", "smoke", "--protocol", "subject-kfold", "--folds", "2",
+    result = run_cli("--recipe", "smoke", "--protocol", "subject-kfold", "--folds", "2",
                      "--output", str(out), "--quiet", "--no-gradcam")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -106,7 +106,7 @@ def test_subject_kfold_runs_every_fold(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--preset", "nope"], "invalid choice"),
+    (["--recipe", "nope"], "invalid choice"),
     (["--folds", "1"], "--folds"),
     (["--batch-size", "0"], "--batch-size"),
     (["--data", "/no/such/folder"], "does not exist"),
@@ -123,7 +123,7 @@ def test_bad_arguments_exit_with_one_line(args, message):
 def test_output_that_is_a_file_is_refused(tmp_path):
     target = tmp_path / "a_file"
     target.write_text("x")
-    result = run_cli("--preset", "smoke", "--output", str(target), timeout=120)
+    result = run_cli("--recipe", "smoke", "--output", str(target), timeout=120)
     assert result.returncode == 2
     assert "not a folder" in result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr

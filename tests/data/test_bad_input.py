@@ -120,7 +120,7 @@ HOSTILE = {
         "data/test_hostile_data.py::test_a_3gb_csv_without_line_breaks_is_refused_after_one_line",
     "random bytes and rows": "data/test_reader_properties.py::test_fer2013_any_rows_give_skips_or_one_line",
     "another Keras backend": "training/test_interruptions.py::test_a_keras_backend_other_than_tensorflow_is_one_line",
-    "option without meaning here": "training/test_options.py::test_format_without_data_is_refused",
+    "option without meaning here": "training/test_options.py::test_data_format_without_data_is_refused",
     "split point given twice": "training/test_options.py::test_a_split_point_given_twice_is_trained_once",
     "weights declaring more than they hold":
         "inference/test_hostile_models.py::test_a_weights_file_declaring_gigabytes_is_refused_before_keras_allocates_them",
@@ -211,7 +211,7 @@ def folder_run(messy_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("folder_run") / "run"
     from csa_keras.train import main
 
-    status = main(["--data", str(messy_folder), "--preset", "smoke", "--no-gradcam", "--quiet",
+    status = main(["--data", str(messy_folder), "--recipe", "smoke", "--no-gradcam", "--quiet",
                    "--output", str(out)])
     assert status == 0
     return {
@@ -298,7 +298,7 @@ def csv_run(tmp_path_factory):
     out = folder / "run"
     from voting_resnet.train import main
 
-    status = main(["--data", str(csv_path), "--preset", "smoke", "--no-gradcam", "--quiet",
+    status = main(["--data", str(csv_path), "--recipe", "smoke", "--no-gradcam", "--quiet",
                    "--output", str(out)])
     assert status == 0
     return {
@@ -346,7 +346,7 @@ def expect_cli_error(module, argv, capsys, *fragments):
 def test_missing_csv_column(tmp_path, capsys):
     path = tmp_path / "fer2013.csv"
     path.write_text("emotion,Usage\n3,Training\n")
-    expect_cli_error("csa_keras.train", ["--data", path, "--format", "fer2013-csv", "--preset",
+    expect_cli_error("csa_keras.train", ["--data", path, "--data-format", "fer2013-csv", "--recipe",
                                          "smoke", "--output", tmp_path / "run"], capsys,
                      path, "'pixels' column")
 
@@ -356,7 +356,7 @@ def test_nothing_usable(tmp_path, capsys):
     (root / "happiness").mkdir(parents=True)
     (root / "happiness" / "a.png").write_bytes(b"")
     (root / "happiness" / "b.jpg").write_text("text")
-    expect_cli_error("csa_keras.train", ["--data", root, "--preset", "smoke", "--output",
+    expect_cli_error("csa_keras.train", ["--data", root, "--recipe", "smoke", "--output",
                                          tmp_path / "run"], capsys,
                      root, "empty_file: 1", "unreadable_image: 1")
 
@@ -366,14 +366,14 @@ def test_class_with_a_single_image(tmp_path, capsys):
     write_faces(root, classes=("happiness", "surprise"))
     write_faces(tmp_path / "one", per_class=1, classes=("anger",))
     (tmp_path / "one" / "anger").rename(root / "anger")
-    expect_cli_error("csa_keras.train", ["--data", root, "--preset", "smoke", "--output",
+    expect_cli_error("csa_keras.train", ["--data", root, "--recipe", "smoke", "--output",
                                          tmp_path / "run"], capsys, "'anger'", "1 image")
 
 
 def test_dataset_with_one_class(tmp_path, capsys):
     root = tmp_path / "faces"
     write_faces(root, classes=("happiness",))
-    expect_cli_error("voting_resnet.train", ["--data", root, "--preset", "smoke", "--output",
+    expect_cli_error("voting_resnet.train", ["--data", root, "--recipe", "smoke", "--output",
                                              tmp_path / "run"], capsys, "one class (happiness)")
 
 
@@ -450,7 +450,7 @@ def foreign_files(tmp_path_factory):
 def test_init_from_a_file_that_is_not_a_voting_resnet(foreign_files, tmp_path, capsys, case,
                                                        name, fragment):
     source = foreign_files / name
-    expect_cli_error("voting_resnet.train", ["--preset", "smoke", "--init-from", source,
+    expect_cli_error("voting_resnet.train", ["--recipe", "smoke", "--init-from", source,
                                              "--no-gradcam", "--quiet", "--output",
                                              tmp_path / "run"], capsys, source, fragment)
 
@@ -460,7 +460,7 @@ def test_unfinished_run_without_resume(tmp_path, capsys):
     state = out / ".backup" / "split" / "finetune"
     state.mkdir(parents=True)
     (state / "history.csv").write_text("epoch,loss\n0,1.0\n")
-    expect_cli_error("csa_keras.train", ["--preset", "smoke", "--output", out], capsys,
+    expect_cli_error("csa_keras.train", ["--recipe", "smoke", "--output", out], capsys,
                      "unfinished run", "--resume")
     assert (state / "history.csv").is_file()
 

@@ -167,7 +167,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_summary_cli_json(kaggle_folder, tmp_path):
-    result = _cli("summary", str(kaggle_folder), "--json", "--workers", "1", "--cache-dir", str(tmp_path / "c"))
+    result = _cli("summary", "--data", str(kaggle_folder), "--json", "--workers", "1",
+                  "--cache-dir", str(tmp_path / "c"))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["format"] == "folder"
@@ -182,7 +183,7 @@ def test_summary_cli_json(kaggle_folder, tmp_path):
 
 
 def test_summary_cli_bad_path_is_one_line():
-    result = _cli("summary", "/no/such/dataset")
+    result = _cli("summary", "--data", "/no/such/dataset")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("python -m csa_keras.data: error:")
@@ -191,11 +192,11 @@ def test_summary_cli_bad_path_is_one_line():
 
 
 def test_summary_table_and_errors_in_process(kaggle_folder, capsys):
-    assert main(["summary", str(kaggle_folder), "--workers", "1", "--no-cache", "--no-progress"]) == 0
+    assert main(["summary", "--data", str(kaggle_folder), "--workers", "1", "--no-cache", "--quiet"]) == 0
     out = capsys.readouterr().out
     for text in ("fer-mini", "anger", "happiness", "train", "test", "truncated_image: 1", "dropped", "sadness"):
         assert text in out
-    assert main(["summary", str(kaggle_folder), "--format", "jaffe", "--no-cache", "--no-progress"]) == 2
+    assert main(["summary", "--data", str(kaggle_folder), "--data-format", "jaffe", "--no-cache", "--quiet"]) == 2
     assert capsys.readouterr().err.startswith("python -m csa_keras.data: error:")
     with pytest.raises(SystemExit) as code:
         main(["summary", "--detect", "sometimes"])
@@ -205,7 +206,7 @@ def test_summary_table_and_errors_in_process(kaggle_folder, capsys):
 
 
 def test_summary_builtin_json(capsys):
-    assert main(["summary", "builtin", "--json", "--no-progress"]) == 0
+    assert main(["summary", "--json", "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["format"] == "synthetic" and summary["n_images"] == sum(summary["class_counts"].values())
     assert summary["n_subjects"] and summary["skipped"] == {}

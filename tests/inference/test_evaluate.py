@@ -58,14 +58,14 @@ def test_shared_classes_keep_the_model_order():
 
 def test_the_command_scores_and_refuses_in_one_line(csa_run, other_data, tmp_path):
     root, _ = other_data
-    done = run_module("csa_keras.evaluate", csa_run, "--data", root, "--output", tmp_path / "e",
+    done = run_module("csa_keras.evaluate", "--model", csa_run, "--data", root, "--output", tmp_path / "e",
                       "--quiet", timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("accuracy ") and "anger, happiness" in done.stdout
-    bad = run_module("csa_keras.evaluate", tmp_path / "missing", "--data", root, timeout=300)
+    bad = run_module("csa_keras.evaluate", "--model", tmp_path / "missing", "--data", root, timeout=300)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        f"python -m csa_keras.evaluate: error: model {tmp_path / 'missing'} does not exist"]
+        f"python -m csa_keras.evaluate: error: --model {tmp_path / 'missing'} does not exist"]
 
 
 def test_one_split_of_the_data_can_be_scored(csa_run, tmp_path):

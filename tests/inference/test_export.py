@@ -143,7 +143,7 @@ def test_vrn_savedmodel_exports_vote_and_crop_logits(vrn_run):
 
 def test_cli_exports_the_voting_resnet_to_tflite_without_custom_objects(vrn_run, tmp_path):
     target = tmp_path / "vrn.tflite"
-    result = run_cli(str(vrn_run), "--format", "tflite", "--output", str(target),
+    result = run_cli("--model", str(vrn_run), "--to", "tflite", "--output", str(target),
                      "--latency-runs", "3", "--max-images", "8")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "max |p_artifact - p_keras|" in result.stdout
@@ -227,7 +227,7 @@ def test_vrn_float16_keeps_vote_and_crop_logits(vrn_run, tmp_path):
 
 def test_cli_exports_the_voting_resnet_to_int8_calibrated_on_synthetic_faces(vrn_run, tmp_path):
     target = tmp_path / "vrn_int8.tflite"
-    result = run_cli(str(vrn_run), "--format", "tflite", "--quantize", "int8", "--output", str(target),
+    result = run_cli("--model", str(vrn_run), "--to", "tflite", "--quantize", "int8", "--output", str(target),
                      "--latency-runs", "3", "--max-images", "8", "--calibration-images", "20")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "cannot re-create the run's training images" in result.stderr
@@ -248,20 +248,20 @@ def test_cli_exports_the_voting_resnet_to_int8_calibrated_on_synthetic_faces(vrn
 
 
 @pytest.mark.parametrize("args, message", [
-    (["{missing}"], "no such run directory"),
-    (["{empty}"], "no classifier.keras (CSA) or model.keras (Voting ResNet)"),
-    (["{empty}", "--format", "onnx"], "invalid choice: 'onnx'"),
-    (["{empty}", "--max-images", "-1"], "--max-images must be >= 0"),
-    (["{empty}", "--format", "tflite", "--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
-    (["{empty}", "--quantize", "int8"], "--quantize applies to --format='tflite' only. "
-                                        "Received: --quantize='int8' with --format='savedmodel'"),
+    (["--model", "{missing}"], "--model {missing} does not exist"),
+    (["--model", "{empty}"], "no classifier.keras (CSA) or model.keras (Voting ResNet)"),
+    (["--model", "{empty}", "--to", "onnx"], "invalid choice: 'onnx'"),
+    (["--model", "{empty}", "--max-images", "-1"], "--max-images must be >= 0"),
+    (["--model", "{empty}", "--to", "tflite", "--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
+    (["--model", "{empty}", "--quantize", "int8"], "--quantize applies to --to='tflite' only. "
+                                                   "Received: --quantize='int8' with --to='savedmodel'"),
 ])
 def test_cli_bad_input_is_one_line_and_status_2(tmp_path, args, message):
     paths = {"missing": tmp_path / "nowhere", "empty": tmp_path}
     result = run_cli(*[a.format(**paths) for a in args])
     assert result.returncode == 2
     assert result.stderr.startswith("python -m csa_keras.export: error: ")
-    assert message in result.stderr
+    assert message.format(**paths) in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stdout == ""
 

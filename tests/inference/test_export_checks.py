@@ -104,14 +104,14 @@ def test_a_wrong_run_is_one_line_and_nothing_is_written(good_run, tmp_path, case
         name, text = files[case]
         (run / name).write_text(text)
     before = _listing(tmp_path)
-    line = _one_error(*call_main(export_main, [run, "--latency-runs", "0"], capsys))
+    line = _one_error(*call_main(export_main, ["--model", run, "--latency-runs", "0"], capsys))
     assert message in line
     assert _listing(tmp_path) == before
 
 
 def test_a_config_list_from_the_shell_is_one_line(run):
     (run / "config.json").write_text("[]")
-    result = run_module("csa_keras.export", run, timeout=300)
+    result = run_module("csa_keras.export", "--model", run, timeout=300)
     line = _one_error(result.returncode, result.stdout, result.stderr)
     assert line.endswith("config.json must hold a JSON object. Received: a JSON list")
     assert not (run / "export").exists()
@@ -119,9 +119,9 @@ def test_a_config_list_from_the_shell_is_one_line(run):
 
 def test_an_output_folder_holding_the_model_is_refused(run, capsys):
     (run / "saved_model.pb").write_bytes(b"")  # a run directory that looks like a SavedModel to replace
-    line = _one_error(*call_main(export_main, [run, "--output", run, "--latency-runs", "0"], capsys))
+    line = _one_error(*call_main(export_main, ["--model", run, "--output", run, "--latency-runs", "0"], capsys))
     assert (f"--output must not hold an input. Received: --output='{run}', which holds "
-            f"model='{run / 'classifier.keras'}'") in line
+            f"--model='{run / 'classifier.keras'}'") in line
     assert (run / "classifier.keras").is_file()
 
 

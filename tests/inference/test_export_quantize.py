@@ -67,19 +67,19 @@ def _one_error(code, out, err):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--quantize", "float16"], "--quantize applies to --format='tflite' only. "
-                                "Received: --quantize='float16' with --format='savedmodel'"),
-    (["--format", "tflite", "--quantize", "INT8"],
+    (["--quantize", "float16"], "--quantize applies to --to='tflite' only. "
+                                "Received: --quantize='float16' with --to='savedmodel'"),
+    (["--to", "tflite", "--quantize", "INT8"],
      "argument --quantize: invalid choice: 'INT8' (choose from 'none', 'float16', 'int8')"),
-    (["--format", "tflite", "--calibration-images", "8"],
+    (["--to", "tflite", "--calibration-images", "8"],
      "--calibration-images applies to --quantize='int8' only. Received: --calibration-images=8 with "
      "--quantize='none'"),
-    (["--format", "tflite", "--quantize", "int8", "--calibration-images", "0"],
+    (["--to", "tflite", "--quantize", "int8", "--calibration-images", "0"],
      "--calibration-images must be >= 1. Received: --calibration-images=0"),
 ])
 def test_bad_quantize_settings_are_one_line_and_nothing_is_written(run, args, message, capsys):
     before = _files(run)
-    line = _one_error(*call_main(export_main, [run, *args], capsys))
+    line = _one_error(*call_main(export_main, ["--model", run, *args], capsys))
     assert line.endswith(message)
     assert _files(run) == before
 
@@ -149,7 +149,7 @@ def test_a_failed_quantisation_leaves_the_destination_as_it_was(confident_run, t
 def test_a_failed_conversion_from_the_shell_is_one_line(run, monkeypatch, capsys):
     monkeypatch.setattr(export_module, "calibration_faces", _wrong_calibration)
     before = _files(run)
-    code, out, err = call_main(export_main, [run, "--format", "tflite", "--quantize", "int8",
+    code, out, err = call_main(export_main, ["--model", run, "--to", "tflite", "--quantize", "int8",
                                              "--max-images", "4", "--latency-runs", "0"], capsys)
     notes = err.strip().splitlines()[:-1]  # the run's data cannot be re-created: said, then the error
     assert all(note.startswith("cannot re-create the run's test images") for note in notes) and len(notes) == 1

@@ -65,3 +65,33 @@ def test_the_shipped_models_are_addressable_by_name():
         metrics = json.loads((folder / "metrics.json").read_text())
         assert loading.resolve_model_path(name).parent == folder
         assert metrics["class_names"] and (folder / "MODEL_CARD.md").is_file()
+
+
+def test_every_command_takes_a_model_file_a_run_directory_or_a_name(box, tmp_path, monkeypatch, capsys):
+    """``--model`` means the same in predict, evaluate and export (docs/commands.md)."""
+    import cv2
+    import numpy as np
+    from commands import call_main
+
+    from csa_keras.evaluate import main as evaluate_main
+    from csa_keras.export import main as export_main
+    from csa_keras.predict import main as predict_main
+
+    monkeypatch.chdir(tmp_path)
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8))
+    loose = tmp_path / "loose" / "mine.keras"
+    loose.parent.mkdir()
+    shutil.copy(box / "beta_fer" / "classifier.keras", loose)
+    shutil.copy(box / "beta_fer" / "metrics.json", loose.parent)  # the class names
+    for model in ("beta_fer", box / "beta_fer", loose):
+        code, out, err = call_main(predict_main, ["--model", model, face, "--quiet"], capsys)
+        assert code == 0, (model, err)
+        assert json.loads(out)["status"] == "ok", model
+    code, out, err = call_main(evaluate_main, ["--model", loose, "--output", tmp_path / "scored", "--quiet"],
+                               capsys)
+    assert code == 0 and out.startswith("accuracy "), err
+    code, out, err = call_main(export_main, ["--model", loose, "--max-images", "4", "--latency-runs", "0"],
+                               capsys)
+    assert code == 0, err
+    assert (loose.parent / "export" / "mine_saved_model" / "saved_model.pb").is_file()

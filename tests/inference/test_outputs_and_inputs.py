@@ -243,7 +243,7 @@ def test_a_training_output_that_touches_the_data_is_refused(main, prog, where, t
         _face(data / name / "1.png")
     output = {"inside": data / "run", "same": data, "holds": tmp_path}[where]
     before = _snapshot(tmp_path)
-    line = _one_error(*call_main(main, ["--preset", "smoke", "--data", data, "--output", output, "--quiet"], capsys),
+    line = _one_error(*call_main(main, ["--recipe", "smoke", "--data", data, "--output", output, "--quiet"], capsys),
                       prog=prog)
     rule = {"inside": "must not lie inside an input folder", "same": "must not be an input",
             "holds": "must not hold an input"}[where]
@@ -256,7 +256,7 @@ def test_a_training_output_that_touches_the_data_is_refused(main, prog, where, t
 def test_a_training_output_name_too_long_is_one_line(tmp_path, capsys):
     name_max, _ = name_limit(tmp_path)
     output = tmp_path / ("r" * (name_max + 1))
-    line = _one_error(*call_main(csa_train_main, ["--preset", "smoke", "--output", output, "--quiet"], capsys),
+    line = _one_error(*call_main(csa_train_main, ["--recipe", "smoke", "--output", output, "--quiet"], capsys),
                       prog="python -m csa_keras.train")
     assert f"--output must have names of at most {name_max} bytes" in line
     assert os.listdir(tmp_path) == []

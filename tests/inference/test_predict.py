@@ -217,7 +217,7 @@ def test_voting_resnet_prediction(vrn_run, grace_hopper):
 
 def test_cli_jsonl_and_annotations(csa_run, folder, video, tmp_path, capsys):
     annotate = tmp_path / "annotated"
-    code, out, err = run_main([csa_run[0], folder, video, "--every", "3", "--annotate", annotate], capsys)
+    code, out, err = run_main(["--model", csa_run[0], folder, video, "--every", "3", "--annotate", annotate], capsys)
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["status"] for r in records] == ["ok", "error", "no_face", "ok", "ok", "ok"]
@@ -238,7 +238,8 @@ def test_cli_jsonl_and_annotations(csa_run, folder, video, tmp_path, capsys):
 
 def test_cli_csv_to_a_file(csa_run, folder, tmp_path, capsys):
     target = tmp_path / "predictions.csv"
-    code, out, err = run_main([csa_run[0], folder, "--format", "csv", "--output", target, "--quiet"], capsys)
+    code, out, err = run_main(["--model", csa_run[0], folder, "--output-format", "csv", "--output", target,
+                               "--quiet"], capsys)
     assert code == 0, err
     assert out == "" and err == ""
     rows = list(csv.DictReader(target.open()))
@@ -251,7 +252,7 @@ def test_cli_csv_to_a_file(csa_run, folder, tmp_path, capsys):
 
 
 def test_cli_voting_resnet(vrn_run, grace_hopper, capsys):
-    code, out, err = run_main([vrn_run, grace_hopper, "--voting", "hard", "--quiet"], capsys)
+    code, out, err = run_main(["--model", vrn_run, grace_hopper, "--voting", "hard", "--quiet"], capsys)
     assert code == 0, err
     [record] = [json.loads(line) for line in out.splitlines()]
     assert list(record["probabilities"]) == VRN_CLASSES
@@ -263,16 +264,19 @@ def _bad_inputs(tmp, csa_dir, folder):
     (tmp / "empty").mkdir()
     (tmp / "not_a_run").mkdir()
     return {
-        "missing model": ([tmp / "nothing.keras", folder], "does not exist"),
-        "missing --model": (["--model", tmp / "nothing", folder], "model " + str(tmp / "nothing") + " does not exist"),
+        "missing model": (["--model", tmp / "nothing.keras", folder], "does not exist"),
+        "missing --model": (["--model", tmp / "nothing", folder],
+                            "--model " + str(tmp / "nothing") + " does not exist"),
         "not a .keras file": (["--model", folder / "a_hopper.jpg", folder], "not a .keras file"),
-        "truncated .keras": ([truncated, folder], "truncated"),
+        "truncated .keras": (["--model", truncated, folder], "truncated"),
         "not a run directory": (["--model", tmp / "not_a_run", folder], "not a run directory"),
-        "autoencoder": ([csa_dir / "autoencoder.keras", folder], "autoencoder"),
-        "voting with a CSA model": ([csa_dir, folder, "--voting", "soft"], "Voting ResNet"),
-        "empty folder": ([csa_dir, tmp / "empty"], "holds no image or video"),
-        "missing input": ([csa_dir, tmp / "nope.jpg"], "does not exist"),
-        "bad --every": ([csa_dir, folder, "--every", "0"], "--every"),
+        "autoencoder": (["--model", csa_dir / "autoencoder.keras", folder], "autoencoder"),
+        "voting with a CSA model": (["--model", csa_dir, folder, "--voting", "soft"], "Voting ResNet"),
+        "empty folder": (["--model", csa_dir, tmp / "empty"], "holds no image or video"),
+        "missing input": (["--model", csa_dir, tmp / "nope.jpg"], "does not exist"),
+        "bad --every": (["--model", csa_dir, folder, "--every", "0"], "--every"),
+        "a .keras file as INPUT": ([csa_dir / "classifier.keras", folder], "is a model, not an image"),
+        "a run directory as INPUT": ([folder, csa_dir], "give a model with --model"),
     }
 
 
@@ -303,7 +307,6 @@ def test_the_pretrained_model_is_the_default(csa_run, folder, grace_hopper, tmp_
     forms = {
         "pretrained": [grace_hopper, folder / "c_blank.png"],
         "--model": ["--model", csa_run[0] / "classifier.keras", grace_hopper, folder / "c_blank.png"],
-        "model first (older form)": [csa_run[0], grace_hopper, folder / "c_blank.png"],
     }
     outputs = {}
     for name, argv in forms.items():
@@ -312,7 +315,7 @@ def test_the_pretrained_model_is_the_default(csa_run, folder, grace_hopper, tmp_
         outputs[name] = [json.loads(line) for line in out.splitlines()]
         assert [r["status"] for r in outputs[name]] == ["ok", "no_face"], name
         assert list(outputs[name][0]["probabilities"]) == csa_run[1], name
-    assert outputs["pretrained"] == outputs["--model"] == outputs["model first (older form)"]
+    assert outputs["pretrained"] == outputs["--model"]
 
     monkeypatch.setattr(loading, "PRETRAINED", tmp_path / "not_installed")
     with pytest.raises(ValueError, match="no pretrained model is installed"):
@@ -320,10 +323,11 @@ def test_the_pretrained_model_is_the_default(csa_run, folder, grace_hopper, tmp_
     code, out, err = run_main([grace_hopper], capsys)
     assert code == 2 and out == ""
     assert err.strip() == (f"{PROG}: error: no pretrained model is installed ({tmp_path / 'not_installed'} "
-                           "does not exist): choose one with --model RUN_DIR_OR_MODEL")
+                           "does not exist): choose a model with --model")
 
 
-def test_which_first_argument_is_the_model(csa_run, vrn_run, folder, tmp_path):
+def test_which_input_is_a_model(csa_run, vrn_run, folder, tmp_path):
+    """An INPUT that is a model is refused (the model is given with --model only)."""
     from csa_keras.predict import names_a_model
 
     stopped = tmp_path / "stopped"
@@ -376,7 +380,7 @@ def test_a_keras_file_cannot_import_a_module_of_its_choosing(tmp_path, monkeypat
     monkeypatch.syspath_prepend(str(tmp_path))  # as `python -m` run from this folder would
     message, _, _ = _one_line_refusal(model)
     assert "evil>Layer" in message
-    code, out, err = run_main([model, grace_hopper], capsys)
+    code, out, err = run_main(["--model", model, grace_hopper], capsys)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and err.startswith(f"{PROG}: error: ")
     assert not marker.exists() and "evil" not in sys.modules

@@ -16,7 +16,7 @@ def packed(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrained")
     run_csa(preset("smoke").replace(gradcam=False), output=root / "run", verbose=0,
             log=lambda _: None)
-    dest = package_pretrained(root / "run", "python -m csa_keras.train --preset smoke",
+    dest = package_pretrained(root / "run", "python -m csa_keras.train --recipe smoke",
                               "Research use only.", dest=root / "csa_fer2013")
     return root, dest
 
@@ -46,7 +46,7 @@ def test_the_packed_model_holds_no_optimizer_state(packed, tmp_path):
 
 def test_the_card_gives_the_command_and_the_licence(packed):
     card = (packed[1] / "MODEL_CARD.md").read_text()
-    assert "## Re-create it" in card and "python -m csa_keras.train --preset smoke" in card
+    assert "## Re-create it" in card and "python -m csa_keras.train --recipe smoke" in card
     assert card.rstrip().endswith("Research use only.")
 
 

@@ -148,7 +148,7 @@ def test_a_stream_names_its_annotated_files_by_the_source_stem(predictor, clip, 
 def test_cli_stream_writes_the_smoothed_records(run, predictor, clip, tmp_path, capsys):
     target = tmp_path / "live.csv"
     code, out, err = run_main(["--model", run, "--stream", clip, "--smooth", "4", "--max-frames", "8",
-                               "--format", "csv", "--output", target], capsys)
+                               "--output-format", "csv", "--output", target], capsys)
     assert code == 0, err
     assert out == "" and "8 faces in 8 frames" in err.splitlines()[-1] and "frames per second" in err
     rows = list(csv.DictReader(target.open()))

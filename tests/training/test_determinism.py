@@ -26,7 +26,7 @@ def without_wall_time(value):
 def twice(module, tmp_path, *args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     runs = [tmp_path / f"run{i}" for i in range(2)]
-    processes = [subprocess.Popen([sys.executable, "-m", module, "--preset", "smoke", "--quiet",
+    processes = [subprocess.Popen([sys.executable, "-m", module, "--recipe", "smoke", "--quiet",
                                    "--output", str(out), *args],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=env) for out in runs]

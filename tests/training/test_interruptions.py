@@ -22,7 +22,7 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def train(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "csa_keras.train", "--preset", "smoke", "--pretrain-epochs",
+    return [sys.executable, "-m", "csa_keras.train", "--recipe", "smoke", "--pretrain-epochs",
             str(EPOCHS["pretrain"]), "--finetune-epochs", str(EPOCHS["finetune"]), "--no-gradcam",
             "--quiet", "--output", str(out), *extra]
 

@@ -6,11 +6,11 @@ from voting_resnet.config import preset
 from voting_resnet.train import main as vrn_train
 
 
-def test_format_without_data_is_refused(tmp_path, capsys):
-    code, _, err = call_main(csa_train, ["--format", "folder", "--output", tmp_path / "run"], capsys)
+def test_data_format_without_data_is_refused(tmp_path, capsys):
+    code, _, err = call_main(csa_train, ["--data-format", "folder", "--output", tmp_path / "run"], capsys)
     assert code == 2
-    assert err.splitlines() == ["python -m csa_keras.train: error: --format needs --data: the built-in "
-                                "faces have no format to choose"]
+    assert err.splitlines() == ["python -m csa_keras.train: error: --data-format needs --data: the "
+                                "built-in faces have no format to choose"]
     assert not (tmp_path / "run").exists()
 
 

@@ -62,7 +62,7 @@ def history_rows(path: Path) -> list[dict]:
 
 def test_killed_csa_run_resumes_from_its_last_epoch(tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "csa_keras.train", "--preset", "smoke",
+    command = [sys.executable, "-m", "csa_keras.train", "--recipe", "smoke",
                "--pretrain-epochs", "2", "--finetune-epochs", "4", "--no-gradcam", "--quiet",
                "--output", str(out)]
     log = out / ".backup" / "split" / "finetune" / "history.csv"

@@ -6,7 +6,7 @@ import pytest
 from commands import run_module
 
 from csa_keras.data.synthetic import make_synthetic_dataset
-from voting_resnet.comparison import BUDGETS, TRAININGS, rewrite_report, run_comparison
+from voting_resnet.comparison import RECIPES, TRAININGS, rewrite_report, run_comparison
 from voting_resnet.comparison_report import answers
 
 
@@ -17,7 +17,7 @@ def tiny_faces():
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "run"
-    config = BUDGETS["smoke"].replace(gradcam=False, test_size=0.25, scratch_split_after=(3,))
+    config = RECIPES["smoke"].replace(gradcam=False, test_size=0.25, scratch_split_after=(3,))
     lines = []
     rows = run_comparison(config, output=out, dataset=tiny_faces(), verbose=0, log=lines.append)
     return out, config, rows, lines
@@ -124,7 +124,7 @@ def test_the_row_chosen_on_validation_packs_as_a_model_in_the_box(comparison, tm
     from voting_resnet.pretrained import chosen_row, package_comparison
 
     out, _, rows, _ = comparison
-    dest, row = package_comparison(out, "python -m voting_resnet.compare --budget smoke",
+    dest, row = package_comparison(out, "python -m voting_resnet.compare --recipe smoke",
                                    "synthetic faces", tmp_path / "box" / "vrn_tiny")
     assert row == chosen_row(rows)
     assert row["val_accuracy"] == max(r["val_accuracy"] for r in rows)
@@ -173,16 +173,16 @@ def test_answers_judge_significance_after_holm():
     assert "(p = 0.015 (0.09))" in first
 
 
-def test_help_documents_the_rows_budgets_and_resume():
+def test_help_documents_the_rows_recipes_and_resume():
     done = run_module("voting_resnet.compare", "--help", timeout=120)
     assert done.returncode == 0
     text = done.stdout
-    for word in ("test-time", "fine-tuned", "--budget", "cpu", "paper", "--resume",
+    for word in ("test-time", "fine-tuned", "--recipe", "recipes:", "cpu", "paper", "--resume",
                  "bootstrap", "McNemar"):
         assert word in text, word
 
 
-def test_a_bad_budget_is_one_line():
-    done = run_module("voting_resnet.compare", "--budget", "gpu", timeout=120)
+def test_a_bad_recipe_is_one_line():
+    done = run_module("voting_resnet.compare", "--recipe", "gpu", timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("python -m voting_resnet.compare: error:")

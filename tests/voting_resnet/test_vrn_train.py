@@ -312,7 +312,7 @@ def test_transfer_weights_rejects_a_file_that_is_no_model(tmp_path):
     (["--voting", "x"], "--voting"),
 ])
 def test_bad_arguments_exit_with_one_line(tmp_path, args, message):
-    result = run_cli("--preset", "smoke", "--output", str(tmp_path / "run"), *args, timeout=120)
+    result = run_cli("--recipe", "smoke", "--output", str(tmp_path / "run"), *args, timeout=120)
     assert result.returncode == 2
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert lines[-1].startswith("python -m voting_resnet.train: error:") and message in lines[-1]
@@ -329,7 +329,7 @@ def test_cli_two_split_points_at_48_pixels(tmp_path):
     logic on 16x16 faces.
     """
     out = tmp_path / "run"
-    result = run_cli("--preset", "smoke", "--output", str(out), "--split-after", "0", "2",
+    result = run_cli("--recipe", "smoke", "--output", str(out), "--split-after", "0", "2",
                      "--epochs", "1", "--no-gradcam", "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
