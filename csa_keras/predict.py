@@ -32,7 +32,9 @@ name too long for the file system) is skipped, its reason in the records'
 
 The inference modules are imported after the arguments are parsed: ``--help``
 and usage errors answer without loading TensorFlow, and TensorFlow's C++
-logging is quieted before it loads.
+logging is quieted before it loads. ``--runtime litert`` (the default where
+TensorFlow is not installed) runs the model's TFLite artifact on LiteRT and
+loads neither TensorFlow nor Keras (:mod:`csa_keras.inference.litert`).
 """
 from __future__ import annotations
 
@@ -101,19 +103,26 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     model.add_argument("--batch-size", type=int, default=64, metavar="N",
                        help="faces per model call (default 64)")
+    model.add_argument("--runtime", choices=["auto", "keras", "litert"], default="auto",
+                       help="what runs the model: keras (TensorFlow), litert (its TFLite artifact, "
+                            "without TensorFlow) or auto (default: keras where TensorFlow is installed, "
+                            "else litert)")
     model.add_argument("--voting", choices=["soft", "hard"],
                        help="Voting ResNet only: vote over the 10 views this way "
                             "(default: the model's own vote)")
     return parser
 
 
-def names_a_model(argument: str) -> bool:
-    """Whether an INPUT is a model: a ``.keras`` path, or a folder holding a task's model file."""
+def names_a_model(argument: str, runtime: str = "keras") -> bool:
+    """Whether an INPUT is a model: a ``.keras`` or ``.tflite`` path, or a folder holding a task's
+    model file (on the ``litert`` runtime, which loads no task: any ``.keras`` or ``.tflite`` file)."""
+    path = Path(argument)
+    if path.suffix.lower() in (".keras", ".tflite"):
+        return True
+    if runtime == "litert":
+        return path.is_dir() and (any(path.glob("*.keras")) or any(path.glob("*.tflite")))
     from csa_keras.tasks import all_tasks
 
-    path = Path(argument)
-    if path.suffix.lower() == ".keras":
-        return True
     return path.is_dir() and any((path / name).is_file() for task in all_tasks().values()
                                  for name in (task.model_file, *task.run_files))
 
@@ -125,7 +134,7 @@ def split_model(args: argparse.Namespace) -> tuple[str | Path, list[str]]:
 
     inputs = list(args.inputs)
     for argument in inputs:
-        if names_a_model(argument):
+        if names_a_model(argument, getattr(args, "runtime", "keras")):
             raise ValueError(f"INPUT {argument} is a model, not an image, folder of images or video: "
                              "give a model with --model")
     return loading.model_or_default(args.model), inputs
@@ -171,8 +180,13 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
         raise ValueError(f"min_face must be at least 1 pixel. Received: min_face={args.min_face}")
     model, inputs = split_model(args)
     source = _live_source(args, inputs)
-    model_path = resolve_model_path(model)
-    read_archive_config(model_path)
+    from csa_keras.inference.litert import choose_runtime, resolve_artifact
+
+    if choose_runtime(getattr(args, "runtime", "auto")) == "litert":
+        model_path = resolve_artifact(model)
+    else:
+        model_path = resolve_model_path(model)
+        read_archive_config(model_path)
     items = [] if source is not None else collect_inputs(inputs)
     read = [*inputs, *(item.path for item in items)]
     if args.stream is not None and Path(args.stream).exists():
@@ -320,7 +334,7 @@ def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     model_path, items, source = _check(args)
     from csa_keras.inference.predictor import Predictor
 
-    predictor = Predictor.from_run(model_path, detect=args.detect, no_face=args.no_face,
+    predictor = Predictor.from_run(model_path, runtime=args.runtime, detect=args.detect, no_face=args.no_face,
                                    voting=args.voting, batch_size=args.batch_size, min_size=args.min_face)
     live = source is not None
     frames = None
@@ -356,7 +370,11 @@ def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import_tensorflow()
+    from csa_keras.inference.litert import choose_runtime
+
+    args.runtime = choose_runtime(args.runtime)
+    if args.runtime == "keras":
+        import_tensorflow()
     return run_main(parser, lambda: _predict(args, parser))
 
 

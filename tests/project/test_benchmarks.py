@@ -250,7 +250,8 @@ def test_startup_times_every_row_in_fresh_processes_and_reports_the_phases(monke
     result = startup.measure(repeats=2, torch_python=sys.executable, log=lambda m: None)
     names = [r["row"] for r in result["rows"]]
     assert names == ["import tensorflow", "import tensorflow + keras", "import the training modules",
-                     "Predictor.pretrained() from Python", "predict command", "import torch"]
+                     "Predictor.pretrained() from Python", "predict command",
+                     "predict command, light install (LiteRT)", "import torch"]
     assert len(seen) == 2 * len(names)
     assert next(c[2] for c in seen if c[1] == "-m") == "csa_keras.predict"
     api = result["rows"][3]
@@ -258,6 +259,9 @@ def test_startup_times_every_row_in_fresh_processes_and_reports_the_phases(monke
     assert all(r["peak_rss_mb"] == 700.0 and len(r["wall_s"]) == 2 for r in result["rows"])
     table = startup.markdown(result)
     assert "| Predictor.pretrained() from Python |" in table and "import 0.50, load 2.00, first photo 0.25" in table
+    light = next(c for c in seen if c[-4:-2] == ["-m", "csa_keras.predict"] and c[0] != sys.executable)
+    assert Path(light[0]).name == "python" and result["install_mb"]["light"] < result["install_mb"]["train"]
+    assert "Installed size:" in table and len(result["load_average"]) == 3
 
 
 @pytest.mark.slow  # a ResNet-18 at 48x48 traced and trained twice: a minute on two quiet cores
