@@ -55,7 +55,7 @@ class VRNConfig(RunConfig):
     lr_decay: float = 0.95
     balance: bool = False
     augment: bool = True
-    # the project's recipe (the ``converge`` budget of voting_resnet.comparison); the
+    # the project's recipe (the ``converge`` recipe of voting_resnet.comparison); the
     # defaults are the paper's: no flip, no smoothing, no weight decay, exponential decay
     flip: bool = False
     label_smoothing: float = 0.0

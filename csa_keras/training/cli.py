@@ -33,8 +33,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, recipes, recipe_help: 
     add_data_arguments(data)
     data.add_argument("--protocol", choices=PROTOCOLS,
                       help="how the data is split for testing: holdout (one random split), "
-                           "subject-kfold (folds by subject), predefined (the dataset's own splits) "
-                           "(default holdout)")
+                           "subject-kfold (folds by subject), predefined (the dataset's own splits; "
+                           "holdout where it has none) (default: holdout for the CSA, predefined for "
+                           "the Voting ResNet)")
     data.add_argument("--folds", type=int, help="folds of subject-kfold (default 10)")
     data.add_argument("--test-size", type=float, help="test fraction of holdout (default 0.2)")
     data.add_argument("--val-fraction", type=float,
@@ -62,7 +63,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, recipes, recipe_help: 
                      help="how training is distributed: auto (every GPU, else the CPU), one-device, "
                           "mirrored, multi-worker (from TF_CONFIG) (default auto)")
     run.add_argument("--precision", choices=PRECISIONS,
-                     help="Keras dtype policy (default float32); auto: mixed_float16 on a GPU, "
+                     help="Keras dtype policy (default: the recipe's, float32 in training, auto "
+                          "in the comparison's recipes but smoke); auto: mixed_float16 on a GPU, "
                           "mixed_bfloat16 on a CPU with AMX or AVX-512 BF16, else float32")
     run.add_argument("--deterministic", action="store_true", default=None,
                      help="TensorFlow op determinism on GPUs too (always on without a GPU)")
