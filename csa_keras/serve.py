@@ -1,7 +1,8 @@
 """Prediction as a service: ``python -m csa_keras.serve`` (or ``csa-keras serve``).
 
 Loads one model (the pretrained CSA unless ``--model`` names another: a
-pretrained name, a run directory or a ``.keras`` file) and answers
+pretrained name, a run directory or a ``.keras`` file), on Keras or, without
+TensorFlow, as its TFLite artifact on LiteRT (``--runtime``), and answers
 ``POST /predict``, ``GET /health`` and ``GET /models`` on
 ``http://HOST:PORT``, with a page at ``/`` to try it from a browser
 (:mod:`csa_keras.inference.service`). It listens on the loopback interface
@@ -25,6 +26,9 @@ def build_parser() -> Parser:
     parser.add_argument("--model", metavar="NAME_OR_PATH", default=DEFAULT_MODEL,
                         help=f"a pretrained model's name, a run directory or a .keras file "
                              f"(default: {DEFAULT_MODEL})")
+    parser.add_argument("--runtime", choices=["auto", "keras", "litert"], default="auto",
+                        help="what runs the model: keras (TensorFlow), litert (its TFLite artifact, without "
+                             "TensorFlow) or auto (default: keras where TensorFlow is installed, else litert)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="the interface to listen on (default 127.0.0.1, this machine only; "
                              "0.0.0.0 for every interface)")
@@ -53,14 +57,20 @@ def main(argv: list[str] | None = None) -> int:
                              "pip install 'csa-keras[serve]'") from None
         if not 0 < args.port < 65536:
             raise ValueError(f"port must be between 1 and 65535. Received: port={args.port}")
-        import_tensorflow()
+        from csa_keras.inference.litert import choose_runtime, resolve_artifact
         from csa_keras.inference.loading import pretrained_name, resolve_model_path
+
+        runtime = choose_runtime(args.runtime)
+        if runtime == "keras":
+            import_tensorflow()
+            model_path = resolve_model_path(args.model)
+        else:
+            model_path = resolve_artifact(args.model)
         from csa_keras.inference.predictor import Predictor
         from csa_keras.inference.service import create_app
 
-        model_path = resolve_model_path(args.model)
         name = pretrained_name(model_path) or str(model_path)
-        app = create_app(Predictor.from_run(model_path), name,
+        app = create_app(Predictor.from_run(model_path, runtime=runtime), name,
                          max_request_bytes=max(1, int(args.max_request_mb * 2**20)), queue=args.queue)
         print(f"serving {name} on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
         uvicorn.run(app, host=args.host, port=args.port, access_log=not args.quiet,

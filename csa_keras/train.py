@@ -8,20 +8,11 @@ built-in synthetic faces; real results need a real dataset (docs/datasets.md).
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 
-from csa_keras.utils.cli import USAGE_ERROR, entry_point
+from csa_keras.utils.cli import entry_point
 from csa_keras.utils.quiet import import_tensorflow
-
-TRAIN_EXTRA = ("tf_keras_vis",)
-"""Modules training needs beyond prediction's install: the ``train`` extra (Grad-CAM of the reports)."""
-
-
-def missing_train_extra() -> list[str]:
-    """The modules of :data:`TRAIN_EXTRA` this environment lacks."""
-    return [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
 
 
 def command(task: str, prog: str) -> Callable[[list[str] | None], int]:
@@ -29,11 +20,6 @@ def command(task: str, prog: str) -> Callable[[list[str] | None], int]:
 
     @entry_point(prog)
     def main(argv: list[str] | None = None) -> int:
-        missing = missing_train_extra()
-        if missing:
-            print(f"{prog}: error: training needs the train extra ({', '.join(missing)} is not installed): "
-                  "pip install 'csa-keras[train]'", file=sys.stderr)
-            return USAGE_ERROR
         import_tensorflow()
         # After the quiet import: the training engine imports TensorFlow itself.
         from csa_keras.training.cli import train_main

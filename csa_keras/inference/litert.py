@@ -101,11 +101,11 @@ def _folder_artifact(folder: Path) -> Path:
         raise ValueError(f"{folder} holds several TFLite artifacts ({', '.join(p.name for p in found)}): "
                          "give one of them as the model")
     raise ValueError(f"{folder} holds no TFLite artifact of a model (<model>.tflite beside its .keras, or "
-                     "in export/): export one with python -m csa_keras.export --format tflite, or predict "
+                     "in export/): export one with python -m csa_keras.export --to tflite, or predict "
                      "with the keras runtime")
 
 
-def _in_the_box() -> list[str]:
+def pretrained_artifacts() -> list[str]:
     """The models in the box that ship a TFLite artifact, sorted."""
     if not PRETRAINED_ROOT.is_dir():
         return []
@@ -116,7 +116,7 @@ def _in_the_box() -> list[str]:
 def pretrained_folder(name: str) -> Path:
     """The folder of the model in the box called ``name`` that ships a TFLite artifact, or a one-line
     ``ValueError`` naming those that do."""
-    names = _in_the_box()
+    names = pretrained_artifacts()
     if name not in names:
         raise ValueError(f"name must be one of the models in the box with a TFLite artifact "
                          f"({', '.join(names) or 'none installed'}). Received: name={name!r}")
@@ -128,10 +128,10 @@ def resolve_artifact(path: str | os.PathLike) -> Path:
     directory or of a model folder, or of the model in the box of that name when no file or folder
     ``path`` exists. Every problem is a one-line ``ValueError``; the task registry is not loaded."""
     path = Path(path)
-    if not path.exists() and str(path) in _in_the_box():
+    if not path.exists() and str(path) in pretrained_artifacts():
         path = PRETRAINED_ROOT / str(path)
     if not path.exists():
-        names = _in_the_box() if len(path.parts) == 1 else []
+        names = pretrained_artifacts() if len(path.parts) == 1 else []
         raise ValueError(f"model {path} does not exist" + (
             f" (models in the box: {', '.join(names)})" if names else ""))
     if path.is_dir():
@@ -142,7 +142,7 @@ def resolve_artifact(path: str | os.PathLike) -> Path:
         artifact = artifact_path(path)
         if artifact is None:
             raise ValueError(f"model {path} has no TFLite artifact ({path.stem}{ARTIFACT_SUFFIX} beside it or "
-                             "in export/): export one with python -m csa_keras.export --format tflite, or "
+                             "in export/): export one with python -m csa_keras.export --to tflite, or "
                              "predict with the keras runtime")
         return artifact
     raise ValueError(f"model {path} is not a .tflite or .keras file: give a run directory, a model in the "

@@ -42,6 +42,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartParser
 
+from csa_keras.inference.litert import pretrained_artifacts
 from csa_keras.inference.loading import DEFAULT_MODEL, pretrained_names
 from csa_keras.inference.predictor import Predictor
 from csa_keras.inference.records import rounded_record
@@ -125,11 +126,16 @@ def create_app(predictor: Predictor, model_name: str, max_request_bytes: int = M
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": model_name, "busy": state["busy"], "capacity": capacity}
 
+    # On LiteRT the task registry (whose tasks import Keras) stays unloaded: the models in the box
+    # are those that ship a TFLite artifact.
+    light = getattr(predictor, "runtime", "keras") == "litert"
+    in_the_box = pretrained_artifacts() if light else pretrained_names()
+
     @app.get("/models")
     async def models() -> dict[str, Any]:
-        return {"serving": {"name": model_name, "class_names": list(predictor.class_names)},
-                "pretrained": [{"name": name, "default": name == DEFAULT_MODEL}
-                               for name in pretrained_names()]}
+        return {"serving": {"name": model_name, "class_names": list(predictor.class_names),
+                            "runtime": "litert" if light else "keras"},
+                "pretrained": [{"name": name, "default": name == DEFAULT_MODEL} for name in in_the_box]}
 
     @app.get("/", include_in_schema=False)
     async def page():

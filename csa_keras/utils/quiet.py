@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import re
 import sys
@@ -50,7 +51,20 @@ def _kept(text: str, level: int = 1) -> list[str]:
 
 
 class BackendError(ValueError):
-    """Keras is set to a backend other than TensorFlow."""
+    """A command cannot run on Keras's TensorFlow backend here: another backend is set, or the
+    ``train`` extra (TensorFlow, Keras and the libraries of training and evaluation) is missing."""
+
+
+TRAIN_EXTRA = ("tensorflow", "keras", "h5py", "sklearn", "scipy", "matplotlib", "filelock", "tf_keras_vis")
+"""The modules the ``train`` extra installs: every command that runs Keras needs them."""
+
+
+def check_train_extra() -> None:
+    """Raise :class:`BackendError` naming the first module of :data:`TRAIN_EXTRA` not installed."""
+    missing = [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BackendError(f"this command needs the train extra ({missing[0]} is not installed): "
+                           "pip install 'csa-keras[train]'")
 
 
 def keras_backend() -> tuple[str, str]:
@@ -163,6 +177,7 @@ def import_tensorflow(command: bool = True) -> None:
     nothing is captured.
     """
     if command:
+        check_train_extra()
         check_backend()
     if "tensorflow" in sys.modules:
         return

@@ -109,13 +109,28 @@ def test_predict_answers_the_records_predict_prints(server, tiny_run, grace_hopp
 @pytest.mark.parametrize(("body", "status", "words"), [
     (b"not an image at all", 415, "not a usable image: unreadable image"),
     (b"", 415, "empty request"),
-    (b"\xff" * (2**20 + 1), 413, "request larger than 1048576 bytes"),
     (png_header_only(60000, 60000), 413, "not a usable image: image too large"),
 ])
 def test_refusals_are_one_line_with_their_status(server, body, status, words):
     answer_status, answer = post_json(server + "/predict", body, {"Content-Type": "application/octet-stream"})
     assert answer_status == status and answer["error"].startswith(words) and "\n" not in answer["error"]
     assert request(server + "/health")[0] == 200  # and the server goes on
+
+
+def test_a_request_declaring_more_than_the_limit_is_refused_before_its_body_is_read(server):
+    import http.client
+    import urllib.parse
+
+    where = urllib.parse.urlsplit(server)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+    connection.putrequest("POST", "/predict")
+    connection.putheader("Content-Type", "image/jpeg")
+    connection.putheader("Content-Length", str(2**20 + 1))
+    connection.endheaders()  # the body is never sent: the answer comes from the header alone
+    response = connection.getresponse()
+    assert response.status == 413
+    assert json.loads(response.read()) == {"error": "request larger than 1048576 bytes"}
+    connection.close()
 
 
 def test_a_form_without_the_file_field_is_refused(server, grace_hopper):
@@ -214,3 +229,31 @@ def test_a_person_uploads_a_photo_and_sees_the_label(server, grace_hopper, tmp_p
     assert label == answer["records"][0]["label"]
     assert drawn == 512  # the photograph's own width: the canvas shows it whole, box drawn over it
     assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_the_service_runs_the_model_in_the_box_on_litert(grace_hopper):
+    """``--runtime litert``: the pretrained CSA's TFLite artifact answers, with the Keras path's label."""
+    pytest.importorskip("ai_edge_litert")
+    from csa_keras.inference.predictor import Predictor
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "csa_keras.serve", "--runtime", "litert", "--port", str(port),
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read()[-2000:]
+            try:
+                if request(url + "/health", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        models = json.loads(request(url + "/models")[1])
+        status, answer = post_json(url + "/predict", grace_hopper.read_bytes())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert models["serving"]["runtime"] == "litert" and models["serving"]["name"] == "csa_fer2013"
+    keras_label = Predictor.pretrained(runtime="keras").predict(grace_hopper.read_bytes())[0]["label"]
+    assert status == 200 and answer["records"][0]["label"] == keras_label

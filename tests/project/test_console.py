@@ -1,8 +1,8 @@
 """``csa-keras COMMAND`` and ``voting-resnet COMMAND``: the commands by name, listed without a command."""
 import importlib
+import importlib.metadata
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,6 @@ import pytest
 import csa_keras.__main__ as csa_cli
 import voting_resnet.__main__ as vrn_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("cli", [csa_cli, vrn_cli])
@@ -20,8 +19,9 @@ def test_every_listed_command_is_a_module_with_a_main(cli):
         assert summary and "\n" not in summary
 
 
-def test_the_console_scripts_are_declared():
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+def test_the_console_scripts_are_installed():
+    scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")
+               if e.name in ("csa-keras", "voting-resnet")}
     assert scripts == {"csa-keras": "csa_keras.__main__:main", "voting-resnet": "voting_resnet.__main__:main"}
 
 
@@ -47,11 +47,14 @@ def test_a_command_runs_with_its_arguments():
     assert "--model" in done.stdout
 
 
-def test_training_without_the_train_extra_is_one_line(monkeypatch, capsys):
+def test_a_keras_command_without_the_train_extra_is_one_line(monkeypatch, capsys):
+    import csa_keras.evaluate as evaluate
     import csa_keras.train as train
+    from csa_keras.utils import quiet
 
-    monkeypatch.setattr(train, "TRAIN_EXTRA", ("tf_keras_vis", "no_such_module_of_the_train_extra"))
-    assert train.main(["--help"]) == 2
-    assert capsys.readouterr().err == (
-        "python -m csa_keras.train: error: training needs the train extra (no_such_module_of_the_train_extra "
-        "is not installed): pip install 'csa-keras[train]'\n")
+    monkeypatch.setattr(quiet, "TRAIN_EXTRA", ("numpy", "no_such_module_of_the_train_extra"))
+    for main, prog in ((train.main, "python -m csa_keras.train"), (evaluate.main, "python -m csa_keras.evaluate")):
+        assert main(["--data", "nowhere"]) == 2
+        assert capsys.readouterr().err == (
+            f"{prog}: error: this command needs the train extra (no_such_module_of_the_train_extra "
+            "is not installed): pip install 'csa-keras[train]'\n")
