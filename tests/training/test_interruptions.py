@@ -80,8 +80,8 @@ def interrupt(out: Path, at, sig: int) -> subprocess.CompletedProcess:
     ("voting_resnet.train", []),
     ("voting_resnet.compare", []),
     ("csa_keras.predict", ["face.png"]),
-    ("csa_keras.evaluate", ["model.keras", "--data", "data"]),
-    ("csa_keras.export", ["run"]),
+    ("csa_keras.evaluate", ["--model", "model.keras", "--data", "data"]),
+    ("csa_keras.export", ["--model", "run"]),
 ])
 @pytest.mark.parametrize("backend", ["jax", "torch", "numpy"])
 def test_a_keras_backend_other_than_tensorflow_is_one_line(module, argv, backend, tmp_path):
