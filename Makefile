@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements.txt
 	touch $(STAMP)
 
 demo: venv
-	$(PY) -m csa_keras.train --preset quick --output runs/demo
+	$(PY) -m csa_keras.train --recipe quick --output runs/demo
 
 # Style (ruff) and the import contracts of pyproject.toml (import-linter).
 lint: venv

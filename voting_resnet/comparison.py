@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from csa_keras.data.dataset import FaceDataset
-from csa_keras.data.faces import input_recipe
+from csa_keras.data.faces import preprocessing_for
 from csa_keras.data.protocols import dedupe
 from csa_keras.evaluation.figures import read_history_csv
 from csa_keras.evaluation.metrics import classification_metrics
@@ -272,7 +272,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
     train, val, test = np.asarray(split.train), np.asarray(split.val), np.asarray(split.test)
     scorer = _Scorer(config, dataset, val, test)
     images, labels, k = dataset.images, dataset.labels, dataset.num_classes
-    recipe = input_recipe(dataset.class_names, images.shape[1:], config.detect)
+    preprocessing = preprocessing_for(dataset.class_names, images.shape[1:], config.detect)
     input_shape = tuple(images.shape[1:])
     state = out / rundir.BACKUP
 
@@ -298,7 +298,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
                            out / "baseline", strategy, val=(images[val], labels[val]),
                            verbose=verbose, state=state / "baseline", resume=resume)
         write_history(out / "baseline" / "history.csv", [("baseline", result.history)])
-        save_model(result.model, baseline_file, recipe=recipe)
+        save_model(result.model, baseline_file, preprocessing=preprocessing)
     started = time.perf_counter()
     history = _history(out / "baseline")
     baseline = _with_baseline_weights(baseline_file, 0, k, input_shape)
@@ -333,7 +333,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
                            state=state / f"finetune{s}", resume=resume,
                            images_per_epoch=config.finetune_images)
         write_history(folder / "history.csv", [(folder.name, result.history)])
-        save_model(result.model, folder / MODEL_FILE, recipe=recipe)
+        save_model(result.model, folder / MODEL_FILE, preprocessing=preprocessing)
         record(scorer.rows(result.model, s, "fine-tuned",
                            len(result.history.get("loss", [])) * per_epoch / len(train),
                            time.perf_counter() - started, _throughput(result.history, per_epoch)))
@@ -349,7 +349,7 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
                            folder, strategy, val=(images[val], labels[val]),
                            verbose=verbose, state=state / f"scratch{s}", resume=resume)
         write_history(folder / "history.csv", [(folder.name, result.history)])
-        save_model(result.model, folder / MODEL_FILE, recipe=recipe)
+        save_model(result.model, folder / MODEL_FILE, preprocessing=preprocessing)
         record(scorer.rows(result.model, s, "from-scratch", len(result.history.get("loss", [])),
                            time.perf_counter() - started, _throughput(result.history, len(train))))
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from csa_keras.data.faces import input_recipe
+from csa_keras.data.faces import preprocessing_for
 from csa_keras.evaluation.metrics import classification_metrics
 from csa_keras.utils import files
 from csa_keras.utils.artifacts import save_model
@@ -84,7 +84,7 @@ def comparison_run(comparison_dir: str | os.PathLike, out: str | os.PathLike,
     transfer_weights(model, folder / MODEL_FILE)
     out.mkdir(parents=True, exist_ok=True)
     detect = saved.get("config", {}).get("detect", "auto")
-    save_model(model, out / MODEL_FILE, recipe=input_recipe(names, shape, detect))
+    save_model(model, out / MODEL_FILE, preprocessing=preprocessing_for(names, shape, detect))
     labels = np.asarray(predictions["labels"])
     metrics = classification_metrics(labels, np.asarray(predicted), names)
     config = saved.get("config", {})

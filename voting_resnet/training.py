@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from csa_keras.data.dataset import FaceDataset
-from csa_keras.data.faces import input_recipe
+from csa_keras.data.faces import preprocessing_for
 from csa_keras.data.protocols import Split
 from csa_keras.evaluation import classification_metrics
 from csa_keras.inference.loading import load_model, model_location
@@ -371,7 +371,7 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
     resumable phase (default ``folder/.backup``).
     """
     k = len(class_names)
-    recipe = input_recipe(class_names, images.shape[1:], config.detect)
+    preprocessing = preprocessing_for(class_names, images.shape[1:], config.detect)
     state = Path(state) if state is not None else folder / BACKUP
     train, test = np.asarray(split.train), np.asarray(split.test)
     val = np.asarray(split.val) if split.val is not None and len(split.val) else None
@@ -395,7 +395,7 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
                 row[f"{part}_accuracy_hard"] = m["accuracy_hard"]
         comparison.append(row)
         if several and chief:
-            save_model(result.model, sub / "model.keras", recipe=recipe)
+            save_model(result.model, sub / "model.keras", preprocessing=preprocessing)
             write_history(sub / "history.csv", [(f"split{s}", result.history)])
         if best is None or row[key] > best_row[key]:
             best, best_row = result, row
@@ -429,7 +429,7 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
     if final.init is not None:
         metrics["init_from"] = {"path": str(config.init_from), **final.init}
     if chief:
-        save_model(final.model, folder / "model.keras", recipe=recipe)
+        save_model(final.model, folder / "model.keras", preprocessing=preprocessing)
         write_history(folder / "history.csv", histories)
     curves = {phase: {k: v for k, v in h.items() if k != "epoch_seconds"}
               for phase, h in curves.items()}

@@ -34,7 +34,7 @@ import tensorflow as tf
 from csa_keras.csa.config import CSAConfig
 from csa_keras.csa.model import SIDE_MULTIPLE, build_autoencoder, build_classifier
 from csa_keras.data.dataset import FaceDataset
-from csa_keras.data.faces import input_recipe
+from csa_keras.data.faces import preprocessing_for
 from csa_keras.data.protocols import Split
 from csa_keras.evaluation.metrics import classification_metrics, reconstruction_metrics
 from csa_keras.tasks import get_task
@@ -95,7 +95,7 @@ def train_split(
     folder.mkdir(parents=True, exist_ok=True)
     state = Path(state) if state is not None else folder / rundir.BACKUP
     images, labels, k = dataset.images, dataset.labels, dataset.num_classes
-    recipe = input_recipe(dataset.class_names, images.shape[1:], config.detect)
+    preprocessing = preprocessing_for(dataset.class_names, images.shape[1:], config.detect)
     train, test = np.asarray(split.train), np.asarray(split.test)
     val = np.asarray(split.val) if split.val is not None and len(split.val) else None
     batch = config.batch_size
@@ -133,7 +133,7 @@ def train_split(
     reconstructions = predict(autoencoder, test)
     recon = reconstruction_metrics(x_test, reconstructions)
     # Saved now: the classifier shares the encoder's weights, and fine-tuning changes them.
-    save_model(autoencoder, folder / "autoencoder.keras", recipe={**recipe, "class_names": []})
+    save_model(autoencoder, folder / "autoencoder.keras", preprocessing={**preprocessing, "class_names": []})
 
     with strategy.scope():
         classifier = build_classifier(autoencoder.get_layer("encoder"), k,
@@ -152,7 +152,7 @@ def train_split(
     metrics.update(n_train=len(train), n_val=int(0 if val is None else len(val)),
                    n_test=len(test))
 
-    save_model(classifier, folder / "classifier.keras", recipe=recipe)
+    save_model(classifier, folder / "classifier.keras", preprocessing=preprocessing)
     rundir.write_history(folder / "history.csv", history.items())
     details = CSADetails(history, y_pred, reconstructions, autoencoder, classifier,
                          time.perf_counter() - start)

@@ -23,7 +23,7 @@ checked by :func:`csa_keras.inference.export.export_run`, its record in
 Everything the Keras path reads from the model and its task comes, on this
 path, from files: the input shape and the outputs from the artifact's
 ``serving_default`` signature; the class names and the channels trained on
-from the ``.keras`` archive's ``recipe.json`` beside it (read as a zip, no
+from the ``.keras`` archive's ``preprocessing.json`` beside it (read as a zip, no
 Keras), else the run's ``metrics.json`` or ``config.json``; for a model with
 several outputs, the one that gives the class probabilities from
 ``export.json`` (``probabilities_output``, the Voting ResNet's ``vote``), the
@@ -151,7 +151,7 @@ def resolve_artifact(path: str | os.PathLike) -> Path:
 
 def keras_file(artifact: Path) -> Path:
     """The ``.keras`` model an artifact was exported from (it may not exist): beside it, or in
-    the folder above ``export/``; its recipe and run files describe the artifact."""
+    the folder above ``export/``; its preprocessing.json and run files describe the artifact."""
     beside = artifact.with_suffix(".keras")
     if not beside.exists() and artifact.parent.name == "export":
         return artifact.parent.parent / beside.name

@@ -34,7 +34,7 @@ folder of that name exists (:func:`resolve_model_path`). :data:`PRETRAINED`
 is the one used when a caller names no model (:func:`pretrained_run`).
 
 The class names and input channels of a saved model come from its archive's
-``recipe.json`` (:mod:`csa_keras.utils.artifacts`), else from the run that
+``preprocessing.json`` (:mod:`csa_keras.utils.artifacts`), else from the run that
 wrote it: ``metrics.json`` or ``config.json`` beside the model, or in the
 run directory above a ``foldNN`` / ``splitK`` folder.
 
@@ -57,10 +57,10 @@ from typing import Any
 import numpy as np
 
 from csa_keras.data.dataset import CANONICAL_CLASSES
-from csa_keras.data.faces import input_recipe
+from csa_keras.data.faces import preprocessing_for
 from csa_keras.data.faces.decode import special_file
 from csa_keras.tasks import Task, all_tasks, model_packages
-from csa_keras.utils.artifacts import read_recipe
+from csa_keras.utils.artifacts import read_preprocessing
 
 MAX_CONFIG_BYTES = 16 * 2**20
 """The largest ``config.json`` a ``.keras`` archive may hold (real models: a few hundred kB)."""
@@ -473,8 +473,8 @@ def class_names_for(model_path: str | os.PathLike, num_classes: int) -> list[str
     ``class_1``, ...
     """
     metrics = run_json(model_path, "metrics.json") or {}
-    recipe = read_recipe(model_path) or {}
-    for names in (recipe.get("class_names"), metrics.get("class_names"),
+    preprocessing = read_preprocessing(model_path) or {}
+    for names in (preprocessing.get("class_names"), metrics.get("class_names"),
                   _dataset_summary(model_path).get("class_names")):
         if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
             return list(names)
@@ -489,7 +489,7 @@ def trained_channels(model_path: str | os.PathLike) -> int | None:
     A model with three input channels trained on grey data takes grey faces
     repeated to three channels, as in training.
     """
-    shape = (read_recipe(model_path) or {}).get("input", {}).get("shape")
+    shape = (read_preprocessing(model_path) or {}).get("input", {}).get("shape")
     if not isinstance(shape, list):
         shape = _dataset_summary(model_path).get("image_shape")
     if isinstance(shape, list) and len(shape) == 3 and shape[-1] in (1, 3):
@@ -497,18 +497,18 @@ def trained_channels(model_path: str | os.PathLike) -> int | None:
     return None
 
 
-def model_recipe(model_path: str | os.PathLike, model) -> dict[str, Any]:
-    """The ``recipe.json`` of a saved model: its archive's, else rebuilt from its run's files.
+def model_preprocessing(model_path: str | os.PathLike, model) -> dict[str, Any]:
+    """The ``preprocessing.json`` of a saved model: its archive's, else rebuilt from its run's files.
 
-    Models saved before archives carried a recipe are described from the
-    run's ``metrics.json`` and ``config.json`` and the model's input shape.
+    Models saved before archives carried it are described from the run's
+    ``metrics.json`` and ``config.json`` and the model's input shape.
     """
-    recipe = read_recipe(model_path)
-    if recipe is not None:
-        return recipe
+    preprocessing = read_preprocessing(model_path)
+    if preprocessing is not None:
+        return preprocessing
     shape = list(model.input_shape[1:])
     channels = trained_channels(model_path) or shape[-1]
     config = run_json(model_path, "config.json") or {}
     detect = (config.get("config") or {}).get("detect", "auto")
-    return input_recipe(class_names_for(model_path, model.output_shape[-1]),
+    return preprocessing_for(class_names_for(model_path, model.output_shape[-1]),
                         [shape[0], shape[1], channels], detect if isinstance(detect, str) else "auto")

@@ -25,7 +25,7 @@ import numpy as np
 
 from csa_keras.evaluation.model_card import write_model_card
 from csa_keras.evaluation.statistics import bootstrap_interval
-from csa_keras.inference.loading import PRETRAINED, load_model, model_recipe, resolve_model_path, run_json
+from csa_keras.inference.loading import PRETRAINED, load_model, model_preprocessing, resolve_model_path, run_json
 from csa_keras.tasks import get_task
 from csa_keras.training.config import RunConfig
 from csa_keras.utils import files
@@ -145,7 +145,7 @@ def package_pretrained(run_dir: str | os.PathLike, command: str, licence: str,
     work = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    save_model(model, work / task.model_file, recipe=model_recipe(model_path, model))
+    save_model(model, work / task.model_file, preprocessing=model_preprocessing(model_path, model))
     if weights == "float16":
         store_float16(work / task.model_file)
         kept["weights_stored_as"] = "float16"

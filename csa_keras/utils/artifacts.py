@@ -11,12 +11,12 @@ packer writes (through :func:`save_model`):
   project for a CSA (a Voting ResNet needs ``import voting_resnet`` for its
   crop, regroup and voting layers).
 - **The file tells how to use it.** Beside Keras's own members the archive
-  holds ``recipe.json``: the class names in output order and the input
-  recipe (image size, channels, pixel scale, how the face is cut), so the
+  holds ``preprocessing.json``: the class names in output order and the input
+  preprocessing (image size, channels, pixel scale, how the face is cut), so the
   file alone is enough to classify a face::
 
       import json, zipfile
-      recipe = json.loads(zipfile.ZipFile(path).read("recipe.json"))
+      preprocessing = json.loads(zipfile.ZipFile(path).read("preprocessing.json"))
 
   Keras ignores the extra member when loading.
 
@@ -33,11 +33,11 @@ from typing import Any
 
 from csa_keras.utils.files import commit, temporary_name
 
-RECIPE_MEMBER = "recipe.json"
-"""The archive member holding a model's class names and input recipe."""
+PREPROCESSING_MEMBER = "preprocessing.json"
+"""The archive member holding a model's class names and input preprocessing."""
 
-MAX_RECIPE_BYTES = 1 << 20
-"""A ``recipe.json`` larger than this is not read (a recipe is a few hundred bytes)."""
+MAX_PREPROCESSING_BYTES = 1 << 20
+"""A ``preprocessing.json`` larger than this is not read (a real one is a few hundred bytes)."""
 
 
 def _layers(model):
@@ -75,28 +75,28 @@ def portable(model):
     return copy
 
 
-def save_model(model, path: str | os.PathLike, recipe: dict[str, Any] | None = None) -> Path:
-    """Save ``model`` as plain Keras (:func:`portable`) with ``recipe`` in the archive, atomically.
+def save_model(model, path: str | os.PathLike, preprocessing: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` as plain Keras (:func:`portable`) with ``preprocessing`` in the archive, atomically.
 
-    ``model.save`` writes a temporary ``.keras`` name, ``recipe.json`` is
+    ``model.save`` writes a temporary ``.keras`` name, ``preprocessing.json`` is
     added to that archive, and the file is renamed into place, so a crash
     leaves any earlier file whole.
     """
     path = Path(path)
     tmp = temporary_name(path)
     portable(model).save(tmp)
-    if recipe is not None:
+    if preprocessing is not None:
         with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(RECIPE_MEMBER, json.dumps(recipe, indent=2) + "\n")
+            archive.writestr(PREPROCESSING_MEMBER, json.dumps(preprocessing, indent=2) + "\n")
     return commit(tmp, path)
 
 
-def read_recipe(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``recipe.json`` of a ``.keras`` archive, ``None`` when it has none or it is unreadable."""
+def read_preprocessing(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``preprocessing.json`` of a ``.keras`` archive, ``None`` when it has none or it is unreadable."""
     try:
         with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo(RECIPE_MEMBER)
-            if info.file_size > MAX_RECIPE_BYTES:
+            info = archive.getinfo(PREPROCESSING_MEMBER)
+            if info.file_size > MAX_PREPROCESSING_BYTES:
                 return None
             data = json.loads(archive.read(info).decode("utf-8"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):

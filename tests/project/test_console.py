@@ -3,13 +3,11 @@ import importlib
 import importlib.metadata
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import csa_keras.__main__ as csa_cli
 import voting_resnet.__main__ as vrn_cli
-
 
 
 @pytest.mark.parametrize("cli", [csa_cli, vrn_cli])

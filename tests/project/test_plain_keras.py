@@ -5,7 +5,7 @@ A CSA written by ``python -m csa_keras.train`` is loaded with
 be imported at all (an import hook refuses ``csa_keras`` and
 ``voting_resnet``), and must give the outputs it gives here; a Voting ResNet
 loads there after ``import voting_resnet`` alone. Every archive carries
-``recipe.json`` (class names, input recipe).
+``preprocessing.json`` (class names, input preprocessing).
 """
 import json
 import subprocess
@@ -18,9 +18,9 @@ import keras
 import numpy as np
 import pytest
 
-from csa_keras.data.faces import FaceSettings, input_recipe
+from csa_keras.data.faces import FaceSettings, preprocessing_for
 from csa_keras.layers import BatchNorm
-from csa_keras.utils.artifacts import RECIPE_MEMBER, portable, read_recipe, save_model
+from csa_keras.utils.artifacts import PREPROCESSING_MEMBER, portable, read_preprocessing, save_model
 
 NO_PROJECT = textwrap.dedent("""
     import sys
@@ -40,13 +40,13 @@ LOAD = textwrap.dedent("""
     model = keras.models.load_model(path)
     predicted = model.predict(np.load(inputs), verbose=0)
     np.savez(outputs, **(predicted if isinstance(predicted, dict) else {{"output": predicted}}))
-    recipe = json.loads(zipfile.ZipFile(path).read("recipe.json"))
+    preprocessing = json.loads(zipfile.ZipFile(path).read("preprocessing.json"))
     print(json.dumps({{
         "classes": sorted({{type(layer).__module__ + "." + type(layer).__name__
                            for m in [model] + [l for l in model.layers if hasattr(l, "layers")]
                            for layer in m.layers}}),
         "project_loaded": sorted(n for n in sys.modules if n.split(".")[0] in ("csa_keras", "voting_resnet")),
-        "recipe": recipe,
+        "preprocessing": preprocessing,
     }}))
 """)
 
@@ -94,11 +94,11 @@ def test_a_trained_csa_loads_where_the_project_is_not_installed(smoke_run, name,
 
 def test_a_trained_csa_says_its_classes_and_input(smoke_run):
     metrics = json.loads((smoke_run / "metrics.json").read_text())
-    recipe = read_recipe(smoke_run / "classifier.keras")
-    assert recipe["class_names"] == metrics["class_names"]
-    assert recipe["input"]["shape"] == [48, 48, 1] and recipe["input"]["colour"] == "grey"
-    assert recipe["face"]["min_size"] == FaceSettings().min_size
-    assert read_recipe(smoke_run / "autoencoder.keras")["class_names"] == []
+    preprocessing = read_preprocessing(smoke_run / "classifier.keras")
+    assert preprocessing["class_names"] == metrics["class_names"]
+    assert preprocessing["input"]["shape"] == [48, 48, 1] and preprocessing["input"]["colour"] == "grey"
+    assert preprocessing["face"]["min_size"] == FaceSettings().min_size
+    assert read_preprocessing(smoke_run / "autoencoder.keras")["class_names"] == []
 
 
 def test_a_voting_resnet_loads_after_importing_voting_resnet_alone(tmp_path):
@@ -107,11 +107,11 @@ def test_a_voting_resnet_loads_after_importing_voting_resnet_alone(tmp_path):
     model = build_voting_resnet(num_classes=3, input_shape=(48, 48, 3), split_after=2)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     names = ["anger", "happiness", "surprise"]
-    save_model(model, tmp_path / "model.keras", recipe=input_recipe(names, (48, 48, 3)))
+    save_model(model, tmp_path / "model.keras", preprocessing=preprocessing_for(names, (48, 48, 3)))
     faces = np.random.default_rng(1).random((2, 48, 48, 3), dtype=np.float32)
     there, seen = load_elsewhere(tmp_path / "model.keras", faces, tmp_path, imports="import voting_resnet")
     assert not [c for c in seen["classes"] if c.endswith(".BatchNorm")]
-    assert seen["recipe"]["class_names"] == names and seen["recipe"]["input"]["shape"] == [48, 48, 3]
+    assert seen["preprocessing"]["class_names"] == names and seen["preprocessing"]["input"]["shape"] == [48, 48, 3]
     assert_same(there, model.predict(faces, verbose=0))
 
 
@@ -133,15 +133,15 @@ def test_portable_swaps_the_fused_layer_for_keras_own_with_the_same_weights():
     assert portable(plain) is plain
 
 
-def test_the_recipe_member_is_bounded_and_optional(tmp_path):
+def test_the_preprocessing_member_is_bounded_and_optional(tmp_path):
     path = tmp_path / "m.keras"
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     save_model(model, path)
-    assert read_recipe(path) is None
+    assert read_preprocessing(path) is None
     with zipfile.ZipFile(path, "a") as archive:
-        archive.writestr(RECIPE_MEMBER, "[1, 2]")
-    assert read_recipe(path) is None  # not an object
-    assert read_recipe(tmp_path / "missing.keras") is None
+        archive.writestr(PREPROCESSING_MEMBER, "[1, 2]")
+    assert read_preprocessing(path) is None  # not an object
+    assert read_preprocessing(tmp_path / "missing.keras") is None
 
 
 def test_every_model_in_the_box_says_its_classes_and_input_and_loads_with_plain_keras(tmp_path):
@@ -149,13 +149,13 @@ def test_every_model_in_the_box_says_its_classes_and_input_and_loads_with_plain_
 
     for name in pretrained_names():
         path = resolve_model_path(name)
-        recipe = read_recipe(path)
+        preprocessing = read_preprocessing(path)
         metrics = json.loads((PRETRAINED_ROOT / name / "metrics.json").read_text())
-        assert recipe["class_names"] == metrics["class_names"], name
+        assert preprocessing["class_names"] == metrics["class_names"], name
         model = load_model(path)
-        assert recipe["input"]["shape"][:2] == list(model.input_shape[1:3]), name
+        assert preprocessing["input"]["shape"][:2] == list(model.input_shape[1:3]), name
         faces = np.random.default_rng(3).random((2, *model.input_shape[1:]), dtype=np.float32)
         imports = "import voting_resnet" if metrics["task"] == "voting_resnet" else ""
         there, seen = load_elsewhere(path, faces, tmp_path, imports=imports)
-        assert seen["recipe"] == recipe
+        assert seen["preprocessing"] == preprocessing
         assert_same(there, model.predict(faces, verbose=0))

@@ -59,7 +59,7 @@ from csa_keras.data.faces.settings import (
     DETECT_MODES,
     NO_FACE_MODES,
     FaceSettings,
-    input_recipe,
+    preprocessing_for,
 )
 
 __all__ = [
@@ -89,9 +89,9 @@ __all__ = [
     "decode_image",
     "default_cache_dir",
     "image_from_pixels",
-    "input_recipe",
     "preprocess_image",
     "preprocess_samples",
+    "preprocessing_for",
     "read_image",
     "reduce_image",
     "special_file",

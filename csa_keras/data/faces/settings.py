@@ -74,8 +74,8 @@ class FaceSettings:
         """1 for grey faces, 3 for colour (RGB) ones."""
         return 3 if self.colour else 1
 
-    def recipe(self, class_names: list[str] | tuple[str, ...]) -> dict:
-        """How to turn a photograph into this model's input, and what its outputs are: ``recipe.json``.
+    def preprocessing(self, class_names: list[str] | tuple[str, ...]) -> dict:
+        """How to turn a photograph into this model's input, and what its outputs are: ``preprocessing.json``.
 
         Written into every ``.keras`` archive the project saves
         (:mod:`csa_keras.utils.artifacts`), so the file alone says how to
@@ -105,7 +105,7 @@ class FaceSettings:
         }
 
 
-def input_recipe(class_names, image_shape, detect: str = "auto") -> dict:
-    """:meth:`FaceSettings.recipe` of a model trained on ``image_shape`` faces ``(size, size, channels)``."""
+def preprocessing_for(class_names, image_shape, detect: str = "auto") -> dict:
+    """:meth:`FaceSettings.preprocessing` of a model trained on ``image_shape`` faces ``(size, size, channels)``."""
     size, channels = int(image_shape[0]), int(image_shape[-1])
-    return FaceSettings(size=size, colour=channels == 3, detect=detect).recipe(class_names)
+    return FaceSettings(size=size, colour=channels == 3, detect=detect).preprocessing(class_names)
