@@ -49,10 +49,10 @@ WORKER = textwrap.dedent("""
 RUN_FILES = {
     "csa": {"config.json", "autoencoder.keras", "classifier.keras", "metrics.json", "report.md",
             "history.csv", "confusion_matrix.png", "curves.png", "reconstructions.png",
-            "gradcam.png", "splits.json", "MODEL_CARD.md", "tensorboard"},
+            "gradcam.png", "splits.json", "data.json", "MODEL_CARD.md", "tensorboard"},
     "vrn": {"config.json", "model.keras", "metrics.json", "report.md", "history.csv",
-            "confusion_matrix.png", "curves.png", "gradcam.png", "splits.json", "MODEL_CARD.md",
-            "tensorboard"},
+            "confusion_matrix.png", "curves.png", "gradcam.png", "splits.json", "data.json",
+            "MODEL_CARD.md", "tensorboard"},
 }
 
 
