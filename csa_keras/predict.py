@@ -168,9 +168,10 @@ def _live_source(args: argparse.Namespace, inputs: list[str]) -> int | str | Non
 
 def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
     """Everything that can be checked before the model is loaded; one-line ``ValueError`` s."""
+    from csa_keras.inference.archive import read_archive_config
     from csa_keras.inference.drawing import annotation_folder
     from csa_keras.inference.inputs import collect_inputs
-    from csa_keras.inference.loading import read_archive_config, resolve_model_path
+    from csa_keras.inference.loading import resolve_model_path
 
     if args.every < 1:
         raise ValueError(f"every must be at least 1. Received: every={args.every}")

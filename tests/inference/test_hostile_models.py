@@ -2,8 +2,8 @@
 
 A weights file may declare arrays it does not store (HDF5 allocates lazily),
 and a zip directory may declare members of any size: both are refused from
-metadata alone (:func:`csa_keras.inference.loading.read_archive_config`,
-:func:`~csa_keras.inference.loading.check_weights`).
+metadata alone (:func:`csa_keras.inference.archive.read_archive_config`,
+:func:`~csa_keras.inference.archive.check_weights`).
 """
 import io
 import json
@@ -20,17 +20,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csa_keras.inference.loading import (
+from csa_keras.inference.archive import (
     MAX_ARCHIVE_BYTES,
     MAX_ARCHIVE_MEMBERS,
     MAX_CONFIG_BYTES,
     MAX_WEIGHTS_BYTES,
-    PRETRAINED_ROOT,
     WEIGHTS_EXPANSION,
     WEIGHTS_SLACK,
     check_weights,
     read_archive_config,
 )
+from csa_keras.inference.loading import PRETRAINED_ROOT
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = json.dumps({"module": "keras", "class_name": "Sequential", "registered_name": None,

@@ -14,7 +14,8 @@ from commands import call_main
 from PIL import Image
 
 from csa_keras.data.faces import FaceDetector, FaceSettings, preprocess_image
-from csa_keras.inference.loading import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, load_model
+from csa_keras.inference.archive import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH
+from csa_keras.inference.loading import load_model
 from csa_keras.inference.predictor import RECORD_KEYS, Predictor
 from csa_keras.predict import main
 
