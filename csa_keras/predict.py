@@ -50,14 +50,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from csa_keras.data.options import add_face_arguments
+from csa_keras.inference.records import flat_columns, flat_row, rounded_record
 from csa_keras.utils.cli import MODEL_HELP, Parser, entry_point, run_main
 from csa_keras.utils.files import temporary_name
 from csa_keras.utils.paths import check_outputs
 from csa_keras.utils.quiet import import_tensorflow
 
 PROG = "python -m csa_keras.predict"
-CSV_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "x", "y", "w", "h", "label", "score")
-"""The CSV columns before the ``p_<class>`` probabilities and the final ``error`` column."""
 
 DEFAULT_SMOOTH = 5
 """Frames a live source's probabilities are averaged over unless ``--smooth`` says otherwise."""
@@ -239,38 +238,22 @@ class _Output:
 
 
 class _Writer:
-    """Records as JSON lines or CSV rows, flushed line by line so a pipe sees them at once."""
+    """Records as JSON lines or CSV rows (:mod:`csa_keras.inference.records`), flushed line by line
+    so a pipe sees them at once."""
 
     def __init__(self, stream: IO[str], fmt: str, class_names: Sequence[str]) -> None:
         self.stream, self.fmt, self.class_names = stream, fmt, list(class_names)
         self.csv = None
         if fmt == "csv":
             self.csv = csv.writer(stream, lineterminator="\n")
-            self.csv.writerow([*CSV_KEYS, *(f"p_{name}" for name in self.class_names), "error"])
+            self.csv.writerow(flat_columns(self.class_names))
 
     def write(self, record: dict[str, Any]) -> None:
         if self.csv is None:
-            self.stream.write(json.dumps(_rounded(record)) + "\n")
+            self.stream.write(json.dumps(rounded_record(record)) + "\n")
         else:
-            box = record["box"] or [None] * 4
-            probabilities = record["probabilities"] or {}
-            row = [record["source"], record["frame"], record["time_s"], record["face"], record["status"],
-                   record["crop"], *box, record["label"], _round(record["score"]),
-                   *(_round(probabilities.get(name)) for name in self.class_names), record["error"]]
-            self.csv.writerow(["" if value is None else value for value in row])
+            self.csv.writerow(["" if value is None else value for value in flat_row(record, self.class_names)])
         self.stream.flush()
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 6)
-
-
-def _rounded(record: dict[str, Any]) -> dict[str, Any]:
-    record = dict(record)
-    record["score"] = _round(record["score"])
-    if record["probabilities"] is not None:
-        record["probabilities"] = {k: _round(v) for k, v in record["probabilities"].items()}
-    return record
 
 
 class _Tally:
