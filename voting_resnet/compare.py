@@ -59,6 +59,7 @@ def build_parser():
     from csa_keras.training.cli import add_common_arguments
     from csa_keras.utils.cli import Parser
     from voting_resnet.comparison import RECIPES
+    from voting_resnet.task import add_input_options
 
     parser = Parser(prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                     description=DESCRIPTION)
@@ -76,13 +77,7 @@ def build_parser():
     group.add_argument("--finetune-images", type=int,
                        help="training images per fine-tuning epoch (default of the recipe)")
     group.add_argument("--finetune-lr", type=float, help="voters' learning rate")
-    group.add_argument("--no-augment", dest="augment", action="store_false", default=None,
-                       help="train without the online augmentation (crops, colour jitter, "
-                            "shifts, rotations, erasing)")
-    group.add_argument("--channels", type=int, choices=[1, 3],
-                       help="input channels (default 3; grey data repeats its channel)")
-    group.add_argument("--val-per-class", type=int,
-                       help="validation images per class carved from train (AffectNet: 500)")
+    add_input_options(group)
     group.add_argument("--report", action="store_true",
                        help="train nothing: complete the statistics of the comparison in --output "
                             "and write its report.md again")

@@ -20,6 +20,17 @@ from voting_resnet.report import write_vrn_report
 from voting_resnet.training import MODEL_FILE, aggregate, check_splits, fit_split, prepare_dataset
 
 
+def add_input_options(group) -> None:
+    """The training-input options of both Voting ResNet commands (train and compare), worded once."""
+    group.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                       help="train without the online augmentation (crops, colour jitter, "
+                            "shifts, rotations, erasing)")
+    group.add_argument("--channels", type=int, choices=[1, 3],
+                       help="input channels (default 3; grey data repeats its channel)")
+    group.add_argument("--val-per-class", type=int,
+                       help="validation images per class carved from train (AffectNet: 500)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Voting ResNet")
     group.add_argument("--split-after", type=int, nargs="+", choices=SPLIT_POINTS,
@@ -34,16 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="factor applied after every epoch (RAF-DB 0.95, AffectNet 0.65)")
     group.add_argument("--balance", action="store_true", default=None,
                        help="class-balanced batches (down- and over-sampling)")
-    group.add_argument("--no-augment", dest="augment", action="store_false", default=None,
-                       help="train without the online augmentation (crops, colour jitter, "
-                            "shifts, rotations, erasing)")
     group.add_argument("--init-from", metavar="MODEL",
                        help="the weights to start from: a .keras file, a run directory of "
                             "voting_resnet.train, or the name of a model in the box (vrn_fer2013)")
-    group.add_argument("--channels", type=int, choices=[1, 3],
-                       help="input channels (default 3; grey data repeats its channel)")
-    group.add_argument("--val-per-class", type=int,
-                       help="validation images per class carved from train (AffectNet: 500)")
+    add_input_options(group)
     group.add_argument("--retrain", choices=RETRAIN_MODES,
                        help="train the chosen split point again on train + validation for the "
                             "selected number of epochs: never, several (only when chosen among "

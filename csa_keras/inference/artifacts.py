@@ -26,9 +26,7 @@ with several outputs.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -41,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from csa_keras.inference.quantize import QUANTIZE
+from csa_keras.utils.quiet import stderr_filtered
 
 
 def write_saved_model(model, path: str | os.PathLike) -> Path:
@@ -117,24 +116,6 @@ def tflite_converter(saved_model: str | os.PathLike, quantize: str = "none",
     return converter
 
 
-@contextlib.contextmanager
-def _descriptor_2_captured() -> Iterator[None]:
-    """File descriptor 2 sent to a temporary file, which is dropped: the converter's C++ diagnostics.
-
-    The converter writes its MLIR dumps and progress lines to stderr itself;
-    what matters of a failure reaches Python in its exception.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def _reason(error: BaseException) -> str:
     """The line of a converter error that says why: the ops it cannot lower, else its first line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -164,7 +145,7 @@ def write_tflite(model, path: str | os.PathLike, scratch: str | os.PathLike | No
         for mode, _ in jobs:
             converter = tflite_converter(saved, mode, calibration)
             try:
-                with _descriptor_2_captured():
+                with stderr_filtered():  # the converter's MLIR dumps; failures reach the exception
                     flats.append(converter.convert())
             except Exception as error:  # the converter raises ConverterError, RuntimeError, ValueError
                 raise ValueError(f"the TFLite converter cannot convert the model with quantize={mode!r}: "

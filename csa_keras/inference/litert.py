@@ -36,14 +36,10 @@ writes a run's float32 artifact by default): :func:`artifact_path`.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
-import sys
-import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +52,7 @@ from csa_keras.inference.loading import (
     trained_channels,
 )
 from csa_keras.utils.messages import one_of
+from csa_keras.utils.quiet import stderr_filtered
 
 RUNTIMES = ("auto", "keras", "litert")
 """What runs the model: chosen by installation (``auto``), the Keras model, or its TFLite artifact."""
@@ -183,24 +180,9 @@ def _interpreter(path: Path, num_threads: int | None):
         raise ValueError(f"cannot load {path}: {text[0] if text else type(error).__name__}") from None
 
 
-@contextlib.contextmanager
-def _info_lines_dropped() -> Iterator[None]:
-    """File descriptor 2 captured for the block, and written back without LiteRT's ``INFO:`` lines
-    (the interpreter announces its CPU delegate on the first call)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
-                    if not line.startswith("INFO: ")]
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
+def _without_info(text: str) -> list[str]:
+    """``text``'s lines but LiteRT's ``INFO:`` ones (the interpreter announces its CPU delegate)."""
+    return [line for line in text.splitlines() if not line.startswith("INFO: ")]
 
 
 def _shape(details: dict[str, Any]) -> tuple[int | None, ...]:
@@ -256,7 +238,7 @@ class LiteRTModel:
         task = record.get("task") or (run_json(described, "metrics.json") or {}).get("task")
         self.task = task if isinstance(task, str) else None
         if None not in self.input_shape[1:]:
-            with _info_lines_dropped():
+            with stderr_filtered(_without_info):
                 self.predict_on_batch(np.zeros((1, *self.input_shape[1:]), np.float32))
 
     def predict_on_batch(self, x: np.ndarray) -> np.ndarray:

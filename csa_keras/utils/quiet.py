@@ -29,6 +29,7 @@ import importlib.util
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
@@ -48,6 +49,28 @@ def _kept(text: str, level: int = 1) -> list[str]:
         if not hiding:
             kept.append(line)
     return kept
+
+
+@contextlib.contextmanager
+def stderr_filtered(keep: Callable[[str], list[str]] | None = None) -> Iterator[None]:
+    """File descriptor 2 captured for the block (C++ libraries write there, not to ``sys.stderr``),
+    then the lines ``keep`` returns of what was written put back on stderr; ``None`` drops it all."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if keep is not None:
+                capture.seek(0)
+                kept = keep(capture.read().decode("utf-8", "replace"))
+                if kept:
+                    sys.stderr.write("\n".join(kept) + "\n")
 
 
 class BackendError(ValueError):
@@ -142,21 +165,8 @@ def _quiet_start(command: bool):
             with _ctrl_c_after():
                 yield
             return
-        import tempfile
-
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as capture, _ctrl_c_after():
-            os.dup2(capture.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                capture.seek(0)
-                kept = _kept(capture.read().decode("utf-8", "replace"), int(level))
-                if kept:
-                    sys.stderr.write("\n".join(kept) + "\n")
+        with stderr_filtered(lambda text: _kept(text, int(level))), _ctrl_c_after():
+            yield
     finally:
         _loading = False
         if set_here:
