@@ -24,7 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from csa_keras.data.faces import IMAGE_EXTENSIONS, ImageDecodeError, reduce_image, special_file
+from csa_keras.data.faces import IMAGE_EXTENSIONS, ImageDecodeError, reduce_image
+from csa_keras.utils.paths import special_file
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 """Files read frame by frame with ``cv2.VideoCapture``."""

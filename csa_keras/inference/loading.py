@@ -45,10 +45,10 @@ from typing import Any
 
 from csa_keras.data.dataset import CANONICAL_CLASSES
 from csa_keras.data.faces import preprocessing_for
-from csa_keras.data.faces.decode import special_file
 from csa_keras.inference.archive import check_weights, read_archive_config, registered_names
 from csa_keras.tasks import Task, all_tasks, model_packages
 from csa_keras.utils.artifacts import read_preprocessing
+from csa_keras.utils.paths import special_file
 
 PRETRAINED_ROOT = Path(__file__).resolve().parent.parent / "pretrained"
 """Where the package's pretrained models live: one run-like folder each (the task's model file,

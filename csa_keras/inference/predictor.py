@@ -9,16 +9,16 @@ training frame did:
 
 * decoded with :func:`~csa_keras.data.faces.read_image` (EXIF orientation,
   any bit depth or palette, reduced to ``max_side`` pixels a side);
-* searched for faces with the Viola-Jones cascade unless it is small enough
-  to be a face crop already (the ``detect="auto"`` rule of
-  :class:`~csa_keras.data.faces.FaceSettings`: longer side at most
-  ``AUTO_DETECT_FACTOR x`` the input size), in which case the whole image is
-  the face;
-* cropped per face by :func:`~csa_keras.data.faces.crop_face`, the function
-  training uses, so margin, grey or colour conversion and ``INTER_AREA``
-  resizing match; then scaled to [0, 1].
+* searched for faces by :func:`~csa_keras.data.faces.locate_faces`, the
+  function training calls, so the ``detect`` rule (with ``auto``, an image
+  small enough to be a face crop already is taken whole), the margin, the
+  no-face policy and the words for what happened
+  (:data:`~csa_keras.data.faces.OUTCOMES`) are training's;
+* cropped per face by :func:`~csa_keras.data.faces.face_in_box`, the cut,
+  grey or colour conversion and ``INTER_AREA`` resize training uses; then
+  scaled to [0, 1].
 
-Training keeps only the largest face of a frame; prediction classifies every
+Training keeps only the largest face of a frame; prediction asks for every
 face the cascade finds, largest first, so face 0 is the one training would
 have used.
 
@@ -48,8 +48,9 @@ Every detected face yields one record, a ``dict`` with the keys of
     the image is reported, not dropped) or ``"error"`` (the file could not be
     read; ``error`` says why in one line).
 ``crop``
-    how the face was taken: ``"detected"`` by the cascade, ``"whole"`` image
-    (a face crop already), or the ``"center"`` square (``no_face="center"``).
+    how the face was taken, a word of :data:`~csa_keras.data.faces.OUTCOMES`:
+    ``"detected"`` by the cascade, ``"whole"`` image (a face crop already), or
+    the ``"center"`` square (``no_face="center"``); ``None`` without a face.
 ``box``
     ``[x, y, w, h]`` of the crop in the original image's pixels.
 ``label``, ``score``
@@ -85,14 +86,14 @@ import numpy as np
 from tqdm import tqdm
 
 from csa_keras.data.faces import (
-    AUTO_DETECT_FACTOR,
     FaceDetector,
     FaceSettings,
     ImageDecodeError,
+    LazyFaceDetector,
     NoFaceError,
     as_uint8_image,
-    centre_square,
-    crop_face,
+    face_in_box,
+    locate_faces,
     read_image,
     reduce_image,
 )
@@ -116,7 +117,7 @@ RECORD_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "box", "la
 """The keys of every prediction record, in output order (module docstring)."""
 
 STATUSES = ("ok", "no_face", "error")
-NO_FACE_MODES = ("skip", "center", "error")
+"""The values of a record's ``status`` (module docstring)."""
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_PREFETCH = 0
 """Images or frames decoded and searched for faces ahead of the model, by a thread of their own (module docstring)."""
@@ -197,8 +198,6 @@ class Predictor:
                  **face_options: Any) -> None:
         self.model = model
         self.source = source or getattr(model, "name", "model")
-        if no_face not in NO_FACE_MODES:
-            raise ValueError(f"no_face must be one of {', '.join(NO_FACE_MODES)}. Received: no_face={no_face!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
         if not isinstance(prefetch, int) or isinstance(prefetch, bool) or prefetch < 0:
@@ -225,12 +224,12 @@ class Predictor:
         self.class_names = names
         self.channels = channels
         self.grey = channels == 1 if grey is None else bool(grey)
-        self.no_face = no_face
         self.voting = voting
         self.batch_size = batch_size
-        self.settings = FaceSettings(size=size, colour=not self.grey, detect=detect, **face_options)
-        self._whole = dataclasses.replace(self.settings, margin=0.0)
-        self._detector: FaceDetector | None = None
+        self.settings = FaceSettings(size=size, colour=not self.grey, detect=detect, no_face=no_face,
+                                     **face_options)
+        self.no_face = no_face
+        self._finder = LazyFaceDetector(self.settings)
 
     @classmethod
     def from_run(cls, path: str | os.PathLike, runtime: str = "auto", **options: Any) -> Predictor:
@@ -276,35 +275,23 @@ class Predictor:
 
     @property
     def detector(self) -> FaceDetector:
-        if self._detector is None:
-            self._detector = FaceDetector.from_settings(self.settings)
-        return self._detector
-
-    def _detects(self, height: int, width: int) -> bool:
-        """The ``detect`` rule of :func:`~csa_keras.data.faces.crop_face`."""
-        mode = self.settings.detect
-        return mode == "always" or (mode == "auto" and max(height, width) > AUTO_DETECT_FACTOR * self.settings.size)
+        """The Viola-Jones cascade of :attr:`settings`, loaded on first use."""
+        if self._finder.detector is None:
+            self._finder.detector = FaceDetector.from_settings(self.settings)
+        return self._finder.detector
 
     def _analyse(self, rgb: np.ndarray, original_shape: tuple[int, int],
                  base: dict) -> tuple[list[dict], list[np.ndarray]]:
         """The records of one decoded image (predictions still empty) and its faces to classify."""
         height, width = rgb.shape[:2]
-        if self._detects(height, width):
-            boxes = sorted(self.detector.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)),
-                           key=lambda b: b[2] * b[3], reverse=True)
-            crop, settings = "detected", self.settings
-        else:
-            boxes, crop, settings = [(0, 0, width, height)], "whole", self._whole
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        crop, boxes = locate_faces(grey, self.settings, detector=self._finder, every=True, source=base["source"])
         if not boxes:
-            if self.no_face == "error":
-                raise NoFaceError(base["source"])
-            if self.no_face == "skip":
-                return [make_record(**base, status="no_face")], []
-            boxes, crop, settings = [centre_square(height, width)], "center", self._whole
+            return [make_record(**base, status="no_face")], []
         records, crops = [], []
         sy, sx = original_shape[0] / height, original_shape[1] / width
-        for box in boxes:
-            face, _, (x, y, w, h) = crop_face(rgb, settings, box=box)
+        for x, y, w, h in boxes:
+            face = face_in_box(rgb, (x, y, w, h), self.settings, grey)
             if (sy, sx) != (1.0, 1.0):
                 x, y, w, h = round(x * sx), round(y * sy), round(w * sx), round(h * sy)
             records.append(make_record(**base, face=len(records), status="ok", crop=crop,

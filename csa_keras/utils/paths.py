@@ -8,11 +8,16 @@ every input path, both resolved (symbolic links and ``..`` followed), and
 refuses an overlap in one ``ValueError`` line naming both settings and both
 paths. It also refuses an output whose name the file system cannot hold,
 so that no command fails on it half-way (:func:`name_limit`).
+
+What a command reads is checked too: :func:`special_file` tells a FIFO,
+device or socket from ``os.stat`` alone, before anything opens it (the
+dataset readers, image decoding, prediction's inputs and the model loader).
 """
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
@@ -155,3 +160,32 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
             if folder and _inside(source, target):
                 raise ValueError(f"{setting} must not hold an input. {received}, which holds "
                                  f"{input_setting}={str(input_given)!r}")
+
+
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_file_kind(mode: int) -> str | None:
+    """What an ``os.stat`` mode is when it is neither a regular file nor a folder (``"a FIFO"``...), else ``None``.
+
+    Readers and prediction check this before opening anything: opening a FIFO
+    for reading waits for a writer, and a device may never end.
+    """
+    return next((kind for test, kind in _SPECIAL_FILES if test(mode)), None)
+
+
+def special_file(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it is a special file (``"a FIFO"``...), from ``os.stat`` alone, without opening it.
+
+    ``None`` for a regular file, a folder, or a path that cannot be
+    ``stat``-ed (whoever opens it then reports that).
+    """
+    try:
+        return special_file_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return None

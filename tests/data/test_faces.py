@@ -129,7 +129,7 @@ def test_missing_cascade_names_opencv_4(monkeypatch, tmp_path):
         FaceDetector()
 
 
-@pytest.mark.parametrize("detect, expected", [("auto", "detected"), ("never", "resized")])
+@pytest.mark.parametrize("detect, expected", [("auto", "detected"), ("never", "whole")])
 def test_detect_policy_on_a_frame(hopper_rgb, detect, expected):
     frame = _canvas(hopper_rgb, 0.5, 100, 80)
     face, status = preprocess_image(frame, FaceSettings(detect=detect))
@@ -143,13 +143,13 @@ def test_small_crops_are_resized_whole_in_auto_mode():
     rng = np.random.default_rng(0)
     crop = rng.integers(0, 256, (100, 100), dtype=np.uint8)
     face, status = preprocess_image(crop, FaceSettings())
-    assert status == "resized"
+    assert status == "whole"
     np.testing.assert_array_equal(face[..., 0], cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA))
     tiny = rng.integers(0, 256, (30, 30), dtype=np.uint8)
     face, _ = preprocess_image(tiny, FaceSettings())
     np.testing.assert_array_equal(face[..., 0], cv2.resize(tiny, (48, 48), interpolation=cv2.INTER_LINEAR))
     same, status = preprocess_image(crop[:48, :48], FaceSettings(colour=True))
-    assert status == "resized" and same.shape == (48, 48, 3)
+    assert status == "whole" and same.shape == (48, 48, 3)
     np.testing.assert_array_equal(same, np.repeat(crop[:48, :48, None], 3, axis=2))
 
 
@@ -162,7 +162,7 @@ def test_given_box_is_cropped_and_clipped():
     assert status == "given_box"
     np.testing.assert_array_equal(face[..., 0], cv2.resize(image[80:, 100:], (48, 48), interpolation=cv2.INTER_LINEAR))
     face, status = preprocess_image(image, FaceSettings(), box=(500, 500, 10, 10))
-    assert face is None and status == "no_face_skipped"
+    assert face is None and status == "no_face"
 
 
 def test_preprocess_image_rejects_bad_arrays():
@@ -173,8 +173,8 @@ def test_preprocess_image_rejects_bad_arrays():
 
 
 def test_crop_helpers_shared_with_prediction():
-    assert faces.centre_square(480, 640) == (80, 0, 480, 480)
-    assert faces.centre_square(300, 200) == (0, 50, 200, 200)
+    assert faces.center_box(480, 640) == (80, 0, 480, 480)
+    assert faces.center_box(300, 200) == (0, 50, 200, 200)
     big = np.zeros((3000, 4000, 3), np.uint8)
     assert faces.reduce_image(big, 1024).shape == (768, 1024, 3)
     assert faces.reduce_image(big, None) is big
@@ -201,13 +201,13 @@ def test_no_face_policies(tmp_path, grace_hopper, blank_frame):
     assert skip.skipped.as_dict() == {"no_face": 1}
     assert skip.skipped.examples["no_face"] == [str(blank_frame)]
     assert (skip.n_detected, skip.n_no_face) == (1, 1)
-    assert skip.statuses.tolist() == ["detected", "no_face_skipped"]
+    assert skip.statuses.tolist() == ["detected", "no_face"]
 
     center = preprocess_samples(samples, FaceSettings(no_face="center"), workers=1, cache_dir=False, progress=False)
     assert center.kept.tolist() == [0, 1]
     assert not center.skipped
     assert (center.n_detected, center.n_no_face) == (1, 1)
-    assert center.statuses.tolist() == ["detected", "no_face_center"]
+    assert center.statuses.tolist() == ["detected", "center"]
     grey = np.asarray(Image.open(blank_frame))
     expected = cv2.resize(grey[:, 80:560], (48, 48), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(center.images[1, ..., 0], expected)
@@ -488,7 +488,7 @@ def test_two_workers_give_the_same_arrays_as_one(tmp_path, hopper_rgb, blank_fra
     settings = FaceSettings(no_face="center")
     one = preprocess_samples(samples, settings, workers=1, cache_dir=False, progress=False)
     two = preprocess_samples(samples, settings, workers=2, cache_dir=False, progress=False)
-    assert one.statuses.tolist() == ["detected"] * 4 + ["no_face_center", "missing_file"]
+    assert one.statuses.tolist() == ["detected"] * 4 + ["center", "missing_file"]
     assert two.statuses.tolist() == one.statuses.tolist()
     np.testing.assert_array_equal(two.images, one.images)
     np.testing.assert_array_equal(two.boxes, one.boxes)

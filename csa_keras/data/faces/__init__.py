@@ -12,13 +12,20 @@ job a module:
   RGB, RGBA, palette, CMYK) into ``uint8`` ``(H, W, 3)`` RGB, reduced to
   ``max_side``, or raise :class:`ImageDecodeError` with a ``reason``; a
   file over :data:`MAX_FILE_BYTES`, an image over :data:`MAX_DECODED_BYTES`
-  once decoded and a special file (:func:`special_file`) are refused
-  before any pixel is decoded.
+  once decoded and a special file
+  (:func:`~csa_keras.utils.paths.special_file`) are refused before any
+  pixel is decoded.
 * :mod:`~csa_keras.data.faces.detect`: :class:`FaceDetector`, OpenCV's
   frontal-face Haar cascade.
+* :mod:`~csa_keras.data.faces.locate`: :func:`locate_faces`, the one place
+  that decides whether an image is searched for faces (:func:`detects`),
+  returns the largest face or every face, applies the no-face policy
+  (:class:`NoFaceError`, :func:`center_box`) and names what became of the
+  image (:data:`OUTCOMES`); training and prediction both call it.
 * :mod:`~csa_keras.data.faces.crop`: :func:`preprocess_image` /
-  :func:`crop_face`, the crop of one image by a given box, the largest
-  detected face or the whole image, resized with ``cv2.INTER_AREA``.
+  :func:`crop_face`, the crop of one image's face (by a given box, the
+  largest detected face or the whole image), and :func:`face_in_box`, the
+  cut and ``cv2.INTER_AREA`` resize prediction shares.
 * :mod:`~csa_keras.data.faces.cache`: the on-disk cache keyed by the source
   files and the settings (:func:`cache_key`, :func:`default_cache_dir`).
 * :mod:`~csa_keras.data.faces.pool`: many samples across worker processes
@@ -31,7 +38,7 @@ the arrays held in memory and in the cache stay a quarter of the size.
 """
 from csa_keras.data.faces.batch import preprocess_samples
 from csa_keras.data.faces.cache import CACHE_ENV, CACHE_VERSION, cache_key, default_cache_dir
-from csa_keras.data.faces.crop import STATUSES, NoFaceError, centre_square, crop_face, preprocess_image
+from csa_keras.data.faces.crop import crop_face, face_in_box, preprocess_image
 from csa_keras.data.faces.decode import (
     DECODE_REASONS,
     IMAGE_EXTENSIONS,
@@ -43,8 +50,6 @@ from csa_keras.data.faces.decode import (
     image_from_pixels,
     read_image,
     reduce_image,
-    special_file,
-    special_file_kind,
 )
 from csa_keras.data.faces.detect import (
     CASCADE_FILE,
@@ -53,6 +58,7 @@ from csa_keras.data.faces.detect import (
     LazyFaceDetector,
     cascade_path,
 )
+from csa_keras.data.faces.locate import OUTCOMES, FaceFinder, NoFaceError, center_box, detects, locate_faces
 from csa_keras.data.faces.result import PreprocessResult
 from csa_keras.data.faces.settings import (
     AUTO_DETECT_FACTOR,
@@ -73,9 +79,10 @@ __all__ = [
     "MAX_DECODED_BYTES",
     "MAX_FILE_BYTES",
     "NO_FACE_MODES",
-    "STATUSES",
+    "OUTCOMES",
     "FaceDetector",
     "FaceDetectorError",
+    "FaceFinder",
     "FaceSettings",
     "ImageDecodeError",
     "LazyFaceDetector",
@@ -84,16 +91,17 @@ __all__ = [
     "as_uint8_image",
     "cache_key",
     "cascade_path",
-    "centre_square",
+    "center_box",
     "crop_face",
     "decode_image",
     "default_cache_dir",
+    "detects",
+    "face_in_box",
     "image_from_pixels",
+    "locate_faces",
     "preprocess_image",
     "preprocess_samples",
     "preprocessing_for",
     "read_image",
     "reduce_image",
-    "special_file",
-    "special_file_kind",
 ]

@@ -37,7 +37,7 @@ def preprocess_samples(
     A file that cannot be decoded and a frame without a face under
     ``no_face="skip"`` are left out and counted in ``skipped`` by reason
     (``no_face`` for the latter); ``no_face="error"`` raises
-    :class:`~csa_keras.data.faces.crop.NoFaceError`.
+    :class:`~csa_keras.data.faces.locate.NoFaceError`.
 
     ``workers`` processes (default ``os.cpu_count()``, at most one per
     file) each load the cascade once and run OpenCV single-threaded;
@@ -83,7 +83,7 @@ def preprocess_samples(
         if face is not None:
             kept.append(i)
         else:
-            skipped.add("no_face" if status == "no_face_skipped" else status, samples[i].source)
+            skipped.add(status, samples[i].source)
     shape = (settings.size, settings.size, settings.channels)
     images = np.stack([faces[i] for i in kept]) if kept else np.zeros((0, *shape), dtype=np.uint8)
     result = PreprocessResult(
@@ -93,7 +93,7 @@ def preprocess_samples(
         statuses=statuses,
         boxes=boxes,
         n_detected=int(np.sum(statuses == "detected")),
-        n_no_face=int(np.sum((statuses == "no_face_skipped") | (statuses == "no_face_center"))),
+        n_no_face=int(np.sum((statuses == "no_face") | (statuses == "center"))),
         from_cache=False,
         cache_path=None if cache_path is None else str(cache_path),
     )

@@ -26,7 +26,7 @@ from csa_keras.data.dataset import Sample, SkipLog
 from csa_keras.data.faces.result import PreprocessResult
 from csa_keras.data.faces.settings import FaceSettings
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 """Bumped whenever preprocessing changes what it produces, so old caches are ignored."""
 
 CACHE_ENV = "CSA_KERAS_CACHE"

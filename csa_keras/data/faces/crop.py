@@ -1,68 +1,25 @@
-"""One decoded image to one face: the crop geometry and the no-face policy.
+"""One decoded image to one face: the crop geometry.
 
 The CSA paper (§3.1) crops the Viola-Jones face and resizes it to 48x48.
-:func:`preprocess_image` crops by a given box (AffectNet), by the largest
-detected face, or takes the image whole (face crops such as CK+48), then
-converts to grey (or keeps RGB for the Voting ResNet) and resizes to
-``size x size`` with ``cv2.INTER_AREA`` (``cv2.INTER_LINEAR`` when a crop is
-smaller than the output and must be enlarged). :func:`crop_face` does the
-same and also returns the crop box, which prediction draws and reports.
+:func:`crop_face` asks :func:`~csa_keras.data.faces.locate.locate_faces` for
+the box (a given one, the largest detected face, the whole image or the
+no-face policy's answer) and :func:`face_in_box` cuts it out, converts it to
+grey (or keeps RGB for the Voting ResNet) and resizes it to ``size x size``
+with ``cv2.INTER_AREA`` (``cv2.INTER_LINEAR`` when a crop is smaller than the
+output and must be enlarged). Prediction cuts every face it finds with the
+same :func:`face_in_box`.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Protocol
 
 import cv2
 import numpy as np
 
 from csa_keras.data.faces.decode import as_uint8_image
-from csa_keras.data.faces.detect import Box, FaceDetector
-from csa_keras.data.faces.settings import AUTO_DETECT_FACTOR, FaceSettings
-
-STATUSES = ("given_box", "detected", "no_face_center", "no_face_skipped", "resized")
-"""What :func:`preprocess_image` did with an image."""
-
-
-class NoFaceError(ValueError):
-    """Raised with ``no_face="error"`` when the cascade finds no face in an image."""
-
-    def __init__(self, source: str) -> None:
-        self.source = str(source)
-        super().__init__(f"no face found in {self.source} (no_face='error'; use 'skip' or 'center' to go on)")
-
-    def __reduce__(self):
-        return (type(self), (self.source,))
-
-
-class LargestFace(Protocol):
-    """Anything that finds the largest face box in a grey image, as :class:`FaceDetector` does."""
-
-    def largest(self, grey: np.ndarray) -> Box | None: ...
-
-
-def _enlarge(box: Sequence[float], margin: float) -> tuple[float, float, float, float]:
-    """``box`` grown by ``margin`` times its width and height, about its centre."""
-    x, y, w, h = (float(v) for v in box)
-    return x - margin * w / 2, y - margin * h / 2, w * (1 + margin), h * (1 + margin)
-
-
-def _clip(box: Sequence[float], height: int, width: int) -> Box | None:
-    """``box`` rounded (half up, keeping its size) and clipped to the image; ``None`` if nothing is left."""
-    x, y, w, h = box
-    x0, y0 = math.floor(x + 0.5), math.floor(y + 0.5)
-    x1, y1 = x0 + math.floor(w + 0.5), y0 + math.floor(h + 0.5)
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
-    if x1 - x0 < 1 or y1 - y0 < 1:
-        return None
-    return x0, y0, x1 - x0, y1 - y0
-
-
-def centre_square(height: int, width: int) -> Box:
-    """The largest square box centred in a ``height x width`` image: the crop of ``no_face="center"``."""
-    side = min(height, width)
-    return (width - side) // 2, (height - side) // 2, side, side
+from csa_keras.data.faces.detect import Box
+from csa_keras.data.faces.locate import FaceFinder, locate_faces
+from csa_keras.data.faces.settings import FaceSettings
 
 
 def _resize(crop: np.ndarray, size: int) -> np.ndarray:
@@ -74,65 +31,63 @@ def _resize(crop: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
+def _grey(image: np.ndarray) -> np.ndarray:
+    """``image`` (``uint8`` grey or RGB) in grey, ``cv2.COLOR_RGB2GRAY``."""
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def face_in_box(image: np.ndarray, box: Box, settings: FaceSettings, grey: np.ndarray | None = None) -> np.ndarray:
+    """The face ``(size, size, C)`` ``uint8`` in ``box`` of ``image``, grey (``C = 1``) or RGB (``C = 3``).
+
+    ``image`` is ``uint8`` grey ``(H, W)`` or RGB ``(H, W, 3)``; ``grey``, its
+    grey copy where the caller has one already; ``box`` lies inside it (as
+    :func:`~csa_keras.data.faces.locate.locate_faces` returns them).
+    """
+    x, y, w, h = box
+    if settings.colour:
+        region = (image[y:y + h, x:x + w] if image.ndim == 3
+                  else cv2.cvtColor(image[y:y + h, x:x + w], cv2.COLOR_GRAY2RGB))
+        face = _resize(region, settings.size)
+    else:
+        grey = _grey(image) if grey is None else grey
+        face = _resize(grey[y:y + h, x:x + w], settings.size)[..., None]
+    return np.ascontiguousarray(face, dtype=np.uint8)
+
+
 def crop_face(
     image: np.ndarray,
     settings: FaceSettings,
     box: Sequence[float] | None = None,
     needs_detection: bool = False,
-    detector: LargestFace | None = None,
+    detector: FaceFinder | None = None,
     source: str = "<image>",
     original_shape: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray | None, str, Box | None]:
-    """:func:`preprocess_image` plus the crop box used: ``(face or None, status, box or None)``.
+    """:func:`preprocess_image` plus the crop box used: ``(face or None, outcome, box or None)``.
 
     The box is in ``image`` coordinates, or in the original file's when
     ``original_shape`` says the decoded image was reduced from it (given
     boxes are then mapped onto the reduced image first). ``detector`` is
-    anything with ``largest(grey)``; without one a :class:`FaceDetector` is
-    built for ``settings`` when detection is needed.
+    anything with ``detect(grey)``; without one a
+    :class:`~csa_keras.data.faces.detect.FaceDetector` is built for
+    ``settings`` when detection is needed.
     """
     image = as_uint8_image(image)
     height, width = image.shape[:2]
-    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-
-    crop_box: Box | None
-    if box is not None:
-        if original_shape is not None and tuple(original_shape) != (height, width):
-            sy, sx = height / original_shape[0], width / original_shape[1]
-            box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
-        crop_box = _clip(_enlarge(box, settings.margin), height, width)
-        status = "given_box"
-    else:
-        detect = settings.detect == "always" or (
-            settings.detect == "auto"
-            and (needs_detection or max(height, width) > AUTO_DETECT_FACTOR * settings.size)
-        )
-        if detect:
-            detector = detector if detector is not None else FaceDetector.from_settings(settings)
-            found = detector.largest(grey)
-            crop_box = None if found is None else _clip(_enlarge(found, settings.margin), height, width)
-            status = "detected"
-        else:
-            crop_box, status = (0, 0, width, height), "resized"
-
-    if crop_box is None:
-        if settings.no_face == "error":
-            raise NoFaceError(source)
-        if settings.no_face == "skip":
-            return None, "no_face_skipped", None
-        crop_box, status = centre_square(height, width), "no_face_center"
-
-    x, y, w, h = crop_box
-    if settings.colour:
-        region = (image[y:y + h, x:x + w] if image.ndim == 3
-                  else cv2.cvtColor(grey[y:y + h, x:x + w], cv2.COLOR_GRAY2RGB))
-        face = _resize(region, settings.size)
-    else:
-        face = _resize(grey[y:y + h, x:x + w], settings.size)[..., None]
-    if original_shape is not None and tuple(original_shape) != (height, width):
+    grey = _grey(image)
+    reduced = original_shape is not None and tuple(original_shape) != (height, width)
+    if box is not None and reduced:
+        sy, sx = height / original_shape[0], width / original_shape[1]
+        box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+    outcome, boxes = locate_faces(grey, settings, box, needs_detection, detector, source=source)
+    if not boxes:
+        return None, outcome, None
+    face = face_in_box(image, boxes[0], settings, grey)
+    x, y, w, h = boxes[0]
+    if reduced:
         sy, sx = original_shape[0] / height, original_shape[1] / width
-        crop_box = (round(x * sx), round(y * sy), round(w * sx), round(h * sy))
-    return np.ascontiguousarray(face, dtype=np.uint8), status, crop_box
+        return face, outcome, (round(x * sx), round(y * sy), round(w * sx), round(h * sy))
+    return face, outcome, (x, y, w, h)
 
 
 def preprocess_image(
@@ -140,19 +95,21 @@ def preprocess_image(
     settings: FaceSettings = FaceSettings(),
     box: Sequence[float] | None = None,
     needs_detection: bool = False,
-    detector: FaceDetector | None = None,
+    detector: FaceFinder | None = None,
     source: str = "<image>",
 ) -> tuple[np.ndarray | None, str]:
-    """One decoded image to a ``uint8`` face ``(size, size, C)`` and what was done.
+    """One decoded image to a ``uint8`` face ``(size, size, C)`` and what became of it.
 
     ``image`` is ``uint8`` grey ``(H, W)`` / ``(H, W, 1)`` or RGB ``(H, W, 3)``.
     A given ``box`` ``(x, y, w, h)`` (AffectNet) is cropped, clipped to the
-    image (status ``given_box``). Otherwise, when ``settings.detect`` asks
-    for it (see :class:`FaceSettings`), the largest Viola-Jones face is
-    cropped (``detected``); failing a face, the ``no_face`` policy gives
-    ``(None, "no_face_skipped")``, the centre square (``no_face_center``) or
-    :class:`NoFaceError` naming ``source``. Else the whole image is resized
-    (``resized``). ``C`` is 1 (grey, ``cv2.COLOR_RGB2GRAY``) or 3 (RGB).
+    image (``given_box``). Otherwise, when ``settings.detect`` asks for it
+    (:func:`~csa_keras.data.faces.locate.detects`), the largest Viola-Jones
+    face is cropped (``detected``); failing a face, the ``no_face`` policy
+    gives ``(None, "no_face")``, the centre square (``center``) or
+    :class:`~csa_keras.data.faces.locate.NoFaceError` naming ``source``. Else
+    the whole image is resized (``whole``). The words are those of
+    :data:`~csa_keras.data.faces.locate.OUTCOMES`. ``C`` is 1 (grey,
+    ``cv2.COLOR_RGB2GRAY``) or 3 (RGB).
     """
-    face, status, _ = crop_face(image, settings, box, needs_detection, detector, source)
-    return face, status
+    face, outcome, _ = crop_face(image, settings, box, needs_detection, detector, source)
+    return face, outcome

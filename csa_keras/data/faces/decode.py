@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from csa_keras.utils.paths import special_file_kind
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 """File name extensions (lower case) taken as images, by the dataset readers
 and by prediction on a folder: the formats :func:`decode_image` reads."""
@@ -71,13 +73,6 @@ _PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16
 _BAND_BYTES = 4 * 2**20
 """About how much of a decoded image is converted to ``uint8`` at a time."""
 
-_SPECIAL_FILES = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
 _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
@@ -106,27 +101,6 @@ class ImageDecodeError(ValueError):
 
     def __reduce__(self):
         return (type(self), (self.reason, self.source, self.detail))
-
-
-def special_file_kind(mode: int) -> str | None:
-    """What an ``os.stat`` mode is when it is neither a regular file nor a folder (``"a FIFO"``...), else ``None``.
-
-    Readers and prediction check this before opening anything: opening a FIFO
-    for reading waits for a writer, and a device may never end.
-    """
-    return next((kind for test, kind in _SPECIAL_FILES if test(mode)), None)
-
-
-def special_file(path: str | os.PathLike) -> str | None:
-    """What ``path`` is when it is a special file (``"a FIFO"``...), from ``os.stat`` alone, without opening it.
-
-    ``None`` for a regular file, a folder, or a path that cannot be
-    ``stat``-ed (whoever opens it then reports that).
-    """
-    try:
-        return special_file_kind(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return None
 
 
 def _check_budget(width: int, height: int, pixel_bytes: int, what: str, source) -> None:

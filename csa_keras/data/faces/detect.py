@@ -126,8 +126,8 @@ class LazyFaceDetector:
         self.settings = settings
         self.detector: FaceDetector | None = None
 
-    def largest(self, grey: np.ndarray) -> Box | None:
-        """:meth:`FaceDetector.largest`, loading the cascade on the first call."""
+    def detect(self, grey: np.ndarray) -> list[Box]:
+        """:meth:`FaceDetector.detect`, loading the cascade on the first call."""
         if self.detector is None:
             self.detector = FaceDetector.from_settings(self.settings)
-        return self.detector.largest(grey)
+        return self.detector.detect(grey)

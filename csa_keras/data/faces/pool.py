@@ -27,7 +27,8 @@ from csa_keras.data.faces.detect import Box, LazyFaceDetector
 from csa_keras.data.faces.settings import FaceSettings
 
 Outcome = tuple[np.ndarray | None, str, Box | None]
-"""What became of one sample: ``(face or None, status or skip reason, crop box or None)``."""
+"""What became of one sample: ``(face or None, outcome or skip reason, crop box or None)``
+(the outcome a word of :data:`~csa_keras.data.faces.locate.OUTCOMES`)."""
 
 
 def process_sample(

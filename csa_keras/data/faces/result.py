@@ -18,8 +18,8 @@ class PreprocessResult:
     """Faces of the samples that survived preprocessing, and the account of the rest.
 
     ``images[i]`` is the face of ``samples[kept[i]]``. ``statuses`` has one
-    entry per input sample: a :data:`~csa_keras.data.faces.crop.STATUSES`
-    value, or the decode reason of a skipped file. ``boxes`` holds the crop
+    entry per input sample: a word of :data:`~csa_keras.data.faces.locate.OUTCOMES`,
+    or the decode reason of a skipped file. ``boxes`` holds the crop
     box of each sample in its original pixel coordinates (``-1`` where
     none). ``from_cache`` says the result was read from the on-disk cache
     (no decoding, no detection).

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, canonical_class
-from csa_keras.data.faces.decode import special_file
 from csa_keras.data.readers.affectnet import LISTS_FOLDER, read_affectnet
 from csa_keras.data.readers.ckplus import find_ckplus_folders, read_ckplus
 from csa_keras.data.readers.fer2013 import REQUIRED_COLUMNS as FER_COLUMNS
@@ -33,6 +32,7 @@ from csa_keras.data.readers.fer2013 import find_fer2013_csv, read_fer2013, read_
 from csa_keras.data.readers.folder import SPLIT_FOLDERS, read_folder, sorted_entries
 from csa_keras.data.readers.jaffe import jaffe_files, parse_jaffe_name, read_jaffe
 from csa_keras.data.readers.rafdb import find_rafdb_labels, read_rafdb
+from csa_keras.utils.paths import special_file
 
 FORMATS = ("folder", "ckplus", "fer2013-csv", "rafdb", "affectnet", "jaffe")
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
-from csa_keras.data.faces.decode import special_file
 from csa_keras.data.readers.folder import checked, is_image_name, require_folder, sorted_entries
+from csa_keras.utils.paths import special_file
 
 EMOTION_CODES = {
     0: "neutral", 1: "anger", 2: "contempt", 3: "disgust",

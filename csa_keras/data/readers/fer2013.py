@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
-from csa_keras.data.faces.decode import special_file
 from csa_keras.data.readers.folder import checked
 from csa_keras.data.readers.rows import LineTooLong, csv_header, csv_reader, csv_rows, open_text, prefix
+from csa_keras.utils.paths import special_file
 
 FER_CODES = {
     0: "anger", 1: "disgust", 2: "fear", 3: "happiness",

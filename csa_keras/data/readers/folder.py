@@ -22,8 +22,9 @@ import re
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog, canonical_class
-from csa_keras.data.faces.decode import IMAGE_EXTENSIONS, special_file
+from csa_keras.data.faces.decode import IMAGE_EXTENSIONS
 from csa_keras.data.readers.rows import csv_header, csv_reader, csv_rows, open_text
+from csa_keras.utils.paths import special_file
 
 SPLIT_FOLDERS = {"train": "train", "test": "test", "val": "val", "validation": "val"}
 

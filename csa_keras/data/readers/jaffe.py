@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
-from csa_keras.data.faces.decode import special_file
 from csa_keras.data.readers.folder import checked, is_image_name, require_folder, sorted_entries
+from csa_keras.utils.paths import special_file
 
 JAFFE_CODES = {
     "AN": "anger", "DI": "disgust", "FE": "fear", "HA": "happiness",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from csa_keras.data.dataset import SkipLog
-from csa_keras.data.faces.decode import special_file
+from csa_keras.utils.paths import special_file
 
 MAX_LINE_CHARS = 2**20
 """The longest line read from a label file; a FER2013 row is about 9,000 characters."""
