@@ -125,8 +125,10 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> None:
+    from voting_resnet.models.resnet18 import SPLIT_POINTS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", type=int, default=0, choices=[0, 1, 2, 3])
+    parser.add_argument("--split", type=int, default=0, choices=SPLIT_POINTS)
     parser.add_argument("--images", type=int, default=1280, help="training images (default 1280)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs; the first is not counted")
     parser.add_argument("--batch", type=int, default=64)

@@ -116,6 +116,9 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from csa_keras.data.readers import FORMAT_CHOICES
+    from voting_resnet.models.resnet18 import SPLIT_POINTS
+
     parser = argparse.ArgumentParser(
         prog="python benchmarks/vrn_split_points.py",
         description="Train the Voting ResNet at each split point on a stratified subset of a "
@@ -123,14 +126,14 @@ def _parser() -> argparse.ArgumentParser:
                     "training time per epoch and inference speed.")
     parser.add_argument("data", help="dataset path with a predefined train/test split "
                                      "(e.g. a FER2013 image folder with train/ and test/)")
-    parser.add_argument("--data-format", dest="format", default="auto",
+    parser.add_argument("--data-format", dest="format", default="auto", choices=FORMAT_CHOICES, metavar="FORMAT",
                         help="the dataset's format, as for training (default: auto-detect)")
     parser.add_argument("--train-per-class", type=int, default=150,
                         help="training images per class (default %(default)s; 0 = all)")
     parser.add_argument("--test-per-class", type=int, default=150,
                         help="test images per class (default %(default)s; 0 = all)")
-    parser.add_argument("--split-after", type=int, nargs="+", choices=[0, 1, 2, 3],
-                        default=[0, 1, 2, 3], help="split points to compare (default 0 1 2 3)")
+    parser.add_argument("--split-after", type=int, nargs="+", choices=SPLIT_POINTS,
+                        default=list(SPLIT_POINTS), help="split points to compare (default 0 1 2 3)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per model (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=135, help="batch size (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0,

@@ -50,7 +50,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from csa_keras.data.options import add_face_arguments
-from csa_keras.inference.records import flat_columns, flat_row, rounded_record
+from csa_keras.inference.litert import RUNTIMES
+from csa_keras.inference.records import RECORD_FORMATS, flat_columns, flat_row, rounded_record
 from csa_keras.utils.cli import MODEL_HELP, Parser, entry_point, run_main
 from csa_keras.utils.files import temporary_name
 from csa_keras.utils.paths import check_outputs
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", metavar="INPUT", nargs="*",
                         help="image files, folders (searched recursively) and video files")
     output = parser.add_argument_group("output")
-    output.add_argument("--output-format", dest="format", default="jsonl", choices=["jsonl", "csv"],
+    output.add_argument("--output-format", dest="format", default="jsonl", choices=RECORD_FORMATS,
                         help="the records' format: jsonl (JSON lines, default) or csv (a p_<class> "
                              "column per class)")
     output.add_argument("--output", metavar="FILE", help="write the records to FILE (default stdout)")
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     model.add_argument("--batch-size", type=int, default=64, metavar="N",
                        help="faces per model call (default 64)")
-    model.add_argument("--runtime", choices=["auto", "keras", "litert"], default="auto",
+    model.add_argument("--runtime", choices=RUNTIMES, default="auto",
                        help="what runs the model: keras (TensorFlow), litert (its TFLite artifact, "
                             "without TensorFlow) or auto (default: keras where TensorFlow is installed, "
                             "else litert)")

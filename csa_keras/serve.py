@@ -19,6 +19,7 @@ PROG = "python -m csa_keras.serve"
 
 
 def build_parser() -> Parser:
+    from csa_keras.inference.litert import RUNTIMES
     from csa_keras.inference.loading import DEFAULT_MODEL
     from csa_keras.inference.service import MAX_REQUEST_BYTES, QUEUE
 
@@ -26,7 +27,7 @@ def build_parser() -> Parser:
     parser.add_argument("--model", metavar="NAME_OR_PATH", default=DEFAULT_MODEL,
                         help=f"a pretrained model's name, a run directory or a .keras file "
                              f"(default: {DEFAULT_MODEL})")
-    parser.add_argument("--runtime", choices=["auto", "keras", "litert"], default="auto",
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="what runs the model: keras (TensorFlow), litert (its TFLite artifact, without "
                              "TensorFlow) or auto (default: keras where TensorFlow is installed, else litert)")
     parser.add_argument("--host", default="127.0.0.1",

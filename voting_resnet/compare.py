@@ -59,15 +59,16 @@ def build_parser():
     from csa_keras.training.cli import add_common_arguments
     from csa_keras.utils.cli import Parser
     from voting_resnet.comparison import RECIPES
+    from voting_resnet.models.resnet18 import VOTER_SPLIT_POINTS
     from voting_resnet.task import add_input_options
 
     parser = Parser(prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                     description=DESCRIPTION)
     add_common_arguments(parser, RECIPES, "the named recipe of the comparison (below; default paper)")
     group = parser.add_argument_group("comparison")
-    group.add_argument("--split-after", type=int, nargs="+", choices=[1, 2, 3],
+    group.add_argument("--split-after", type=int, nargs="+", choices=VOTER_SPLIT_POINTS,
                        help="the voters compared with the baseline (default 1 2 3)")
-    group.add_argument("--scratch-split-after", type=int, nargs="+", choices=[1, 2, 3],
+    group.add_argument("--scratch-split-after", type=int, nargs="+", choices=VOTER_SPLIT_POINTS,
                        help="voters also trained from scratch with the baseline's recipe and "
                             "epochs, the paper's design (default none)")
     group.add_argument("--epochs", type=int, help="baseline epochs (default: the recipe's)")

@@ -59,7 +59,7 @@ from voting_resnet.comparison_report import write_comparison_report
 from voting_resnet.comparison_stats import complete_rows, model_folder, row_key
 from voting_resnet.config import VRNConfig
 from voting_resnet.layers.voting import VOTING_MODES, vote
-from voting_resnet.models.resnet18 import build_voting_resnet
+from voting_resnet.models.resnet18 import VOTER_SPLIT_POINTS, build_voting_resnet
 from voting_resnet.training import MODEL_FILE, crop_logits, fit_model, prepare_dataset, transfer_weights
 
 TRAININGS = ("baseline", "test-time", "fine-tuned", "from-scratch")
@@ -76,7 +76,7 @@ class CompareConfig(VRNConfig):
     epoch fine-tune each voter of ``split_after`` from it.
     """
 
-    split_after: tuple[int, ...] = (1, 2, 3)
+    split_after: tuple[int, ...] = VOTER_SPLIT_POINTS
     scratch_split_after: tuple[int, ...] = ()
     retrain: str = "never"
     finetune_epochs: int = 2
@@ -88,10 +88,11 @@ class CompareConfig(VRNConfig):
         return [
             *super().checks(),
             (0 not in self.split_after,
-             must("split_after", "name voters (1, 2, 3): the baseline is always compared",
+             must("split_after", f"name voters {VOTER_SPLIT_POINTS}: the baseline is always compared",
                   list(self.split_after))),
-            (all(s in (1, 2, 3) for s in self.scratch_split_after),
-             must("scratch_split_after", "take values in 1 2 3", list(self.scratch_split_after))),
+            (all(s in VOTER_SPLIT_POINTS for s in self.scratch_split_after),
+             must("scratch_split_after", f"take values in {' '.join(map(str, VOTER_SPLIT_POINTS))}",
+                  list(self.scratch_split_after))),
             (self.finetune_epochs >= 0, must("finetune_epochs", "be at least 0",
                                              self.finetune_epochs)),
             (self.finetune_images is None or self.finetune_images >= 1,

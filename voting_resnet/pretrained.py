@@ -126,6 +126,8 @@ def package_comparison(comparison_dir: str | os.PathLike, command: str, licence:
 
 
 def build_parser() -> Parser:
+    from csa_keras.inference.pretrained import WEIGHT_STORAGE
+
     parser = Parser(prog="python -m voting_resnet.pretrained",
                     description="Pack the model a comparison chose on validation as a model in "
                                 "the box, with its model card.")
@@ -139,7 +141,7 @@ def build_parser() -> Parser:
     parser.add_argument("--row", dest="key",
                         help="training/split_after/voting of another row (default: the best on "
                              "validation)")
-    parser.add_argument("--weights", choices=["float16", "float32"], default="float16",
+    parser.add_argument("--weights", choices=WEIGHT_STORAGE, default="float16",
                         help="how the weights are stored (default float16, half the size)")
     return parser
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from csa_keras.data.faces import CHANNELS
 from csa_keras.tasks import Task
 from voting_resnet.config import PRESETS, RETRAIN_MODES, VRNConfig
 from voting_resnet.layers.voting import VOTING_MODES, vote
@@ -25,7 +26,7 @@ def add_input_options(group) -> None:
     group.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                        help="train without the online augmentation (crops, colour jitter, "
                             "shifts, rotations, erasing)")
-    group.add_argument("--channels", type=int, choices=[1, 3],
+    group.add_argument("--channels", type=int, choices=CHANNELS,
                        help="input channels (default 3; grey data repeats its channel)")
     group.add_argument("--val-per-class", type=int,
                        help="validation images per class carved from train (AffectNet: 500)")

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from csa_keras.data.faces import FaceDetectorError, FaceSettings
+from csa_keras.data.faces import CHANNELS, FaceDetectorError, FaceSettings
 from csa_keras.data.loader import load_dataset
 from csa_keras.data.options import add_data_arguments, add_face_arguments
 from csa_keras.utils.cli import Parser, entry_point, fail, run_main
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read a dataset, decode and crop its faces (cached), and summarise what was found.",
     )
     add_data_arguments(summary)
-    summary.add_argument("--channels", type=int, choices=[1, 3], default=1,
+    summary.add_argument("--channels", type=int, choices=CHANNELS, default=1,
                          help="face channels: 1 grey (the CSA's input, default) or 3 colour (the "
                               "Voting ResNet's)")
     add_face_arguments(summary)

@@ -3,20 +3,23 @@
 ``--data``, ``--data-format``, ``--detect`` and ``--no-face`` mean the same in training,
 evaluation, prediction and ``python -m csa_keras.data summary``: the same
 choices, the same help. Each command adds them with these functions rather
-than its own copy, so the words cannot drift apart (docs/commands.md).
+than its own copy, so the words cannot drift apart (docs/commands.md); the
+choices are the library's own vocabularies (``FORMAT_CHOICES`` of the
+readers, ``DETECT_MODES`` and ``NO_FACE_MODES`` of ``FaceSettings``).
 """
 from __future__ import annotations
 
 from csa_keras.data.faces import AUTO_DETECT_FACTOR, DETECT_MODES, NO_FACE_MODES
-from csa_keras.data.readers import FORMATS
+from csa_keras.data.readers import FORMAT_CHOICES
 
 
 def add_data_arguments(group) -> None:
     """``--data`` and ``--data-format`` (the loader's settings ``data`` and ``format``)."""
     group.add_argument("--data", metavar="PATH",
                        help="the dataset: a folder or file (default: the built-in synthetic faces)")
-    group.add_argument("--data-format", dest="format", default="auto", metavar="FORMAT",
-                       help=f"the dataset's format: {', '.join(('auto', *FORMATS))} (default auto: "
+    group.add_argument("--data-format", dest="format", default="auto", choices=FORMAT_CHOICES,
+                       metavar="FORMAT",
+                       help=f"the dataset's format: {', '.join(FORMAT_CHOICES)} (default auto: "
                             "recognised from the layout)")
 
 

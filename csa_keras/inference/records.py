@@ -20,6 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+RECORD_FORMATS = ("jsonl", "csv")
+"""The files ``predict`` writes its records to: JSON lines (one nested record a line) or CSV (the flat columns)."""
+
 DIGITS = 6
 """Decimals of the scores and probabilities the commands print."""
 

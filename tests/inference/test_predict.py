@@ -13,7 +13,7 @@ import pytest
 from commands import call_main
 from PIL import Image
 
-from csa_keras.data.faces import FaceDetector, FaceSettings, preprocess_image
+from csa_keras.data.faces import OUTCOMES, FaceDetector, FaceSettings, crop_face, locate_faces, preprocess_image
 from csa_keras.inference.archive import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH
 from csa_keras.inference.loading import load_model
 from csa_keras.inference.predictor import RECORD_KEYS, Predictor
@@ -119,7 +119,26 @@ def test_the_face_is_preprocessed_as_in_training(csa, grace_hopper):
                                rtol=1e-5, atol=1e-7)
 
 
-def test_a_face_crop_is_taken_whole_and_centre_square_on_request(csa, hopper_bgr):
+def test_every_face_of_a_frame_is_located_as_training_locates_the_largest(csa, hopper_bgr):
+    hopper = cv2.cvtColor(hopper_bgr, cv2.COLOR_BGR2RGB)
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    big = cv2.resize(hopper, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(hopper, None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    frame[:big.shape[0], :big.shape[1]] = big
+    frame[200:200 + small.shape[0], 400:400 + small.shape[1]] = small
+    outcome, boxes = locate_faces(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), csa.settings, every=True)
+    records = csa.predict(frame)
+    assert outcome == "detected" and len(boxes) == 2
+    assert [(r["face"], r["crop"], r["box"]) for r in records] == [(0, "detected", list(boxes[0])),
+                                                                   (1, "detected", list(boxes[1]))]
+    assert {r["crop"] for r in records} <= set(OUTCOMES)
+    face, outcome, box = crop_face(frame, csa.settings)
+    assert outcome == "detected" and list(box) == records[0]["box"]
+    np.testing.assert_allclose(csa.classify(face[None])[0], list(records[0]["probabilities"].values()),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_a_face_crop_is_taken_whole_and_the_center_box_on_request(csa, hopper_bgr):
     crop = cv2.resize(hopper_bgr[105:327, 155:377], (64, 64), interpolation=cv2.INTER_AREA)
     record = csa.predict(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))[0]
     assert record["crop"] == "whole" and record["box"] == [0, 0, 64, 64]
@@ -127,6 +146,8 @@ def test_a_face_crop_is_taken_whole_and_centre_square_on_request(csa, hopper_bgr
     assert [r["status"] for r in csa.predict(blank)] == ["no_face"]
     centre = Predictor(csa.model, csa.class_names, no_face="center").predict(blank)
     assert centre[0]["crop"] == "center" and centre[0]["box"] == [50, 0, 300, 300]
+    with pytest.raises(ValueError, match="no_face must be one of skip, center, error. Received: no_face='centre'"):
+        Predictor(csa.model, csa.class_names, no_face="centre")
 
 
 def test_a_folder_reports_every_file(csa, folder):

@@ -83,6 +83,32 @@ def test_a_flag_is_one_setting_with_one_set_of_choices_everywhere(commands):
     assert {flag: sets for flag, sets in choices.items() if len(sets) > 1} == {}
 
 
+def test_choices_are_read_from_the_library_not_typed_again(commands):
+    """Each flag's choices are the very tuple the library checks its setting against."""
+    from csa_keras.data.faces import CHANNELS, DETECT_MODES, NO_FACE_MODES
+    from csa_keras.data.readers import FORMAT_CHOICES
+    from csa_keras.inference.litert import RUNTIMES
+    from csa_keras.inference.records import RECORD_FORMATS
+    from voting_resnet.models import SPLIT_POINTS, VOTER_SPLIT_POINTS
+
+    vocabulary = {"--data-format": FORMAT_CHOICES, "--detect": DETECT_MODES, "--no-face": NO_FACE_MODES,
+                  "--channels": CHANNELS, "--runtime": RUNTIMES, "--output-format": RECORD_FORMATS}
+    split_points = {"voting-resnet train": SPLIT_POINTS, "voting-resnet compare": VOTER_SPLIT_POINTS}
+    checked, typed = set(), []
+    for command, parser in commands.items():
+        for action in _arguments(parser):
+            name = _name(action)
+            expected = split_points.get(command) if name == "--split-after" else vocabulary.get(name)
+            if expected is not None:
+                checked.add(name)
+                if action.choices is not expected:
+                    typed.append(f"{command} {name}")
+    assert typed == []
+    assert checked == {*vocabulary, "--split-after"}
+    assert FORMAT_CHOICES == ("auto", "folder", "ckplus", "fer2013-csv", "rafdb", "affectnet", "jaffe")
+    assert (SPLIT_POINTS, VOTER_SPLIT_POINTS) == ((0, 1, 2, 3), (1, 2, 3))
+
+
 def _table() -> dict[str, set[str]]:
     """docs/commands.md's table: flag -> the commands its row names."""
     rows = {}

@@ -50,6 +50,9 @@ STACK_WIDTHS = (64, 128, 256, 512)
 BLOCKS_PER_STACK = (2, 2, 2, 2)
 STACK_STRIDES = (1, 2, 2, 2)
 SPLIT_POINTS = (0, 1, 2, 3)
+"""The residual stacks a Voting ResNet may split after: 0 is the plain ResNet-18 (no crops, no vote)."""
+VOTER_SPLIT_POINTS = SPLIT_POINTS[1:]
+"""The split points of the voters, every one but the plain ResNet-18 a comparison always trains."""
 CROP_FRACTION = 5 / 6
 
 

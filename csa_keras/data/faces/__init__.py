@@ -62,6 +62,7 @@ from csa_keras.data.faces.locate import OUTCOMES, FaceFinder, NoFaceError, cente
 from csa_keras.data.faces.result import PreprocessResult
 from csa_keras.data.faces.settings import (
     AUTO_DETECT_FACTOR,
+    CHANNELS,
     DETECT_MODES,
     NO_FACE_MODES,
     FaceSettings,
@@ -73,6 +74,7 @@ __all__ = [
     "CACHE_ENV",
     "CACHE_VERSION",
     "CASCADE_FILE",
+    "CHANNELS",
     "DECODE_REASONS",
     "DETECT_MODES",
     "IMAGE_EXTENSIONS",

@@ -21,6 +21,9 @@ DETECT_MODES = ("auto", "always", "never")
 NO_FACE_MODES = ("skip", "center", "error")
 """The values of ``FaceSettings.no_face``."""
 
+CHANNELS = (1, 3)
+"""The channels of a face: 1 grey (the CSA's input) or 3 colour, RGB (the Voting ResNet's)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class FaceSettings:

@@ -35,6 +35,10 @@ from csa_keras.data.readers.rafdb import find_rafdb_labels, read_rafdb
 from csa_keras.utils.paths import special_file
 
 FORMATS = ("folder", "ckplus", "fer2013-csv", "rafdb", "affectnet", "jaffe")
+"""The formats a reader reads (``READERS``)."""
+
+FORMAT_CHOICES = ("auto", *FORMATS)
+"""The values of the loader's ``format``: a reader's, or ``auto`` (recognised from the layout)."""
 
 READERS: dict[str, Callable[..., Catalogue]] = {
     "folder": read_folder,
@@ -51,6 +55,7 @@ READER_OPTIONS: dict[str, tuple[str, ...]] = {
 
 __all__ = [
     "FORMATS",
+    "FORMAT_CHOICES",
     "READERS",
     "READER_OPTIONS",
     "detect_format",
@@ -138,7 +143,7 @@ def read_catalogue(path: str | Path, format: str = "auto", **options) -> Catalog
     accepts, and options set to ``None`` keep the reader's default. A name no
     reader accepts raises ``ValueError``.
     """
-    if format != "auto" and format not in FORMATS:
+    if format not in FORMAT_CHOICES:
         raise ValueError(f"unknown format {format!r}: expected auto or one of {', '.join(FORMATS)}")
     known = {name for names in READER_OPTIONS.values() for name in names}
     unknown = sorted(set(options) - known)
