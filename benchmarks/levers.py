@@ -30,9 +30,21 @@ Variants (a lever is applied in the child before the model is built):
 ``arena_2``
     ``MALLOC_ARENA_MAX=2``: glibc's allocator keeps two arenas instead of
     one per thread that allocates, a lever on peak memory rather than time.
+``system_allocator``
+    ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1``: TensorFlow's oneDNN ops allocate
+    with malloc instead of their own pool, a lever on peak memory.
+``slices_crop``
+    the Voting ResNet's crop-and-mirror as the reference computes it (ten
+    slices of the map and of its flipped copy, stacked) instead of one
+    gather, to measure what the gather's gradient holds.
+
+``--batch`` overrides the row's batch (the papers' 32 and 135): peak memory
+at two batches gives the memory per image apart from what every run holds
+(the framework, the weights and Adam's slots).
 
     python benchmarks/levers.py --row csa|vrn0|vrn1|vrn2|vrn3 --mode train|infer
         [--precision float32|mixed_bfloat16] [--variants default keras_bn ...] [--repeats 3] [--steps N]
+        [--batch B]
 """
 from __future__ import annotations
 
@@ -45,9 +57,11 @@ from pathlib import Path
 
 import throughput
 
-VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "onednn_on", "xla", "arena_2")
+VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "onednn_on", "xla", "arena_2",
+            "system_allocator", "slices_crop")
 ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "onednn_on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
-               "arena_2": {"MALLOC_ARENA_MAX": "2"}}
+               "arena_2": {"MALLOC_ARENA_MAX": "2"},
+               "system_allocator": {"TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "1"}}
 
 
 def unfuse_batch_norm() -> None:
@@ -59,10 +73,27 @@ def unfuse_batch_norm() -> None:
     BatchNorm.call = keras.layers.BatchNormalization.call
 
 
+def slice_crops() -> None:
+    """Make every ``CropAndMirror`` cut its views with slices, a flip and a stack (the reference's way)."""
+    from keras import ops
+
+    from voting_resnet.layers.crop_and_mirror import CropAndMirror, crop_offsets
+
+    def call(self, inputs):
+        h, w, offsets = crop_offsets(int(inputs.shape[1]), int(inputs.shape[2]), self.crop_fraction)
+        maps = (inputs, ops.flip(inputs, axis=2)) if self.mirror else (inputs,)
+        views = [m[:, top:top + h, left:left + w, :] for m in maps for top, left in offsets]
+        return ops.reshape(ops.stack(views, axis=1), (-1, h, w, inputs.shape[-1]))
+
+    CropAndMirror.call = call
+
+
 def apply(variant: str) -> dict:
     """Apply ``variant`` in this process; return the ``compile`` overrides it needs."""
     if variant == "keras_bn":
         unfuse_batch_norm()
+    elif variant == "slices_crop":
+        slice_crops()
     elif variant == "inter_op_1":
         import tensorflow as tf
 
@@ -72,10 +103,13 @@ def apply(variant: str) -> dict:
     return {}
 
 
-def child(variant: str, row: str, mode: str, steps: int, warmup: int, precision: str) -> dict:
+def child(variant: str, row: str, mode: str, steps: int, warmup: int, precision: str,
+          batch: int = 0) -> dict:
     """One measurement of ``row`` with ``variant`` applied (the model recompiled with its overrides)."""
     overrides = apply(variant)
     model_name, split = throughput.ROWS[row]
+    if batch:
+        throughput.BATCH[model_name] = batch
     if overrides:
         import keras
 
@@ -90,7 +124,7 @@ def child(variant: str, row: str, mode: str, steps: int, warmup: int, precision:
 
 
 def measure(row: str, mode: str, precision: str, variants, repeats: int, steps: int,
-            log=print) -> list[dict]:
+            log=print, batch: int = 0) -> list[dict]:
     model_name, _ = throughput.ROWS[row]
     warmup = 3 if model_name == "csa" else 1
     runs: dict[str, list[float]] = {v: [] for v in variants}
@@ -100,7 +134,7 @@ def measure(row: str, mode: str, precision: str, variants, repeats: int, steps: 
         this_round = {}
         for variant in variants:
             command = [sys.executable, str(Path(__file__).resolve()), "--child", variant, row, mode,
-                       str(steps), str(warmup), precision]
+                       str(steps), str(warmup), precision, str(batch)]
             env = {**os.environ, **ENVIRONMENT.get(variant, {})}
             line, peak = throughput.run_measured(command, env=env)
             this_round[variant] = line["images_per_s"]
@@ -112,6 +146,7 @@ def measure(row: str, mode: str, precision: str, variants, repeats: int, steps: 
             for variant, value in this_round.items():
                 ratios[variant].append(value / this_round["default"])
     return [{"row": row, "mode": mode, "precision": precision, "variant": v,
+             "batch": batch or throughput.BATCH[model_name],
              "images_per_s": runs[v], "median": statistics.median(runs[v]),
              "median_ratio_to_default": round(statistics.median(ratios[v]), 3) if ratios[v] else None,
              "peak_rss_mb": max((r for r in rss[v] if r is not None), default=None)}
@@ -119,20 +154,21 @@ def measure(row: str, mode: str, precision: str, variants, repeats: int, steps: 
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| row | mode | precision | variant | img/s (median) | vs default | peak RSS MB |",
-             "|---|---|---|---|---:|---:|---:|"]
+    lines = ["| row | mode | batch | precision | variant | img/s (median) | vs default | peak RSS MB |",
+             "|---|---|---:|---|---|---:|---:|---:|"]
     for r in results:
         ratio = "" if r["median_ratio_to_default"] is None else f"{r['median_ratio_to_default']:.2f}x"
         rss = "n/a" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}"
-        lines.append(f"| {throughput.ROW_LABELS[r['row']]} | {r['mode']} | {r['precision']} | "
+        lines.append(f"| {throughput.ROW_LABELS[r['row']]} | {r['mode']} | {r['batch']} | {r['precision']} | "
                      f"{r['variant']} | {r['median']:.2f} | {ratio} | {rss} |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
-        variant, row, mode, steps, warmup, precision = sys.argv[2:8]
-        print(json.dumps(child(variant, row, mode, int(steps), int(warmup), precision)), flush=True)
+        variant, row, mode, steps, warmup, precision, batch = sys.argv[2:9]
+        print(json.dumps(child(variant, row, mode, int(steps), int(warmup), precision, int(batch))),
+              flush=True)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--row", choices=sorted(throughput.ROWS), required=True)
@@ -141,11 +177,14 @@ def main(argv=None) -> None:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["default", "keras_bn"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, help="timed steps per run (default: throughput.py's)")
+    parser.add_argument("--batch", type=int, default=0,
+                        help="images per step instead of the row's own (32 for the CSA, 135 for the VRN)")
     parser.add_argument("--json-out", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     steps = args.steps or (20 if throughput.ROWS[args.row][0] == "csa" else 2)
     results = measure(args.row, args.mode, args.precision, list(dict.fromkeys(args.variants)),
-                      args.repeats, steps, log=lambda m: print(m, file=sys.stderr, flush=True))
+                      args.repeats, steps, log=lambda m: print(m, file=sys.stderr, flush=True),
+                      batch=args.batch)
     print(markdown(results))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")

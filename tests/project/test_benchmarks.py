@@ -345,3 +345,42 @@ def test_the_serving_row_counts_answers_by_status_and_reports_medians(tmp_path):
     assert row["latency_median_ms"] <= row["latency_p95_ms"]
     table = serve.markdown({"rows": [{**row, "statuses": row["statuses"]}]})
     assert "| 3 |" in table and "200: 5, 503: 7" in table
+
+
+def test_the_slices_lever_cuts_the_same_views_as_the_gather(monkeypatch):
+    import levers
+    import numpy as np
+
+    from voting_resnet.layers.crop_and_mirror import CropAndMirror
+
+    maps = np.random.default_rng(0).random((2, 12, 12, 3), dtype=np.float32)
+    layer = CropAndMirror()
+    gathered = np.asarray(layer(maps))
+    monkeypatch.setattr(CropAndMirror, "call", CropAndMirror.call)
+    levers.slice_crops()
+    sliced = np.asarray(CropAndMirror()(maps))
+    assert sliced.shape == gathered.shape == (20, 10, 10, 3)
+    np.testing.assert_array_equal(sliced, gathered)
+    # image 1's sixth view is the top-left crop of its mirrored map
+    np.testing.assert_array_equal(sliced[15], maps[1, :10, ::-1][:, :10])
+
+
+def test_levers_measures_each_variant_at_the_batch_asked(monkeypatch):
+    import levers
+
+    calls = []
+
+    def fake_run(command, env=None):
+        calls.append((command, env))
+        return {"images_per_s": 10.0 if command[3] == "default" else 12.0}, 100.0
+
+    monkeypatch.setattr(throughput, "run_measured", fake_run)
+    rows = levers.measure("vrn1", "train", "float32", ["default", "system_allocator"], 2, 1,
+                          log=lambda m: None, batch=27)
+    assert [c[0][3] for c in calls] == ["default", "system_allocator"] * 2
+    assert all(c[0][-1] == "27" for c in calls)
+    assert calls[1][1]["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] == "1"
+    assert calls[0][1].get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR") == os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR")
+    assert [r["batch"] for r in rows] == [27, 27]
+    assert rows[1]["median_ratio_to_default"] == 1.2
+    assert "| VRN split after 1 | train | 27 |" in levers.markdown(rows)
