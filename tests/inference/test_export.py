@@ -8,7 +8,8 @@ between an artifact and the Keras model it came from:
   another order; measured at most 3.3e-6 (a CSA ``quick`` run; 1.5e-7 on a
   ``smoke`` run, under 1e-7 on Voting ResNets), a margin of 30.
 - ONNX (tf2onnx, run on ONNX Runtime): 1e-4, the same reasoning as TFLite
-  (ONNX Runtime's own kernels); measured ONNX_MEASURED.
+  (ONNX Runtime's own kernels); measured 9.8e-7 on the pretrained CSA and
+  5.4e-8 on a Voting ResNet (docs/prediction.md).
 
 Quantised TFLite artifacts are judged by accuracy and by the classes they
 pick, not by a probability bound: on the CSA ``smoke`` run float16 moved
