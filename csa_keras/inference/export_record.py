@@ -28,6 +28,7 @@ def probabilities_output(outputs: dict[str, Any], probabilities: np.ndarray) -> 
             return name
     return None
 
+
 def write_record(path: Path, record: dict[str, Any]) -> Path:
     """``record`` under the artifact's name in ``export.json`` beside it, other entries kept."""
     report = path.parent / "export.json"
@@ -40,12 +41,13 @@ def write_record(path: Path, record: dict[str, Any]) -> Path:
     records[path.name] = record
     return write_json(report, records)
 
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
 def summary_lines(record: dict[str, Any]) -> list[str]:
-    """The human-readable lines the command prints for a record of :func:`export_run`."""
+    """The human-readable lines the command prints for a record of :func:`~csa_keras.inference.export.export_run`."""
     quantize = record.get("quantize", "none")
     kind = record["format"] if quantize == "none" else f"{record['format']} {quantize}"
     size = (f"size: {record['artifact_bytes']} bytes ({record['artifact_mb']:.2f} MB; "
