@@ -81,7 +81,8 @@ class StreamFrame:
     ``image`` is the decoded RGB frame (reduced to the predictor's
     ``max_side``) and ``original_shape`` the frame's ``(height, width)``
     before that, which the records' boxes are in: what a live window draws
-    them on (:mod:`csa_keras.inference.window`).
+    them on (:mod:`csa_keras.inference.window`); a caller that keeps many
+    frames keeps their images too.
     """
 
     frame: int
