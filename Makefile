@@ -9,10 +9,17 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
+# The live window's tests (tests/inference/test_window.py) need an OpenCV with HighGUI, which the
+# package's headless one has not: opencv-python of the same version goes into $(VENV)/gui-opencv,
+# outside site-packages (two OpenCV wheels in one site-packages overwrite each other's cv2), and
+# the tests put it on the command's PYTHONPATH. Without it those tests skip.
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --upgrade --no-deps --target $(VENV)/gui-opencv \
+		"opencv-python==$$($(PY) -c "from importlib.metadata import version; print(version('opencv-python-headless'))")" \
+		|| echo "opencv-python could not be installed in $(VENV)/gui-opencv: the live-window tests will skip"
 	touch $(STAMP)
 
 demo: venv

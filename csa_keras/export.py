@@ -1,10 +1,11 @@
-"""Export a model for serving: ``python -m csa_keras.export --model MODEL --to tflite``.
+"""Export a model for serving: ``python -m csa_keras.export --model MODEL --to tflite`` (or ``savedmodel``, ``onnx``).
 
 A thin ``argparse`` front end over :func:`csa_keras.inference.export.export_run`:
 the model (``--model``: a run directory, whose task's model file
 ``classifier.keras`` or ``model.keras`` is taken, a ``.keras`` file, or a
 model in the box by name; default the pretrained CSA) becomes, as ``--to``
-says, a SavedModel directory or a ``.tflite`` file,
+says, a SavedModel directory, a ``.tflite`` file or an ``.onnx`` file (the
+``onnx`` extra: tf2onnx, checked on ONNX Runtime),
 checked against the Keras model on the run's test images, with its size,
 the largest difference of the class probabilities and the single-image
 latencies printed and written to ``export.json`` beside it. ``--quantize
@@ -40,24 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
         description="Export a trained model of any registered task (CSA classifier, Voting "
-                    "ResNet) as a TensorFlow SavedModel or a TFLite model, and check it against "
+                    "ResNet) as a TensorFlow SavedModel, a TFLite model or an ONNX model, and check it against "
                     "the Keras model.",
     )
     parser.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     parser.add_argument("--to", dest="format", default="savedmodel", choices=list(FORMATS),
-                        help="what to export to: savedmodel (a directory, default) or tflite (a "
-                             ".tflite file)")
+                        help="what to export to: savedmodel (a directory, default), tflite (a "
+                             ".tflite file) or onnx (an .onnx file for ONNX Runtime; the onnx extra)")
     parser.add_argument("--output", metavar="PATH",
-                        help="the artifact (default <run>/export/<model>_saved_model or "
-                             "<run>/export/<model>.tflite, where <run> is the run directory or "
-                             "the folder of the .keras file; for a model in the box "
+                        help="the artifact (default <run>/export/<model>_saved_model, "
+                             "<run>/export/<model>.tflite or <run>/export/<model>.onnx, where <run> is "
+                             "the run directory or the folder of the .keras file; for a model in the box "
                              "export/<name>/...)")
     parser.add_argument("--max-images", type=int, default=256, metavar="N",
                         help="test images for the parity check (default 256, 0 = all)")
     parser.add_argument("--latency-runs", type=int, default=20, metavar="N",
                         help="single-image calls timed for the latency medians (default 20, 0 = none)")
     parser.add_argument("--threads", dest="num_threads", type=int, metavar="N",
-                        help="TFLite interpreter threads (default: the interpreter's)")
+                        help="TFLite interpreter or ONNX Runtime threads (default: the runtime's)")
     parser.add_argument("--quantize", default="none", choices=list(QUANTIZE),
                         help="--to tflite only: none (float32, default), float16 (float16 weights) or int8 "
                              "(int8 weights and activations, calibrated on the run's training faces)")

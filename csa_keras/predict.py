@@ -14,7 +14,10 @@ temporary name and renamed at the end, so a killed run never leaves a
 half-written file. ``--camera N`` or ``--stream SOURCE`` (a video file or a
 stream URL) classifies a live source frame by frame instead, with each
 face's probabilities averaged over the last ``--smooth`` frames and the
-frames per second in the progress bar. Ctrl-C stops either: the records
+frames per second in the progress bar; ``--show`` shows each frame in a window as it
+is classified, with its boxes, labels, scores and frames per second, until ``q``
+or Esc (:mod:`csa_keras.inference.window`; without a display or an OpenCV with
+HighGUI it is refused in one line before any work). Ctrl-C stops either: the records
 written so far are kept (``--output`` renamed into place, an annotated live
 video finished) and the exit status is 130. Bad arguments, an unusable model
 file, a missing input or an empty folder end in one line on stderr and exit
@@ -91,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"average each face's probabilities over the last K frames "
                            f"(default {DEFAULT_SMOOTH}; 1: no smoothing)")
     live.add_argument("--max-frames", type=int, metavar="N", help="stop after N classified frames")
+    live.add_argument("--show", action="store_true",
+                      help="show each frame in a window as it is classified: boxes, labels, scores and frames "
+                           "per second (q or Esc closes it); needs a display and OpenCV with HighGUI")
     faces = parser.add_argument_group("faces")
     add_face_arguments(faces)
     faces.add_argument("--min-face", type=int, default=24, metavar="PX",
@@ -149,7 +155,8 @@ def _live_source(args: argparse.Namespace, inputs: list[str]) -> int | str | Non
     if not live:
         if not inputs:
             raise ValueError("no INPUT given: give image files, folders or videos, or --camera N / --stream SOURCE")
-        for setting, value in (("--smooth", args.smooth), ("--max-frames", args.max_frames)):
+        for setting, value in (("--smooth", args.smooth), ("--max-frames", args.max_frames),
+                               ("--show", args.show or None)):
             if value is not None:
                 raise ValueError(f"{setting} applies to --camera and --stream only")
         return None
@@ -181,6 +188,10 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
         raise ValueError(f"min_face must be at least 1 pixel. Received: min_face={args.min_face}")
     model, inputs = split_model(args)
     source = _live_source(args, inputs)
+    if args.show:
+        from csa_keras.inference.window import check_window
+
+        check_window()
     from csa_keras.inference.litert import choose_runtime, resolve_artifact
 
     if choose_runtime(getattr(args, "runtime", "auto")) == "litert":
@@ -267,6 +278,7 @@ class _Tally:
         self.not_annotated: set = set()
         self.frames = 0
         self.fps: float | None = None
+        self.shown: int | None = None
 
     def add(self, record: dict[str, Any]) -> None:
         self.counts[record["status"]] += 1
@@ -289,6 +301,8 @@ class _Tally:
             parts.append(f"{n} annotated cop{'ies' if n != 1 else 'y'} not written (reason in the records)")
         if live and self.fps is not None:
             parts.append(f"{self.fps:.1f} frames per second")
+        if self.shown is not None:
+            parts.append(f"{self.shown} shown in a window")
         return ", ".join(parts) + (f" (model {self.model})" if self.model else "")
 
 
@@ -301,10 +315,18 @@ def _predict_files(predictor, items: list, args: argparse.Namespace, writer: _Wr
 
 
 def _predict_stream(frames, args: argparse.Namespace, writer: _Writer, tally: _Tally) -> None:
-    """Write each frame's smoothed records; the measured frames per second go in the progress bar."""
+    """Write each frame's smoothed records; the measured frames per second go in the progress bar, and
+    with ``--show`` each frame into a window until it is closed (:mod:`csa_keras.inference.window`)."""
     from tqdm import tqdm
 
-    with frames, tqdm(total=args.max_frames, desc="live", unit="frame", disable=args.quiet, leave=False) as bar:
+    window = contextlib.nullcontext()
+    if args.show:
+        from csa_keras.inference.window import LiveWindow
+
+        window = LiveWindow(f"{PROG}: {frames.name}")
+        tally.shown = 0
+
+    with frames, window, tqdm(total=args.max_frames, desc="live", unit="frame", disable=args.quiet, leave=False) as bar:
         for frame in frames:
             for record in frame.smoothed:
                 writer.write(record)
@@ -312,6 +334,11 @@ def _predict_stream(frames, args: argparse.Namespace, writer: _Writer, tally: _T
             tally.frames, tally.fps = tally.frames + 1, frame.fps
             bar.set_postfix_str(f"{frame.fps:.1f} fps", refresh=False)
             bar.update(1)
+            if args.show:
+                going_on = window.show(frame)
+                tally.shown = window.shown
+                if not going_on:
+                    break
 
 
 def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

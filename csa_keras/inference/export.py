@@ -1,10 +1,11 @@
-"""Export a trained run's model as a TensorFlow SavedModel or a TFLite flat buffer, checked.
+"""Export a trained run's model as a TensorFlow SavedModel, a TFLite flat buffer or an ONNX file, checked.
 
 A run directory holds the model file of its task (``classifier.keras`` for
 the CSA, ``model.keras`` for the Voting ResNet: the task's ``model_file``).
 :func:`export_run` loads it with the project's safe loader
 (:mod:`csa_keras.inference.loading`), writes it as an artifact
-(:mod:`csa_keras.inference.artifacts`), and checks the artifact rather than
+(:mod:`csa_keras.inference.artifacts`; ONNX: :mod:`csa_keras.inference.onnx_artifact`,
+on ONNX Runtime), and checks the artifact rather than
 trusting it: both classify the same images, the run's own test images where
 they can be re-created (:mod:`csa_keras.inference.run_images`), and the
 largest absolute difference of their class probabilities (as the task reads
@@ -12,7 +13,9 @@ them from the outputs) is recorded with both accuracies on those images
 (when they are the run's, labelled), the artifact's size and the
 single-image latency of both. The record is returned and written to
 ``export.json`` beside the artifact, one entry per artifact name, so
-exports of both formats into one folder keep both records.
+exports of several formats into one folder keep every record
+(:mod:`csa_keras.inference.export_record`, which also writes the
+command's summary lines).
 
 A TFLite artifact may be quantised (``quantize``: ``float16`` weights, or
 ``int8`` calibrated on the run's training faces,
@@ -25,7 +28,8 @@ ResNet's ``vote`` and ``crop_logits``: the crop logits give the other vote
 for free).
 
 Nothing is written before the run is checked, each refusal one
-:class:`ExportError` line: the settings (:func:`check_settings`), the run's
+:class:`ExportError` line: the settings (:func:`check_settings`; ONNX
+needs the ``onnx`` extra), the run's
 ``config.json`` and ``splits.json`` (JSON objects, :func:`check_run_files`),
 the destination (not the model's file nor a folder holding it, a name its
 file system takes: :func:`csa_keras.utils.paths.check_outputs`), then the
@@ -58,13 +62,14 @@ from typing import Any
 
 import numpy as np
 
+from csa_keras.inference.export_record import probabilities_output, summary_lines, write_record
 from csa_keras.inference.loading import (
     load_model,
     model_location,
     pretrained_name,
     resolve_model_path,
 )
-from csa_keras.inference.probabilities import as_probabilities, class_probabilities
+from csa_keras.inference.probabilities import class_probabilities
 from csa_keras.inference.quantize import (
     CALIBRATION_IMAGES,
     MAX_CALIBRATION_IMAGES,
@@ -75,11 +80,13 @@ from csa_keras.inference.quantize import (
     check_quantized,
 )
 from csa_keras.tasks import Task, task_of_model
-from csa_keras.utils.files import write_json
 from csa_keras.utils.messages import must, one_of
 from csa_keras.utils.paths import check_outputs
 
-FORMATS = ("savedmodel", "tflite")
+__all__ = ["FORMATS", "PARITY_LIMIT", "ExportError", "check_model", "check_run_files", "check_settings",
+           "default_output", "export_run", "open_run", "run_model_path", "summary_lines"]
+
+FORMATS = ("savedmodel", "tflite", "onnx")
 DEFAULT_MAX_IMAGES = 256
 """Test images the parity check takes at most, by default."""
 FALLBACK_IMAGES = 32
@@ -124,6 +131,13 @@ def check_settings(format: str, max_images: int | None, latency_runs: int,
             raise ExportError(f"{name} must be >= 0. Received: {name}={value!r}")
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
         raise ExportError(f"num_threads must be >= 1. Received: num_threads={num_threads!r}")
+    if format == "onnx":
+        from csa_keras.inference.onnx_artifact import missing_module
+
+        missing = missing_module()
+        if missing is not None:
+            raise ExportError(f"format='onnx' needs the onnx extra ({missing} is not installed): "
+                              f"pip install 'csa-keras[onnx]'. Received: format={format!r}")
 
 
 def run_model_path(model: str | os.PathLike) -> Path:
@@ -215,7 +229,7 @@ def check_run_files(run_dir: str | os.PathLike) -> None:
 
 
 def default_output(run_dir: str | os.PathLike, model_path: Path, format: str, quantize: str = "none") -> Path:
-    """``RUN_DIR/export/<model>_saved_model``, ``<model>.tflite`` or ``<model>_<quantize>.tflite``;
+    """``RUN_DIR/export/<model>_saved_model``, ``<model>.tflite``, ``<model>_<quantize>.tflite`` or ``<model>.onnx``;
     for a pretrained model of the package, ``export/<name>/...`` in the current folder (the
     package's folder is not written)."""
     stem = model_path.stem
@@ -223,13 +237,15 @@ def default_output(run_dir: str | os.PathLike, model_path: Path, format: str, qu
     folder = Path("export") / name if name is not None else Path(run_dir) / "export"
     if format == "savedmodel":
         return folder / f"{stem}_saved_model"
+    if format == "onnx":
+        return folder / f"{stem}.onnx"
     return folder / (f"{stem}.tflite" if quantize == "none" else f"{stem}_{quantize}.tflite")
 
 
 def _check_output(path: Path, format: str, model_path: Path, run_dir: str | os.PathLike) -> None:
     """Refuse, before anything is written, an artifact path the format cannot use or that touches the run."""
-    if format == "tflite" and path.suffix != ".tflite":
-        raise ExportError(f"output must be a path that ends in .tflite for format='tflite'. "
+    if format in ("tflite", "onnx") and path.suffix != f".{format}":
+        raise ExportError(f"output must be a path that ends in .{format} for format={format!r}. "
                           f"Received: output={path}")
     folders = ("output",) if format == "savedmodel" else ()
     run_files = [model_path, *(Path(run_dir) / name for name in ("config.json", "splits.json"))]
@@ -300,29 +316,6 @@ def _parity_images(run_dir, input_shape, max_images, log) -> tuple[np.ndarray, n
         return images, None, f"{len(images)} built-in synthetic faces (fallback)"
 
 
-def _probabilities_output(outputs: dict[str, Any], probabilities: np.ndarray) -> str | None:
-    """The output whose rows are the class probabilities the task reads (the Voting ResNet's ``vote``),
-    measured, so that a runtime without the task's code knows which output to read; ``None`` if none is."""
-    for name in sorted(outputs):
-        value = np.asarray(outputs[name])
-        if value.shape == probabilities.shape and np.allclose(as_probabilities(value), probabilities, atol=1e-6):
-            return name
-    return None
-
-
-def _write_record(path: Path, record: dict[str, Any]) -> Path:
-    """``record`` under the artifact's name in ``export.json`` beside it, other entries kept."""
-    report = path.parent / "export.json"
-    records: dict[str, Any] = {}
-    if report.is_file():
-        try:
-            records = json.loads(report.read_text(encoding="utf-8"))
-        except ValueError:
-            records = {}
-    records[path.name] = record
-    return write_json(report, records)
-
-
 def export_run(model: str | os.PathLike, format: str = "savedmodel",
                output: str | os.PathLike | None = None,
                max_images: int | None = DEFAULT_MAX_IMAGES,
@@ -335,13 +328,13 @@ def export_run(model: str | os.PathLike, format: str = "savedmodel",
         model: a run directory of any registered task's training command, a
             ``.keras`` file (the folder holding it is taken as its run), or the
             name of a model in the box.
-        format: ``"savedmodel"`` or ``"tflite"``.
+        format: ``"savedmodel"``, ``"tflite"`` or ``"onnx"``.
         output: the artifact's path (default :func:`default_output`).
         max_images: at most this many test images for the parity check
             (``None`` or 0: the whole first test split).
         latency_runs: single-image calls timed for each of the Keras model
             (``predict_on_batch``) and the artifact; 0 skips the timing.
-        num_threads: TFLite interpreter threads (``None``: its default).
+        num_threads: TFLite interpreter or ONNX Runtime intra-op threads (``None``: its default).
         quantize: ``"none"`` (float32), ``"float16"`` or ``"int8"``; TFLite only.
         calibration_images: training faces int8 is calibrated on, at most
             (``None``: :data:`~csa_keras.inference.quantize.CALIBRATION_IMAGES`); int8 only.
@@ -362,8 +355,9 @@ def export_run(model: str | os.PathLike, format: str = "savedmodel",
     (``"float32"``), ``drop_points``,
     ``goal_points`` and ``within_goal`` in ``accuracy``, and for int8
     ``calibration`` (``{"images", "source", "fallback"}``). A model saved
-    under a mixed precision policy is exported to TFLite, and compared, as
-    its float32 copy (``keras_float32_copy``).
+    under a mixed precision policy is exported to TFLite or ONNX, and
+    compared, as its float32 copy (``keras_float32_copy``); an ONNX record's
+    ``versions`` add tf2onnx, onnx and onnxruntime.
 
     Raises :class:`ExportError`, before anything is written, for a setting,
     model, run file or destination it cannot use (module docstring), and
@@ -390,12 +384,20 @@ def export_run(model: str | os.PathLike, format: str = "savedmodel",
     if quantize == "int8":
         calibration, record = calibration_faces(run_dir, input_shape, calibration_images or CALIBRATION_IMAGES, log)
         calibrated = {"calibration": record}
-    reference = artifacts.float32_model(model) if format == "tflite" else model
+    reference = artifacts.float32_model(model) if format != "savedmodel" else model
     with _staging(path) as staging:
         staged, float32_file = staging / "artifact", staging / "float32.tflite"
         if format == "savedmodel":
             artifacts.write_saved_model(model, staged)
             artifact = artifacts.saved_model_predictor(staged)
+        elif format == "onnx":
+            from csa_keras.inference import onnx_artifact
+
+            try:
+                onnx_artifact.write_onnx(reference, staged)
+            except ValueError as error:
+                raise ExportError(f"{error}; nothing was written to {path}") from None
+            artifact = onnx_artifact.onnx_predictor(staged, num_threads)
         else:
             try:
                 artifacts.write_tflite(reference, staged, scratch=staging, quantize=quantize,
@@ -426,7 +428,7 @@ def export_run(model: str | os.PathLike, format: str = "savedmodel",
         if isinstance(keras_out, dict):
             per_output = {f"max_abs_diff_{name}": float(np.max(np.abs(keras_out[name] - artifact_out[name])))
                           for name in sorted(keras_out)}
-            per_output["probabilities_output"] = _probabilities_output(keras_out, p_keras)
+            per_output["probabilities_output"] = probabilities_output(keras_out, p_keras)
         latency = {}
         if latency_runs:
             timed = {"keras": keras_predict, "artifact": artifact, "float32": float32_predict}
@@ -469,48 +471,7 @@ def export_run(model: str | os.PathLike, format: str = "savedmodel",
         **latency,
     }
     record["versions"] = artifacts.versions()
-    record["export_json"] = str(_write_record(path, record))
+    if format == "onnx":
+        record["versions"].update(onnx_artifact.versions())
+    record["export_json"] = str(write_record(path, record))
     return record
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def summary_lines(record: dict[str, Any]) -> list[str]:
-    """The human-readable lines the command prints for a record of :func:`export_run`."""
-    quantize = record.get("quantize", "none")
-    kind = record["format"] if quantize == "none" else f"{record['format']} {quantize}"
-    size = (f"size: {record['artifact_bytes']} bytes ({record['artifact_mb']:.2f} MB; "
-            f"Keras file {record['keras_bytes'] / 1e6:.2f} MB")
-    if "float32_bytes" in record:
-        size += f"; float32 TFLite {record['float32_bytes'] / 1e6:.2f} MB, x{record['size_ratio']:.2f}"
-    lines = [f"{kind} artifact: {record['artifact']}", size + ")"]
-    if "calibration" in record:
-        lines.append(f"int8 calibrated on {record['calibration']['source']}")
-    parity = (f"parity on {record['parity_source']}: max |p_artifact - p_keras| = "
-              f"{record['max_abs_diff']:.3g}, same arg-max on {record['argmax_agreement']:.1%}")
-    if "clear_changes" in record:
-        parity += f", a class Keras ranks clearly lower on {record['clear_changes']:.1%}"
-    lines.append(parity)
-    accuracy = record.get("accuracy")
-    if accuracy:
-        line = (f"accuracy on {accuracy['images']} test images: Keras {_percent(accuracy['keras'])}, "
-                f"{kind} {_percent(accuracy['artifact'])}")
-        if "float32" in accuracy:
-            drop = accuracy["drop_points"]
-            line += (f", float32 TFLite {_percent(accuracy['float32'])}; {abs(drop):.1f} points "
-                     f"{'below' if drop >= 0 else 'above'} Keras ({'within' if accuracy['within_goal'] else 'outside'} "
-                     f"the {accuracy['goal_points']:g}-point goal)")
-        lines.append(line)
-    for key in sorted(k for k in record if k.startswith("max_abs_diff_")):
-        lines.append(f"output {key[len('max_abs_diff_'):]}: max |difference| = {record[key]:.3g}")
-    if "latency_ms" in record:
-        lat = record["latency_ms"]
-        line = (f"single-image latency (median of {lat['runs']}): Keras {lat['keras']:.2f} ms, "
-                f"{kind} {lat['artifact']:.2f} ms")
-        if "float32" in lat:
-            line += f", float32 TFLite {lat['float32']:.2f} ms"
-        lines.append(line)
-    lines.append(f"record: {record['export_json']}")
-    return lines

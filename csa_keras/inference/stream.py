@@ -78,6 +78,11 @@ class StreamFrame:
     its face's ``{class: probability}`` smoothed over the last frames
     (``None`` for a record without a classified face); ``fps`` is the rate
     frames were read and classified at, over the last :data:`RATE_WINDOW`.
+    ``image`` is the decoded RGB frame (reduced to the predictor's
+    ``max_side``) and ``original_shape`` the frame's ``(height, width)``
+    before that, which the records' boxes are in: what a live window draws
+    them on (:mod:`csa_keras.inference.window`); a caller that keeps many
+    frames keeps their images too.
     """
 
     frame: int
@@ -85,6 +90,8 @@ class StreamFrame:
     records: list[dict]
     probabilities: list[dict | None]
     fps: float
+    image: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    original_shape: tuple[int, int] | None = None
 
     @property
     def smoothed(self) -> list[dict]:
@@ -181,7 +188,7 @@ class FrameStream:
                             for p in smoother.update(raw)]
                 stamps.append(time.perf_counter())
                 frame = StreamFrame(index, seconds, records, smoothed,
-                                    (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-9))
+                                    (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-9), rgb, original)
                 if self.annotator is not None and self.annotator.write(self.item, rgb, frame.smoothed, original,
                                                                        self.rate) is None:
                     note_skipped_annotation(records, self.annotator.skipped[str(self.item.path)])

@@ -90,6 +90,10 @@ HOSTILE = {
         "inference/test_export_checks.py::test_an_output_folder_holding_the_model_is_refused",
     "export interrupted or failing":
         "inference/test_export_checks.py::test_a_failed_export_leaves_the_destination_as_it_was",
+    "ONNX export without its extra":
+        "inference/test_export.py::test_onnx_without_its_extra_is_refused_before_any_work",
+    "live window without a display":
+        "inference/test_window.py::test_cli_show_refused_in_one_line_before_any_work",
     "backup torn by Ctrl-C":
         "training/test_backup.py::test_an_interrupted_save_leaves_the_previous_epoch_to_resume_from",
     "Ctrl-C while TensorFlow loads": "training/test_interruptions.py::test_ctrl_c_while_tensorflow_loads_is_one_line",

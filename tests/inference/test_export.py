@@ -7,6 +7,9 @@ between an artifact and the Keras model it came from:
 - TFLite (float32, no quantisation): 1e-4. Its kernels (XNNPACK) sum in
   another order; measured at most 3.3e-6 (a CSA ``quick`` run; 1.5e-7 on a
   ``smoke`` run, under 1e-7 on Voting ResNets), a margin of 30.
+- ONNX (tf2onnx, run on ONNX Runtime): 1e-4, the same reasoning as TFLite
+  (ONNX Runtime's own kernels); measured 9.8e-7 on the pretrained CSA and
+  5.4e-8 on a Voting ResNet (docs/prediction.md).
 
 Quantised TFLite artifacts are judged by accuracy and by the classes they
 pick, not by a probability bound: on the CSA ``smoke`` run float16 moved
@@ -22,6 +25,7 @@ calibration take synthetic faces.
 """
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -39,6 +43,7 @@ from csa_keras.training.config import config_json
 
 SAVEDMODEL_BOUND = 1e-6
 TFLITE_BOUND = 1e-4
+ONNX_BOUND = 1e-4
 SUM_BOUND = {"float16": 1e-5, "int8": 7 / 256}
 """How far from 1 a row of seven probabilities sums: float rounding, or a step of 1/256 per class."""
 SIZE_RATIO = {"float16": (0.45, 0.55), "int8": (0.2, 0.3)}
@@ -250,7 +255,7 @@ def test_cli_exports_the_voting_resnet_to_int8_calibrated_on_synthetic_faces(vrn
 @pytest.mark.parametrize("args, message", [
     (["--model", "{missing}"], "--model {missing} does not exist"),
     (["--model", "{empty}"], "no classifier.keras (CSA) or model.keras (Voting ResNet)"),
-    (["--model", "{empty}", "--to", "onnx"], "invalid choice: 'onnx'"),
+    (["--model", "{empty}", "--to", "coreml"], "invalid choice: 'coreml'"),
     (["--model", "{empty}", "--max-images", "-1"], "--max-images must be >= 0"),
     (["--model", "{empty}", "--to", "tflite", "--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
     (["--model", "{empty}", "--quantize", "int8"], "--quantize applies to --to='tflite' only. "
@@ -271,9 +276,74 @@ def test_unusable_model_and_output_are_export_errors(csa_run, tmp_path):
     with pytest.raises(ExportError, match="not a Keras model file"):
         export_run(tmp_path, log=quiet)
     with pytest.raises(ExportError, match="unknown format"):
-        export_run(csa_run, "onnx", log=quiet)
+        export_run(csa_run, "coreml", log=quiet)
     with pytest.raises(ExportError, match="other than a SavedModel"):
         export_run(csa_run, "savedmodel", output=csa_run, log=quiet)
     with pytest.raises(ExportError, match="ends in .tflite"):
         export_run(csa_run, "tflite", output=tmp_path / "model.bin", log=quiet)
     assert (csa_run / "classifier.keras").is_file()
+
+
+def _onnx_session(path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_csa_onnx_matches_keras_on_the_run_test_images(csa_run):
+    pytest.importorskip("tf2onnx")
+    record = export_run(csa_run, "onnx", latency_runs=2, log=quiet)
+    test = json.loads((csa_run / "splits.json").read_text())["holdout"]["test"]
+    assert record["format"] == "onnx" and record["artifact"].endswith("classifier.onnx")
+    assert record["max_abs_diff"] <= ONNX_BOUND
+    assert record["accuracy"]["images"] == record["parity_images"] == len(test)
+    assert record["accuracy"]["artifact"] == record["accuracy"]["keras"]
+    assert set(record["latency_ms"]) == {"keras", "artifact", "runs"}
+    assert {"tf2onnx", "onnx", "onnxruntime", "tensorflow"} <= set(record["versions"])
+    _check_record(record, csa_run, "classifier.onnx")
+
+    session = _onnx_session(record["artifact"])
+    assert [(i.name, i.shape[1:]) for i in session.get_inputs()] == [("image", [48, 48, 1])]
+    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+    images, _ = run_test_images(csa_run, (48, 48, 1))
+    (served,) = session.run(None, {"image": images})
+    keras_p = load_model(csa_run / "classifier.keras").predict_on_batch(images)
+    assert served.shape == (len(test), 7)
+    assert float(np.max(np.abs(served - keras_p))) == pytest.approx(record["max_abs_diff"], abs=1e-7)
+
+
+def test_cli_exports_the_voting_resnet_to_onnx_with_vote_and_crop_logits(vrn_run, tmp_path):
+    pytest.importorskip("tf2onnx")
+    target = tmp_path / "vrn.onnx"
+    result = run_cli("--model", str(vrn_run), "--to", "onnx", "--output", str(target),
+                     "--latency-runs", "3", "--max-images", "8", "--threads", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"onnx artifact: {target.resolve()}")
+    assert "single-image latency (median of 3)" in result.stdout
+    record = json.loads((tmp_path / "export.json").read_text())["vrn.onnx"]
+    assert record["outputs"] == ["crop_logits", "vote"] and record["probabilities_output"] == "vote"
+    assert record["parity_images"] == 8 and record["argmax_agreement"] == 1.0
+    assert record["max_abs_diff"] <= ONNX_BOUND
+    assert record["max_abs_diff_crop_logits"] <= 10 * ONNX_BOUND
+    assert record["artifact_bytes"] == target.stat().st_size
+    session = _onnx_session(target)
+    images = make_synthetic_dataset(seed=1, n_subjects=1, images_per_class=1, size=16,
+                                    colour=True).scaled()
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": images})))
+    assert outputs["vote"].shape == (7, 7) and outputs["crop_logits"].shape == (7, 10, 7)
+    np.testing.assert_allclose(outputs["vote"].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_with_a_wrong_name_is_refused_before_any_work(csa_run, tmp_path):
+    pytest.importorskip("tf2onnx")
+    with pytest.raises(ExportError, match=r"output must be a path that ends in .onnx for format='onnx'. "
+                                          r"Received: output=.*model.tflite"):
+        export_run(csa_run, "onnx", output=tmp_path / "model.tflite", log=quiet)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_without_its_extra_is_refused_before_any_work(csa_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # what find_spec answers when it is not installed
+    with pytest.raises(ExportError, match=r"^format='onnx' needs the onnx extra \(tf2onnx is not installed\): "
+                                          r"pip install 'csa-keras\[onnx\]'. Received: format='onnx'$"):
+        export_run(csa_run, "onnx", output=tmp_path / "model.onnx", log=quiet)
+    assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from csa_keras.inference import litert
-from csa_keras.inference.export import PARITY_LIMIT, _probabilities_output
+from csa_keras.inference.export import PARITY_LIMIT
+from csa_keras.inference.export_record import probabilities_output
 from csa_keras.inference.loading import PRETRAINED
 from csa_keras.inference.predictor import Predictor
 
@@ -97,5 +98,5 @@ def test_the_export_names_the_output_that_votes():
     rng = np.random.default_rng(0)
     vote = rng.dirichlet(np.ones(7), size=4).astype(np.float32)
     outputs = {"crop_logits": rng.normal(size=(4, 10, 7)), "vote": vote}
-    assert _probabilities_output(outputs, vote.astype(np.float64)) == "vote"
-    assert _probabilities_output({"a": rng.normal(size=(4, 7))}, vote) is None
+    assert probabilities_output(outputs, vote.astype(np.float64)) == "vote"
+    assert probabilities_output({"a": rng.normal(size=(4, 7))}, vote) is None
