@@ -192,9 +192,9 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
     read = [*inputs, *(item.path for item in items)]
     if args.stream is not None and Path(args.stream).exists():
         read.append(args.stream)
+    check_outputs({"output": args.output}, {"model": model_path})
     check_outputs({"output": args.output, "annotate": args.annotate}, {"INPUT": read}, folders=("annotate",),
                   results=("output", "annotate"))
-    check_outputs({"output": args.output}, {"model": model_path})
     if args.output is not None:
         target = Path(args.output)
         if target.is_dir():

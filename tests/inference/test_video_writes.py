@@ -144,7 +144,7 @@ def test_ctrl_c_at_any_frame_keeps_the_whole_frames(tiny_run, clip, tmp_path, mo
 
     monkeypatch.setattr(predictor_module, "video_frames", interrupted)
     code, out, err, annotate, output = _predict(tiny_run, clip, tmp_path, capsys)
-    assert code == 130 and err.strip().splitlines() == [f"{PREDICT}: interrupted"], err
+    assert code == 130 and out == "" and err.strip().splitlines() == [f"{PREDICT}: interrupted"], err
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert sorted({r["frame"] for r in records}) == list(range(frames))
     if frames == 0:
