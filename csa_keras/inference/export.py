@@ -27,12 +27,11 @@ for free).
 Nothing is written before the run is checked, each refusal one
 :class:`ExportError` line: the settings (:func:`check_settings`), the run's
 ``config.json`` and ``splits.json`` (JSON objects, :func:`check_run_files`),
-the destination (not the model's file nor a folder holding it, not another
+the destination (not the model's file nor a folder holding it, nor another
 run's directory or a file of one, a name its file system takes:
-:func:`csa_keras.utils.paths.check_outputs`), then the
-model (:func:`open_run`: it loads and belongs to a task; :func:`check_model`:
-it takes square grey or colour images and turns one into class
-probabilities). The artifact is then written into a temporary folder beside
+:func:`csa_keras.utils.paths.check_outputs`), then the model (:func:`open_run`:
+it loads and belongs to a task; :func:`check_model`: it takes square grey or
+colour images and turns one into class probabilities). The artifact is then written into a temporary folder beside
 the destination, loaded and run there, and moved into place only when its
 class probabilities are within :data:`PARITY_LIMIT` of the Keras model's
 (a quantised artifact: when it keeps the Keras model's answers,
@@ -182,9 +181,9 @@ def _json_object(path: Path) -> dict[str, Any] | None:
         return None
     try:
         body = read_json(path)
-    except FileTooLarge as error:
-        raise ExportError(str(error)) from None
     except (OSError, ValueError) as error:
+        if isinstance(error, FileTooLarge):
+            raise ExportError(str(error)) from None
         raise ExportError(f"{path} must be a readable JSON file. Received: {type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else ''}") from None
     if not isinstance(body, dict):
