@@ -28,7 +28,9 @@ Outputs never touch inputs: an ``--output`` or ``--annotate`` that is an
 input (or, for ``--output``, the model file), lies inside an input folder,
 or (``--annotate``) holds an input, and an ``--output`` whose name is too
 long for its file system, are refused in one line before any work
-(:func:`csa_keras.utils.paths.check_outputs`). Annotated copies take names
+(:func:`csa_keras.utils.paths.check_outputs`), and so is one that would
+replace another run's results (a run directory, a file in one, a model
+file); nothing is created before the model loads. Annotated copies take names
 of their own (``<stem>_annotated<suffix>``); one that cannot be written (a
 name too long for the file system) is skipped, its reason in the records'
 ``error``, and counted in the summary.
@@ -55,8 +57,8 @@ from typing import IO, Any
 from csa_keras.data.options import add_face_arguments
 from csa_keras.inference.litert import RUNTIMES
 from csa_keras.inference.records import RECORD_FORMATS, flat_columns, flat_row, rounded_record
-from csa_keras.utils.cli import MODEL_HELP, Parser, entry_point, run_main
-from csa_keras.utils.files import temporary_name
+from csa_keras.utils.cli import MODEL_HELP, Parser, entry_point, run_main, system_error
+from csa_keras.utils.files import TextWriter, creatable_folder
 from csa_keras.utils.paths import check_outputs
 from csa_keras.utils.quiet import import_tensorflow
 
@@ -176,7 +178,6 @@ def _live_source(args: argparse.Namespace, inputs: list[str]) -> int | str | Non
 def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
     """Everything that can be checked before the model is loaded; one-line ``ValueError`` s."""
     from csa_keras.inference.archive import read_archive_config
-    from csa_keras.inference.drawing import annotation_folder
     from csa_keras.inference.inputs import collect_inputs
     from csa_keras.inference.loading import resolve_model_path
 
@@ -203,8 +204,9 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
     read = [*inputs, *(item.path for item in items)]
     if args.stream is not None and Path(args.stream).exists():
         read.append(args.stream)
-    check_outputs({"output": args.output, "annotate": args.annotate}, {"INPUT": read}, folders=("annotate",))
     check_outputs({"output": args.output}, {"model": model_path})
+    check_outputs({"output": args.output, "annotate": args.annotate}, {"INPUT": read}, folders=("annotate",),
+                  results=("output", "annotate"))
     if args.output is not None:
         target = Path(args.output)
         if target.is_dir():
@@ -214,39 +216,26 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
         if not os.access(target.parent, os.W_OK):
             raise ValueError(f"--output {target}: folder {target.parent} is not writable")
     if args.annotate is not None:
-        annotation_folder(args.annotate)
+        creatable_folder(args.annotate, "annotate")
     return model_path, items, source
 
 
 class _Output:
-    """The records' destination: stdout, or ``--output`` written under a temporary name.
-
-    The file is renamed into place when the block ends normally or on Ctrl-C
-    (every record written so far is whole), and removed on any other error.
-    """
+    """The records' destination: stdout, or ``--output`` written under a temporary name
+    (:class:`~csa_keras.utils.files.TextWriter`: renamed into place when the block ends normally or
+    on Ctrl-C, every record written so far whole, and removed on any other error)."""
 
     def __init__(self, path: str | None) -> None:
-        self.path = None if path is None else Path(path)
-        self.temporary = None if self.path is None else temporary_name(self.path)
-        self.stream: IO[str] = sys.stdout
+        self.file = None if path is None else TextWriter(path)
 
     def __enter__(self) -> IO[str]:
-        if self.temporary is not None:
-            self.stream = self.temporary.open("w", encoding="utf-8", newline="")
-        return self.stream
+        return sys.stdout if self.file is None else self.file.__enter__()
 
     def __exit__(self, kind, error, traceback) -> None:
-        if self.temporary is None:
-            self.stream.flush()
-            return
-        self.stream.close()
-        if kind is None or issubclass(kind, KeyboardInterrupt):
-            try:
-                os.replace(self.temporary, self.path)
-            finally:
-                self.temporary.unlink(missing_ok=True)
+        if self.file is None:
+            sys.stdout.flush()
         else:
-            self.temporary.unlink(missing_ok=True)
+            self.file.__exit__(kind, error, traceback)
 
 
 class _Writer:
@@ -368,8 +357,7 @@ def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             print(tally.summary(live), file=sys.stderr)
         raise
     except OSError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 1
+        return system_error(parser.prog, error)
     finally:
         if frames is not None:
             frames.close()

@@ -9,7 +9,9 @@ bootstrap interval, McNemar p against the baseline, epochs, training
 images/s, wall time. Written to ``comparison.json`` row by row, and
 ``report.md`` with the answers and the confusion matrices at the end;
 ``--resume`` continues a killed run (or one stopped to go on later) from its
-last finished row and epoch.
+last finished row and epoch. Without ``--resume``, an ``--output`` that is
+another run's directory (a comparison's, a training's) or a file of one is
+refused in one line before anything is written.
 """
 from __future__ import annotations
 
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from csa_keras.training.cli import common_changes
     from csa_keras.training.config import pick_preset
     from csa_keras.utils.cli import run_main
+    from csa_keras.utils.paths import check_outputs
     from voting_resnet.comparison import RECIPES, rewrite_report, run_comparison
 
     parser = build_parser()
@@ -114,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = rewrite_report(args.output)
             print(f"{args.output}: report.md written from {len(rows)} rows", file=sys.stderr)
             return 0
+        if args.output and not args.resume:
+            check_outputs({"output": args.output}, {}, folders=("output",), results=("output",))
         verbose = 0 if args.quiet else ("auto" if sys.stdout.isatty() else 2)
         rows = run_comparison(config, output=args.output, verbose=verbose, resume=args.resume,
                               log=lambda line: print(line, file=sys.stderr))

@@ -31,7 +31,6 @@ voter); ``smoke`` runs in seconds for tests.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -125,7 +124,9 @@ what paired tests between any two rows (McNemar against the control) are compute
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return files.read_json(path)
+    except files.FileTooLarge:
+        raise
     except (OSError, ValueError):
         return None
 
@@ -167,7 +168,9 @@ def rewrite_report(output: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = files.read_json(path)
+    except files.FileTooLarge:
+        raise
     except (OSError, ValueError):
         return []
     return rows if isinstance(rows, list) else []

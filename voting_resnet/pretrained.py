@@ -44,7 +44,9 @@ def chosen_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def _read(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return files.read_json(path)
+    except files.FileTooLarge:
+        raise
     except (OSError, ValueError):
         raise ValueError(f"comparison_dir {path.parent}: {path.name} is missing or unreadable") from None
 

@@ -83,6 +83,7 @@ def read_history_csv(path: str | os.PathLike) -> dict[str, dict[str, list[float]
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"history file {path} does not exist")
+    files.check_size(path, files.MAX_CSV_BYTES)
     phases: dict[str, dict[str, list[float]]] = {}
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)

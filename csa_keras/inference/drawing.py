@@ -11,6 +11,7 @@ system) is skipped with its reason, and the other inputs go on.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +20,8 @@ import cv2
 import numpy as np
 
 from csa_keras.inference.inputs import InputFile, kind_of, video_rate
-from csa_keras.inference.video import VIDEO_FORMATS, VideoRecorder
-from csa_keras.utils.files import temporary_name, writable_folder
+from csa_keras.inference.video import VIDEO_FORMATS, VideoRecorder, naming, refused
+from csa_keras.utils.files import commit, temporary_name, writable_folder
 from csa_keras.utils.paths import name_too_long
 
 ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -99,12 +100,17 @@ class Annotator:
     created at once (:func:`annotation_folder`); that it holds no input is the
     caller's check (:func:`csa_keras.utils.paths.check_outputs`). As a
     context manager, it closes the video being written when the block ends
-    normally and drops it on an exception.
+    normally or on Ctrl-C (the frames so far kept, as the records are) and
+    drops it on any other exception.
 
-    A copy that cannot be written (its name too long for the file system, a
-    write that fails) is skipped: :meth:`write` returns ``None``, the reason
-    goes to :attr:`skipped` under the input's path, and a video whose first
-    frame failed is not tried again frame after frame.
+    A copy that cannot be written (its name too long for the file system,
+    an image OpenCV cannot encode) is skipped: :meth:`write` returns
+    ``None``, the reason goes to :attr:`skipped` under the input's path, and
+    a video whose first frame failed is not tried again frame after frame.
+    A write the machine refuses (a full disk, a folder vanished or made
+    read-only: :func:`~csa_keras.inference.video.refused`) is raised
+    instead, as an ``OSError`` naming the file, with the partial files
+    removed: every later copy would fail the same way.
 
     Args:
         folder: where the copies go.
@@ -188,6 +194,8 @@ class Annotator:
         except OSError as error:
             if self._video is not None:
                 self.discard()
+            if refused(error):
+                raise
             self.skipped[key] = error.strerror or str(error)
             return None
 
@@ -201,14 +209,14 @@ class Annotator:
         encoded, data = cv2.imencode(path.suffix, canvas)
         if not encoded:
             raise OSError(f"cannot encode the annotated image as {path.suffix}")
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             temporary.write_bytes(data.tobytes())
-            os.replace(temporary, path)
-        except BaseException:
+            return commit(temporary, path)
+        except OSError as error:
+            raise naming(error, path) from None
+        finally:
             temporary.unlink(missing_ok=True)
-            raise
-        return path
 
     def close(self) -> list[Path]:
         """End the video being written: its files moved into place; the paths written."""
@@ -225,8 +233,12 @@ class Annotator:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        """The video being written is closed when the block ends normally, dropped on any exception."""
+        """The video being written is closed when the block ends normally or on Ctrl-C (or when the
+        generator it serves is closed), dropped on any other exception."""
         if kind is None:
             self.close()
+        elif issubclass(kind, (KeyboardInterrupt, GeneratorExit)):
+            with contextlib.suppress(OSError):  # the interruption is what the caller reports
+                self.close()
         else:
             self.discard()

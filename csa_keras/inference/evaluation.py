@@ -16,7 +16,11 @@ written beside the metrics.
 
 Writes ``metrics.json`` (the keys of a training run's, plus the 95% bootstrap
 interval of the accuracy and what was dropped), ``report.md`` and
-``confusion_matrix.png`` into the output folder.
+``confusion_matrix.png`` into the output folder. The output is checked
+first (not the data or the model, not inside the data, not another run's
+directory or a file of one: :func:`~csa_keras.utils.paths.check_outputs`)
+and created only once the scores are there to write, so an evaluation
+refused on the way leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from csa_keras.inference.predictor import Predictor
 from csa_keras.training import rundir
 from csa_keras.utils import files
 from csa_keras.utils.messages import one_of
+from csa_keras.utils.paths import check_outputs
 
 
 def shared_classes(model_classes, data_classes) -> list[str]:
@@ -59,11 +64,14 @@ def evaluate_model(model: str | os.PathLike, data: str | os.PathLike | None,
     """
     started = time.perf_counter()
     model_path = resolve_model_path(model)
+    output = output or rundir.default_output("evaluate")
+    check_outputs({"output": output}, {"data": data, "model": model_path}, folders=("output",),
+                  results=("output",))
+    files.creatable_folder(output, "output")
     predictor = Predictor.from_run(model_path, detect=detect, no_face=no_face,
                                    batch_size=batch_size)
     settings = FaceSettings(size=predictor.settings.size, colour=predictor.channels == 3,
                             detect=detect, no_face=no_face)
-    out = rundir.prepare(output or rundir.default_output("evaluate"))
     dataset = load_dataset(data, format=format, settings=settings, progress=progress,
                            **(reader_options or {}))
     if split is not None:
@@ -105,6 +113,7 @@ def evaluate_model(model: str | os.PathLike, data: str | os.PathLike | None,
         "skipped": dataset.skipped.as_dict(),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    out = rundir.prepare(output)
     plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), shared,
                           out / "confusion_matrix.png", title=f"{dataset.name}, shared classes")
     _write_report(out, metrics, dataset)

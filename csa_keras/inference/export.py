@@ -31,11 +31,11 @@ Nothing is written before the run is checked, each refusal one
 :class:`ExportError` line: the settings (:func:`check_settings`; ONNX
 needs the ``onnx`` extra), the run's
 ``config.json`` and ``splits.json`` (JSON objects, :func:`check_run_files`),
-the destination (not the model's file nor a folder holding it, a name its
-file system takes: :func:`csa_keras.utils.paths.check_outputs`), then the
-model (:func:`open_run`: it loads and belongs to a task; :func:`check_model`:
-it takes square grey or colour images and turns one into class
-probabilities). The artifact is then written into a temporary folder beside
+the destination (not the model's file nor a folder holding it, nor another
+run's directory or a file of one, a name its file system takes:
+:func:`csa_keras.utils.paths.check_outputs`), then the model (:func:`open_run`:
+it loads and belongs to a task; :func:`check_model`: it takes square grey or
+colour images and turns one into class probabilities). The artifact is then written into a temporary folder beside
 the destination, loaded and run there, and moved into place only when its
 class probabilities are within :data:`PARITY_LIMIT` of the Keras model's
 (a quantised artifact: when it keeps the Keras model's answers,
@@ -51,7 +51,6 @@ when an export runs.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -80,6 +79,7 @@ from csa_keras.inference.quantize import (
     check_quantized,
 )
 from csa_keras.tasks import Task, task_of_model
+from csa_keras.utils.files import FileTooLarge, read_json
 from csa_keras.utils.messages import must, one_of
 from csa_keras.utils.paths import check_outputs
 
@@ -195,8 +195,10 @@ def _json_object(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = read_json(path)
     except (OSError, ValueError) as error:
+        if isinstance(error, FileTooLarge):
+            raise ExportError(str(error)) from None
         raise ExportError(f"{path} must be a readable JSON file. Received: {type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else ''}") from None
     if not isinstance(body, dict):
@@ -250,7 +252,7 @@ def _check_output(path: Path, format: str, model_path: Path, run_dir: str | os.P
     folders = ("output",) if format == "savedmodel" else ()
     run_files = [model_path, *(Path(run_dir) / name for name in ("config.json", "splits.json"))]
     try:
-        check_outputs({"output": path}, {}, folders=folders)
+        check_outputs({"output": path}, {}, folders=folders, results=("output",), own=run_dir)
         if path.exists() and (path.is_dir() != (format == "savedmodel")):
             kind = "folder" if path.is_dir() else "file"
             raise ExportError(f"output must not be an existing {kind} for format={format!r}. "

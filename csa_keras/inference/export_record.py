@@ -9,14 +9,13 @@ command's summary is written (:func:`summary_lines`).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from csa_keras.inference.probabilities import as_probabilities
-from csa_keras.utils.files import write_json
+from csa_keras.utils.files import read_json, write_json
 
 
 def probabilities_output(outputs: dict[str, Any], probabilities: np.ndarray) -> str | None:
@@ -35,7 +34,7 @@ def write_record(path: Path, record: dict[str, Any]) -> Path:
     records: dict[str, Any] = {}
     if report.is_file():
         try:
-            records = json.loads(report.read_text(encoding="utf-8"))
+            records = read_json(report)
         except ValueError:
             records = {}
     records[path.name] = record

@@ -37,7 +37,6 @@ writes a run's float32 artifact by default): :func:`artifact_path`.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import warnings
 from pathlib import Path
@@ -51,6 +50,7 @@ from csa_keras.inference.loading import (
     run_json,
     trained_channels,
 )
+from csa_keras.utils.files import FileTooLarge, read_json
 from csa_keras.utils.messages import one_of
 from csa_keras.utils.quiet import stderr_filtered
 
@@ -158,7 +158,9 @@ def keras_file(artifact: Path) -> Path:
 def export_record(artifact: Path) -> dict[str, Any]:
     """The artifact's record in the ``export.json`` beside it (empty when there is none)."""
     try:
-        records = json.loads((artifact.parent / EXPORT_RECORD).read_text(encoding="utf-8"))
+        records = read_json(artifact.parent / EXPORT_RECORD)
+    except FileTooLarge:
+        raise
     except (OSError, ValueError):
         return {}
     record = records.get(artifact.name) if isinstance(records, dict) else None

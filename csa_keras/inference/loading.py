@@ -37,7 +37,6 @@ before TensorFlow loads (TensorFlow writes log lines on stderr as it does).
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import re
 from pathlib import Path
@@ -48,6 +47,7 @@ from csa_keras.data.faces import preprocessing_for
 from csa_keras.inference.archive import check_weights, read_archive_config, registered_names
 from csa_keras.tasks import Task, all_tasks, model_packages
 from csa_keras.utils.artifacts import read_preprocessing
+from csa_keras.utils.files import FileTooLarge, read_json
 from csa_keras.utils.paths import special_file
 
 PRETRAINED_ROOT = Path(__file__).resolve().parent.parent / "pretrained"
@@ -214,7 +214,9 @@ def run_json(model_path: str | os.PathLike, name: str) -> dict[str, Any] | None:
         if not (folder / name).is_file():
             continue
         try:
-            data = json.loads((folder / name).read_text(encoding="utf-8"))
+            data = read_json(folder / name)
+        except FileTooLarge:
+            raise
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
@@ -230,19 +232,43 @@ def _dataset_summary(model_path: str | os.PathLike) -> dict[str, Any]:
     return summary if isinstance(summary, dict) else {}
 
 
+def check_class_names(names: Any, num_classes: int, where: str) -> list[str]:
+    """``names`` as the class names of a model with ``num_classes`` outputs, or a one-line ``ValueError``.
+
+    Class names read back from a file are input: they must be a list of as
+    many distinct, non-empty strings as the model has outputs. Two outputs
+    of one name would merge two classes (every answer of either counted
+    right), and a list of another length would shift every label.
+    """
+    received = f"Received: class_names={str(names)[:120]} in {where}"
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ValueError(f"class_names must be a list of non-empty names. {received}")
+    if len(names) != num_classes:
+        raise ValueError(f"class_names must name each of the model's {num_classes} outputs. {received}, "
+                         f"{len(names)} names")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"class_names must be distinct. {received}, naming {repeated[0]!r} "
+                         f"{names.count(repeated[0])} times")
+    return list(names)
+
+
 def class_names_for(model_path: str | os.PathLike, num_classes: int) -> list[str]:
     """The names of a saved model's ``num_classes`` classes.
 
-    The run's ``metrics.json`` or recorded dataset names them; else the
-    canonical eight when the model has eight classes, else ``class_0``,
-    ``class_1``, ...
+    The archive's ``preprocessing.json``, else the run's ``metrics.json`` or
+    recorded dataset names them, checked (:func:`check_class_names`): the
+    first that names classes must name them right, or the model is refused.
+    Without any, the canonical eight when the model has eight classes, else
+    ``class_0``, ``class_1``, ...
     """
     metrics = run_json(model_path, "metrics.json") or {}
     preprocessing = read_preprocessing(model_path) or {}
-    for names in (preprocessing.get("class_names"), metrics.get("class_names"),
-                  _dataset_summary(model_path).get("class_names")):
-        if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
-            return list(names)
+    for names, where in ((preprocessing.get("class_names"), "preprocessing.json"),
+                         (metrics.get("class_names"), "metrics.json"),
+                         (_dataset_summary(model_path).get("class_names"), "config.json")):
+        if names is not None:
+            return check_class_names(names, num_classes, f"the {where} of {model_path}")
     if num_classes == len(CANONICAL_CLASSES):
         return list(CANONICAL_CLASSES)
     return [f"class_{i}" for i in range(num_classes)]

@@ -100,6 +100,7 @@ from csa_keras.data.faces import (
 from csa_keras.inference.drawing import Annotator, note_skipped_annotation
 from csa_keras.inference.inputs import InputFile, collect_inputs, error_reason, frame_estimate, kind_of, video_frames
 from csa_keras.inference.loading import (
+    check_class_names,
     class_names_for,
     load_model,
     pretrained_run,
@@ -218,10 +219,7 @@ class Predictor:
             self.num_classes = num_classes(self._task, model, self.source, **self.options)
         names = ([f"class_{i}" for i in range(self.num_classes)] if class_names is None
                  else [str(n) for n in class_names])
-        if len(names) != self.num_classes:
-            raise ValueError(f"class_names must name the model's {self.num_classes} classes. "
-                             f"Received: {len(names)} class_names")
-        self.class_names = names
+        self.class_names = check_class_names(names, self.num_classes, "the Predictor's arguments")
         self.channels = channels
         self.grey = channels == 1 if grey is None else bool(grey)
         self.voting = voting

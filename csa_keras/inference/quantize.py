@@ -33,7 +33,6 @@ calibration images are made), so the export's settings are checked first.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from csa_keras.inference.probabilities import as_probabilities
+from csa_keras.utils.files import read_json
 
 QUANTIZE = ("none", "float16", "int8")
 """The TFLite quantisations: none (float32), float16 weights, int8 weights and activations."""
@@ -78,7 +78,7 @@ def run_training_images(run_dir: str | os.PathLike, input_shape: tuple[int, int,
     from csa_keras.inference.run_images import run_test_set
 
     train = run_test_set(run_dir, input_shape, part="train")
-    seed = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("config", {}).get("seed", 0)
+    seed = read_json(Path(run_dir) / "config.json").get("config", {}).get("seed", 0)
     picked = np.sort(np.random.default_rng(seed).choice(len(train.images), size=min(n, len(train.images)),
                                                         replace=False))
     return train.images[picked], train.source.replace(

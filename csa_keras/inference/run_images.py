@@ -11,7 +11,6 @@ them).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ from csa_keras.data.synthetic import make_synthetic_dataset
 from csa_keras.training.config import RunConfig
 from csa_keras.training.experiment import load_data
 from csa_keras.training.pipeline import as_channels
+from csa_keras.utils.files import read_json
 
 
 def _run_config(settings: dict[str, Any]) -> RunConfig:
@@ -32,6 +32,35 @@ def _run_config(settings: dict[str, Any]) -> RunConfig:
     kept = {k: v for k, v in settings.items() if k in fields}
     kept["reader_options"] = tuple(tuple(pair) for pair in kept.get("reader_options") or ())
     return RunConfig(**kept)
+
+
+def split_indices(split: dict[str, Any], part: str, n_images: int, where: str) -> np.ndarray:
+    """The ``part`` indices of a recorded split, checked against the ``n_images`` of the data.
+
+    A split read back is input: its indices must be whole numbers within the
+    data, each once, and a test image must not be a training image, or
+    the images it names are not the run's (a ``ValueError`` naming ``where``).
+    """
+    values = split[part]
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in values):
+        raise ValueError(f"{where} must list {part} images by index. Received: a value that is not a "
+                         "whole number")
+    indices = np.asarray(values, dtype=np.int64)
+    outside = indices[(indices < 0) | (indices >= n_images)]
+    if outside.size:
+        raise ValueError(f"{where} must index the {n_images} images of the data. Received: {part} "
+                         f"index {int(outside[0])}")
+    if len(np.unique(indices)) != len(indices):
+        raise ValueError(f"{where} must list each {part} image once. Received: "
+                         f"{len(indices) - len(np.unique(indices))} repeated")
+    other = "train" if part == "test" else "test"
+    if isinstance(split.get(other), list):
+        shared = np.intersect1d(indices, np.asarray([i for i in split[other] if isinstance(i, int)],
+                                                   dtype=np.int64))
+        if shared.size:
+            raise ValueError(f"{where} must keep test images out of training. Received: {shared.size} "
+                             f"images in both, the first {int(shared[0])}")
+    return indices
 
 
 def _first_split(run: Path, body: dict[str, Any], config: RunConfig, dataset,
@@ -44,10 +73,14 @@ def _first_split(run: Path, body: dict[str, Any], config: RunConfig, dataset,
     """
     splits_path = run / "splits.json"
     if splits_path.is_file():
-        name, split = next(iter(json.loads(splits_path.read_text(encoding="utf-8")).items()))
-        if not isinstance(split.get(part), list):
+        splits = read_json(splits_path)
+        if not isinstance(splits, dict) or not splits:
+            raise ValueError(f"{splits_path} must map each split to its images. Received: a JSON "
+                             f"{type(splits).__name__}{' with no split' if isinstance(splits, dict) else ''}")
+        name, split = next(iter(splits.items()))
+        if not isinstance(split, dict) or not isinstance(split.get(part), list):
             raise ValueError(f"split {name!r} of {splits_path} records no {part} images")
-        return name, np.asarray(split[part], dtype=np.int64)
+        return name, split_indices(split, part, len(dataset), f"split {name!r} of {splits_path}")
     protocol = body.get("run", {}).get("protocol_used", config.protocol)
     first = make_splits(dataset, protocol, folds=config.folds, seed=config.seed,
                         val_fraction=config.val_fraction,
@@ -85,7 +118,9 @@ def run_test_set(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
     path = run / "config.json"
     if not path.is_file():
         raise ValueError(f"{run} holds no config.json")
-    body = json.loads(path.read_text(encoding="utf-8"))
+    body = read_json(path)
+    if not isinstance(body, dict):
+        raise ValueError(f"{path} must hold a JSON object. Received: a JSON {type(body).__name__}")
     recorded = body.get("run", {}).get("dataset", {})
     config = _run_config(body.get("config", {}))
     if config.data is not None and not os.path.exists(config.data):

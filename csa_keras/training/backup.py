@@ -30,7 +30,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from csa_keras.utils.files import check_space, sync_file, sync_folder
+from csa_keras.utils.files import check_space, read_json, sync_file, sync_folder
 
 _EPOCH = re.compile(r"^epoch-(\d+)$")
 WEIGHTS = "model.weights.h5"
@@ -50,7 +50,7 @@ def _epochs(folder: Path) -> list[tuple[int, Path]]:
 
 def _read_epoch(path: Path) -> int | None:
     try:
-        return int(json.loads(path.read_text(encoding="utf-8"))["epoch"])
+        return int(read_json(path, limit=1 << 16)["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

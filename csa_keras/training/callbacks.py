@@ -42,7 +42,7 @@ from pathlib import Path
 import keras
 
 from csa_keras.training.backup import EpochBackup, backed_up_epochs, load_training_state, state_bytes
-from csa_keras.utils.files import check_space, commit
+from csa_keras.utils.files import MAX_CSV_BYTES, check_size, check_space, commit, read_json
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -167,6 +167,7 @@ def read_csv_history(path: str | os.PathLike) -> dict[str, list[float]]:
     path = Path(path)
     if not path.exists():
         return {}
+    check_size(path, MAX_CSV_BYTES)
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
@@ -235,13 +236,14 @@ class TrainingPhase:
         the row, or cut it in the middle.
         """
         try:
-            last = json.loads(self.last_path.read_text(encoding="utf-8"))
+            last = read_json(self.last_path, limit=1 << 20)
         except (OSError, ValueError):
             last = None
         if not (last and last.get("epoch") == epochs - 1):
             last = None
         rows, fields = [], []
         if self.log_path.exists():
+            check_size(self.log_path, MAX_CSV_BYTES)
             with self.log_path.open(newline="", encoding="utf-8") as handle:
                 reader = csv.DictReader(handle)
                 fields = list(reader.fieldnames or [])

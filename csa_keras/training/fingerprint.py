@@ -25,7 +25,6 @@ added``).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -138,7 +137,9 @@ def dataset_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def _read(out: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((out / DATA_FILE).read_text(encoding="utf-8"))
+        data = files.read_json(out / DATA_FILE)
+    except files.FileTooLarge:
+        raise
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

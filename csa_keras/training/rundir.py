@@ -30,7 +30,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from csa_keras.utils.files import commit, temporary_name, writable_folder
+from csa_keras.utils.files import FileTooLarge, commit, read_json, temporary_name, writable_folder
 
 
 def default_output(command: str) -> Path:
@@ -90,7 +90,9 @@ def check_resume(out: Path, config: dict[str, Any]) -> None:
     if not saved_path.exists():
         return
     try:
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))["config"]
+        saved = read_json(saved_path)["config"]
+    except FileTooLarge:
+        raise
     except (OSError, ValueError, KeyError, TypeError):
         raise ValueError(f"resume=True: {saved_path} is unreadable, so the run cannot be "
                          "matched; start it again without resume=True") from None
@@ -165,9 +167,12 @@ def finished_metrics(out: Path) -> dict[str, Any] | None:
     if (out / BACKUP).exists() or not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        metrics = read_json(path)
+    except FileTooLarge:
+        raise
     except (OSError, ValueError):
         return None
+    return metrics if isinstance(metrics, dict) else None
 
 
 def close_run(out: Path, chief: bool = True) -> None:

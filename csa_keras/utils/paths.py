@@ -7,7 +7,10 @@ reads as class images. :func:`check_outputs` compares every output path with
 every input path, both resolved (symbolic links and ``..`` followed), and
 refuses an overlap in one ``ValueError`` line naming both settings and both
 paths. It also refuses an output whose name the file system cannot hold,
-so that no command fails on it half-way (:func:`name_limit`).
+so that no command fails on it half-way (:func:`name_limit`), and, for the
+outputs a command names in ``results``, one that would overwrite another
+run's results: a run directory, a file or folder in one, or a model file
+(:func:`run_marker`).
 
 What a command reads is checked too: :func:`special_file` tells a FIFO,
 device or socket from ``os.stat`` alone, before anything opens it (the
@@ -28,6 +31,49 @@ DEFAULT_NAME_MAX = 255
 """Bytes a file name may have where the file system does not say (``NAME_MAX`` of most)."""
 DEFAULT_PATH_MAX = 4096
 """Bytes a whole path may have where the file system does not say (``PATH_MAX`` of Linux)."""
+
+RUN_FILES = ("metrics.json", "config.json", "comparison.json", "splits.json", "data.json", ".backup")
+"""The files of which any one makes a folder a run directory (of training, a comparison or an
+evaluation), besides a model file."""
+
+MODEL_SUFFIX = ".keras"
+"""The suffix of a model file, which no command's output may take or replace."""
+
+
+def run_marker(folder: PathLike) -> str | None:
+    """What makes ``folder`` a run directory: the first of :data:`RUN_FILES` it holds, else a model
+    file it holds (``classifier.keras``); ``None`` for any other folder, or a path that is none."""
+    folder = Path(folder)
+    try:
+        if not folder.is_dir():
+            return None
+        for name in RUN_FILES:
+            if (folder / name).exists():
+                return name
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.lower().endswith(MODEL_SUFFIX) and entry.is_file():
+                    return entry.name
+    except OSError:
+        return None
+    return None
+
+
+def _check_results(setting: str, given: PathLike, target: Path, own: Path | None) -> None:
+    """Refuse an output that would overwrite another run's results (:func:`check_outputs`)."""
+    received = f"Received: {setting}={str(given)!r}"
+    if target.suffix.lower() == MODEL_SUFFIX:
+        raise ValueError(f"{setting} must not be a model file ({MODEL_SUFFIX}). {received}")
+    if own is not None and (target == own or target.is_relative_to(own)):
+        return
+    marker = run_marker(target)
+    if marker is not None:
+        raise ValueError(f"{setting} must not be another run's directory: it holds {marker}. {received}; "
+                         "choose a new folder")
+    marker = run_marker(target.parent) if os.path.lexists(target) else None
+    if marker is not None:
+        raise ValueError(f"{setting} must not replace a file of another run's directory "
+                         f"{str(target.parent)!r} (it holds {marker}). {received}; choose a path outside it")
 
 
 def _existing(path: Path) -> Path:
@@ -110,7 +156,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def check_outputs(outputs: Mapping[str, PathLike | None],
                   inputs: Mapping[str, PathLike | Iterable[PathLike] | None],
-                  folders: Collection[str] = ()) -> None:
+                  folders: Collection[str] = (), results: Collection[str] = (),
+                  own: PathLike | None = None) -> None:
     """Refuse, in one ``ValueError`` line, outputs that would touch inputs or that no file system name holds.
 
     Args:
@@ -121,6 +168,12 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
             into (``annotate``, a run directory); the others are files,
             written under a temporary name beside them first
             (:func:`~csa_keras.utils.files.temporary_name`).
+        results: the output settings that must not overwrite another run's
+            results (evaluation, export and prediction outputs, a new
+            comparison; a training run's own folder is its to resume).
+        own: the run directory the command works on, whose files a
+            ``results`` output may replace (an export into its run's
+            ``export/`` folder).
 
     Refused, each naming both settings and both paths as given:
 
@@ -129,7 +182,10 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
     - an output inside an input folder;
     - an output folder that holds an input (a file or a folder);
     - an output whose name, or temporary name, or whole path is longer than
-      its file system takes.
+      its file system takes;
+    - of ``results``: a model file (``.keras``), a run directory
+      (:func:`run_marker`), or an existing file or folder in a run
+      directory other than ``own``.
 
     Paths are compared resolved (:meth:`pathlib.Path.resolve`: symbolic
     links and ``..`` followed), so another spelling of the same place is
@@ -144,6 +200,8 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
         target = _resolve(setting, given)
         folder = setting in folders
         _check_name(setting, given, target, file=not folder)
+        if setting in results:
+            _check_results(setting, given, target, None if own is None else _resolve("own", own))
         for other, other_given, other_target in seen:
             if other_target == target:
                 raise ValueError(f"{setting} must not be the path of another output. Received: "

@@ -138,6 +138,30 @@ HOSTILE = {
         "evaluation/test_quoted_text.py::test_a_binary_licence_file_is_said_not_to_be_text",
     "TensorBoard folder failing":
         "training/test_tensorboard_failure.py::test_a_failure_mid_run_warns_once_and_training_goes_on",
+    "run file over its bound":
+        "inference/test_run_files.py::test_a_metrics_json_over_the_bound_is_one_line_naming_it_and_its_size",
+    "run file that is not JSON":
+        "inference/test_run_files.py::test_read_json_names_the_file_for_bad_or_deep_json_and_never_opens_a_fifo",
+    "class names repeated":
+        "inference/test_run_files.py::test_duplicate_class_names_are_refused_not_scored_and_nothing_is_written",
+    "split that does not fit the data":
+        "inference/test_run_files.py::test_a_split_that_does_not_fit_the_data_is_refused",
+    "model among the inputs": "inference/test_run_files.py::test_predict_never_takes_a_model_found_among_its_inputs",
+    "evaluation into another run":
+        "inference/test_output_rule.py::test_evaluate_into_another_run_is_refused_and_the_run_kept",
+    "refused evaluation": "inference/test_output_rule.py::test_a_refused_evaluation_creates_no_folder",
+    "prediction over a run's files":
+        "inference/test_output_rule.py::test_predict_outputs_never_replace_another_runs_results",
+    "export into another run": "inference/test_output_rule.py::test_export_into_another_run_is_refused",
+    "new comparison into another run":
+        "inference/test_output_rule.py::test_a_new_comparison_into_another_run_is_refused",
+    "full disk under the annotated video":
+        "inference/test_video_writes.py::test_a_full_disk_under_the_video_is_one_line_and_leaves_no_file",
+    "full disk under the timeline":
+        "inference/test_video_writes.py::test_a_full_disk_under_the_timeline_is_one_line_naming_it",
+    "annotate folder vanishing": "inference/test_video_writes.py::test_a_folder_that_vanishes_mid_video_is_one_line",
+    "Ctrl-C during an annotated video":
+        "inference/test_video_writes.py::test_ctrl_c_at_any_frame_keeps_the_whole_frames",
 }
 
 

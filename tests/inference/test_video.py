@@ -137,7 +137,7 @@ def test_predict_paths_annotates_a_video_and_its_timeline(run, clip, grace_hoppe
             [record["probabilities"][n] for n in CLASSES], abs=1e-6)
 
 
-def test_an_interrupted_video_leaves_no_file(run, clip, tmp_path, monkeypatch):
+def test_an_interrupted_video_keeps_its_whole_frames(run, clip, tmp_path, monkeypatch):
     predictor = Predictor.from_run(run, batch_size=2)
     interrupt_after(monkeypatch, predictor, 2)
     annotate = tmp_path / "annotated"
@@ -145,4 +145,7 @@ def test_an_interrupted_video_leaves_no_file(run, clip, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         seen.extend(r["frame"] for r in predictor.predict_paths(clip, progress=False, annotate=annotate))
     assert seen == [0, 1, 2, 3]
-    assert not list(annotate.iterdir())
+    assert sorted(p.name for p in annotate.iterdir()) == ["clip_annotated.mp4", "clip_timeline.csv",
+                                                         "clip_timeline.png"]
+    assert len(_frames(annotate / "clip_annotated.mp4")) == 4
+    assert [int(r["frame"]) for r in csv.DictReader((annotate / "clip_timeline.csv").open())] == seen
