@@ -103,6 +103,11 @@ DEFAULT_INPUT_SHAPE = (48, 48, 1)
 N_ENCODER_BLOCKS = 4
 LAST_CONV_LAYER = "enc4_conv"
 """The encoder's last convolution: the Grad-CAM layer of the paper's Fig. 7."""
+CLASSIFIER_OUTPUT = "predictions"
+"""The name of the classifier's softmax layer, its one output."""
+CLASSIFIER_LAYERS = (*(f"enc{i}_conv" for i in range(1, N_ENCODER_BLOCKS + 1)), "flatten", "dense",
+                     CLASSIFIER_OUTPUT)
+"""The layers :func:`build_classifier` names: by them the CSA task knows its classifier."""
 
 PENALTY_DTYPE = "float32"
 
@@ -296,5 +301,5 @@ def build_classifier(encoder: keras.Model,
     x = keras.layers.Flatten(name="flatten")(encoder.output)
     x = keras.layers.Dense(int(dense_units), activation="relu", name="dense")(x)
     outputs = keras.layers.Dense(int(num_classes), activation="softmax", dtype="float32",
-                                 name="predictions")(x)
+                                 name=CLASSIFIER_OUTPUT)(x)
     return keras.Model(encoder.input, outputs, name=name)
