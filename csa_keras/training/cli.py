@@ -83,7 +83,7 @@ def reader_options(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | Non
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--reader-option takes KEY=VALUE, got {pair!r}")
+            raise ValueError(f"--reader-option takes KEY=VALUE. Received: --reader-option {pair!r}")
         options.append((key.strip(), value.strip()))
     return tuple(options)
 

@@ -66,3 +66,21 @@ def test_writable_folder_creates_or_refuses_in_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match=r"^annotate .*file is not a folder"):
         writable_folder(tmp_path / "file", "annotate")
+
+
+def test_library_messages_say_received_not_got():
+    """Every message of the packages ends Keras's way, ``... Received: X``, never ``..., got X``."""
+    import re
+    import tokenize
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text_tokens = {tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
+    old_style = re.compile(r"[,;] got\b|^got\b|\bgot \{")
+    found = []
+    for path in sorted([*root.glob("csa_keras/**/*.py"), *root.glob("voting_resnet/**/*.py")]):
+        with tokenize.open(path) as source:
+            tokens = tokenize.generate_tokens(source.readline)
+            found += [f"{path.relative_to(root)}:{token.start[0]}" for token in tokens
+                      if token.type in text_tokens and old_style.search(token.string)]
+    assert found == []
