@@ -1,9 +1,10 @@
 """The registry of tasks: what the shared commands know of a model family.
 
 A task (the CSA, the Voting ResNet, or one a user adds) describes itself with
-a subclass of :class:`Task` and registers an instance of it, so that the commands serving every task
-(train, predict, export, evaluate) look it up by name, by a run's
-``config.json`` or by a loaded model, and never import one by name. The
+a subclass of :class:`Task` and registers an instance of it, so that the
+commands serving every task (train, predict, export, evaluate) look it up by
+name, by a run's ``config.json`` or by a loaded model (:func:`task_of_model`),
+and never import one by name. The
 project's own tasks are declared as entry points of the group
 ``csa_keras.tasks`` in the package metadata (``pyproject.toml``); a task outside
 the project registers the same way from its own distribution, or at run time
