@@ -320,7 +320,7 @@ class VotingResNet(nn.Module):
     def __init__(self, num_classes: int = NUM_CLASSES, in_channels: int = 3, split_after: int = 0):
         super().__init__()
         if split_after not in VRN_SPLIT_POINTS:
-            raise ValueError(f"split_after must be one of {VRN_SPLIT_POINTS}, got {split_after!r}")
+            raise ValueError(f"split_after must be one of {VRN_SPLIT_POINTS}. Received: split_after={split_after!r}")
         self.split_after = split_after
         self.stem_conv = nn.Conv2d(in_channels, VRN_WIDTHS[0], 3, padding=1, bias=False)
         self.stem_bn = _batch_norm(VRN_WIDTHS[0])

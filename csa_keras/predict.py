@@ -163,12 +163,12 @@ def _live_source(args: argparse.Namespace, inputs: list[str]) -> int | str | Non
                 raise ValueError(f"{setting} applies to --camera and --stream only")
         return None
     if args.smooth is not None and args.smooth < 1:
-        raise ValueError(f"smooth must be at least 1. Received: smooth={args.smooth}")
+        raise ValueError(f"--smooth must be at least 1. Received: --smooth={args.smooth}")
     if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError(f"max_frames must be at least 1. Received: max_frames={args.max_frames}")
+        raise ValueError(f"--max-frames must be at least 1. Received: --max-frames={args.max_frames}")
     if args.camera is not None:
         if args.camera < 0:
-            raise ValueError(f"camera must be at least 0. Received: camera={args.camera}")
+            raise ValueError(f"--camera must be at least 0. Received: --camera={args.camera}")
         return args.camera
     if "://" not in args.stream and not Path(args.stream).is_file():
         raise ValueError(f"--stream {args.stream} is not a video file or a stream URL")
@@ -182,11 +182,11 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
     from csa_keras.inference.loading import resolve_model_path
 
     if args.every < 1:
-        raise ValueError(f"every must be at least 1. Received: every={args.every}")
+        raise ValueError(f"--every must be at least 1. Received: --every={args.every}")
     if args.batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1. Received: batch_size={args.batch_size}")
+        raise ValueError(f"--batch-size must be at least 1. Received: --batch-size={args.batch_size}")
     if args.min_face < 1:
-        raise ValueError(f"min_face must be at least 1 pixel. Received: min_face={args.min_face}")
+        raise ValueError(f"--min-face must be at least 1 pixel. Received: --min-face={args.min_face}")
     model, inputs = split_model(args)
     source = _live_source(args, inputs)
     if args.show:

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"serving needs the serve extra ({error.name} is not installed): "
                              "pip install 'csa-keras[serve]'") from None
         if not 0 < args.port < 65536:
-            raise ValueError(f"port must be between 1 and 65535. Received: port={args.port}")
+            raise ValueError(f"--port must be between 1 and 65535. Received: --port={args.port}")
         from csa_keras.inference.litert import choose_runtime, resolve_artifact
         from csa_keras.inference.loading import pretrained_name, resolve_model_path
 

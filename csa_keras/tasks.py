@@ -1,9 +1,10 @@
 """The registry of tasks: what the shared commands know of a model family.
 
 A task (the CSA, the Voting ResNet, or one a user adds) describes itself with
-a :class:`Task` and registers it, so that the commands serving every task
-(train, predict, export, evaluate) look it up by name, by a run's
-``config.json`` or by a loaded model, and never import one by name. The
+a subclass of :class:`Task` and registers an instance of it, so that the
+commands serving every task (train, predict, export, evaluate) look it up by
+name, by a run's ``config.json`` or by a loaded model (:func:`task_of_model`),
+and never import one by name. The
 project's own tasks are declared as entry points of the group
 ``csa_keras.tasks`` in the package metadata (``pyproject.toml``); a task outside
 the project registers the same way from its own distribution, or at run time
@@ -14,19 +15,26 @@ part of it, and loads a task's module only when the task is asked for.
 """
 from __future__ import annotations
 
-import dataclasses
+import abc
 import importlib.metadata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 ENTRY_POINT_GROUP = "csa_keras.tasks"
 
+ATTRIBUTES = ("name", "title", "description", "model_file", "run_files", "packages", "presets")
+"""What a task states about itself, as class attributes (:class:`Task`)."""
 
-@dataclasses.dataclass(frozen=True)
-class Task:
+
+class Task(abc.ABC):
     """One model family and how the shared commands drive it.
 
-    Args:
+    A task is a subclass that sets the attributes below and implements the
+    abstract methods; the other methods have defaults that fit a task with
+    one model, grey input and no checks of its own. The project registers
+    one instance per task.
+
+    Attributes:
         name: the name recorded as ``task`` in ``metrics.json`` and used in
             default run folders (``runs/<name>-<timestamp>``).
         title: the task's name in messages (``CSA``, ``Voting ResNet``).
@@ -39,22 +47,6 @@ class Task:
             models hold; the safe loader imports these and nothing a file
             names.
         presets: named configs (``paper``, ``quick``, ``smoke``).
-        add_arguments: adds the task's own options to an ``argparse`` parser.
-        config_changes: the task's settings from parsed arguments.
-        fit_split: trains and scores one split of the protocol
-            (see :mod:`csa_keras.training.experiment`).
-        prepare_dataset: makes a loaded dataset fit the task's input (grey or
-            colour, checks), or refuses it in one line.
-        check_splits: refuses, in one line, splits the task cannot use.
-        aggregate: ``metrics.json`` over several folds, from the folds' aggregate
-            (``aggregate(config, outcomes, fold_names, metrics)``).
-        extra_metrics: task keys of ``metrics.json`` from the config.
-        write_report: writes ``report.md`` and the figures.
-        summary: the one-line result a command prints.
-        owns: whether a loaded Keras model belongs to this task.
-        probabilities: class probabilities ``(N, K)`` from the model's
-            outputs (a task with several outputs chooses the one that votes).
-        colour: whether the task reads datasets in colour for a config.
     """
 
     name: str
@@ -64,18 +56,74 @@ class Task:
     run_files: tuple[str, ...]
     packages: tuple[str, ...]
     presets: Mapping[str, Any]
-    add_arguments: Callable[..., None]
-    config_changes: Callable[..., dict[str, Any]]
-    fit_split: Callable[..., Any]
-    prepare_dataset: Callable[..., Any]
-    write_report: Callable[..., Any]
-    summary: Callable[[dict], str]
-    owns: Callable[[Any], bool]
-    probabilities: Callable[[Any], Any]
-    check_splits: Callable[..., None] = lambda config, splits: None
-    aggregate: Callable[..., dict[str, Any]] = lambda config, outcomes, names, metrics: metrics
-    extra_metrics: Callable[..., dict[str, Any]] = lambda config: {}
-    colour: Callable[[Any], bool] = lambda config: False
+
+    # The training command.
+
+    @abc.abstractmethod
+    def add_arguments(self, parser) -> None:
+        """Add the task's own options to an ``argparse`` parser."""
+
+    @abc.abstractmethod
+    def config_changes(self, args) -> dict[str, Any]:
+        """The task's settings from parsed arguments (``None`` keeps the recipe's)."""
+
+    # Training (see :mod:`csa_keras.training.experiment`).
+
+    def colour(self, config) -> bool:
+        """Whether datasets are read in colour for ``config`` (default: grey)."""
+        return False
+
+    @abc.abstractmethod
+    def prepare_dataset(self, config, dataset, log):
+        """The loaded dataset made to fit the task's input (grey or colour, checks), or a
+        one-line refusal; ``log`` takes the lines it reports."""
+
+    def check_splits(self, config, splits) -> None:
+        """Refuse, in one line, splits the task cannot use (default: every split serves)."""
+        return None
+
+    @abc.abstractmethod
+    def fit_split(self, config, dataset, split, folder, strategy, *, verbose, log, chief, state, resume):
+        """Train and score one split of the protocol: a
+        :class:`~csa_keras.training.experiment.SplitOutcome`."""
+
+    # The run's results.
+
+    def aggregate(self, config, outcomes, names, metrics: dict[str, Any]) -> dict[str, Any]:
+        """``metrics.json`` over several folds, from the folds' aggregate ``metrics`` (default: as is)."""
+        return metrics
+
+    def extra_metrics(self, config) -> dict[str, Any]:
+        """The task's own keys of ``metrics.json`` (default: none)."""
+        return {}
+
+    @abc.abstractmethod
+    def write_report(self, out, config, dataset, outcomes, metrics):
+        """Write ``report.md`` and the figures into the run directory ``out``."""
+
+    @abc.abstractmethod
+    def summary(self, metrics: dict) -> str:
+        """The one-line result a command prints."""
+
+    # Its models.
+
+    @abc.abstractmethod
+    def owns(self, model) -> bool:
+        """Whether a loaded Keras model is one this task's builders write.
+
+        Recognised by something the builders put there (the names of their
+        layers and outputs, their registered classes), never by a shape any
+        other model may have: :func:`task_of_model` refuses a model two tasks
+        claim.
+        """
+
+    @abc.abstractmethod
+    def probabilities(self, outputs, **options: Any):
+        """Class probabilities ``(N, K)`` from the model's outputs; the keyword
+        parameters it names are the options the task takes (``voting``)."""
+
+    def __repr__(self) -> str:
+        return f"<task {getattr(self, 'name', type(self).__name__)!r}>"
 
 
 _REGISTRY: dict[str, Task] = {}
@@ -86,6 +134,10 @@ def register(task: Task) -> Task:
     """Add ``task`` to the registry (a later registration of the same name replaces it)."""
     if not isinstance(task, Task):
         raise TypeError(f"register takes a Task. Received: {type(task).__name__}")
+    missing = [a for a in ATTRIBUTES if not hasattr(task, a)]
+    if missing:
+        raise TypeError(f"a task must set {', '.join(ATTRIBUTES)}. Received: {type(task).__name__} "
+                        f"without {', '.join(missing)}")
     _REGISTRY[task.name] = task
     return task
 
@@ -116,13 +168,31 @@ def get_task(name: str) -> Task:
     return tasks[name]
 
 
+def describe_model(model) -> str:
+    """``a model named 'x' with 1 output (dense)``: what a message says it received."""
+    outputs = list(getattr(model, "output_names", None) or [])
+    count = len(getattr(model, "outputs", None) or outputs)
+    named = f" ({', '.join(outputs)})" if outputs else ""
+    return f"a model named {getattr(model, 'name', type(model).__name__)!r} with {count} " \
+           f"output{'' if count == 1 else 's'}{named}"
+
+
 def task_of_model(model) -> Task:
-    """The task a loaded Keras model belongs to, or a one-line error."""
-    for task in all_tasks().values():
-        if task.owns(model):
-            return task
-    raise ValueError(f"model {getattr(model, 'name', model)!r} belongs to no registered task "
-                     f"({', '.join(sorted(all_tasks()))})")
+    """The one task whose builders wrote a loaded Keras model, or a one-line error.
+
+    Every registered task is asked (:meth:`Task.owns`), so the order of the
+    registry never decides: a model no task claims, or one two tasks claim,
+    is refused.
+    """
+    tasks = all_tasks().values()
+    owners = [task for task in tasks if task.owns(model)]
+    if len(owners) == 1:
+        return owners[0]
+    if owners:
+        raise ValueError(f"model must be built by one task, and {' and '.join(t.title for t in owners)} "
+                         f"each claim it. Received: {describe_model(model)}")
+    known = ", ".join(sorted(t.title for t in tasks)) or "none (is the package installed?)"
+    raise ValueError(f"model must be built by a registered task ({known}). Received: {describe_model(model)}")
 
 
 def model_packages() -> tuple[str, ...]:

@@ -8,9 +8,9 @@ into 5 crops and their mirrors inside the graph, and whose 10 predictions vote.
 Importing this package registers every class a saved Voting ResNet holds
 (the crop-and-mirror, regroup and voting layers, and the crop loss of its
 compile config), so ``keras.models.load_model(path)`` needs no
-``custom_objects`` after ``import voting_resnet``. Training, reports and the
-task's registration with the shared commands are in submodules
-(:mod:`~voting_resnet.training`, :mod:`~voting_resnet.task`), imported on use.
+``custom_objects`` after ``import voting_resnet``. Its other modules
+(training, reports, the task's registration, the comparison) are imported on
+use; ``docs/layout.md`` lists them.
 
 With a Keras backend other than TensorFlow the package still imports, so
 ``python -m voting_resnet.train`` can say in one line what it needs, and

@@ -46,7 +46,8 @@ class CropCrossEntropy(keras.losses.Loss):
         y_pred = ops.convert_to_tensor(y_pred)
         if len(y_pred.shape) != 3:
             raise ValueError(
-                f"CropCrossEntropy expects crop logits (batch, views, classes), got shape {y_pred.shape}")
+                f"CropCrossEntropy expects crop logits (batch, views, classes). "
+                f"Received: y_pred with shape {y_pred.shape}")
         labels = ops.cast(ops.reshape(y_true, (-1, 1)), "int32")
         labels = ops.broadcast_to(labels, ops.shape(y_pred)[:2])
         if self.label_smoothing:

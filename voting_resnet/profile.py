@@ -153,7 +153,7 @@ def measure_peak_mb_per_image(split_after: int, input_size: int, num_classes: in
     """Measured peak MiB per image of a training forward pass (module docstring), CPU RSS."""
     small, large = sorted(int(b) for b in batches)
     if small < 1 or large <= small:
-        raise ValueError(f"measure batches must be two different positive sizes, got {batches}")
+        raise ValueError(f"batches must be two different positive sizes. Received: batches={batches!r}")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     peaks = []
     for batch in (small, large):
@@ -245,10 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.num_classes < 2:
-        parser.error(f"--num-classes must be at least 2, got {args.num_classes}")
+        parser.error(f"--num-classes must be at least 2. Received: --num-classes {args.num_classes}")
     small, large = args.measure_batches
     if min(small, large) < 1 or small == large:
-        parser.error(f"--measure-batches must be two different positive sizes, got {small} {large}")
+        parser.error(f"--measure-batches must be two different positive sizes. "
+                     f"Received: --measure-batches {small} {large}")
     rows = profile_rows(num_classes=args.num_classes, measure=args.measure,
                         measure_batches=(small, large), progress=not args.quiet)
     print(json.dumps(rows, indent=2) if args.json else markdown_table(rows))

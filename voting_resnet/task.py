@@ -1,6 +1,6 @@
 """The Voting ResNet as a registered task: what the shared commands need to drive it.
 
-Registered through the ``csa_keras.tasks`` entry point (``setup.cfg``), so
+Registered through the ``csa_keras.tasks`` entry point (``pyproject.toml``), so
 ``python -m voting_resnet.train`` and the predict, export and evaluate
 commands of :mod:`csa_keras` find it by name, by a run's ``metrics.json`` or
 by a loaded model, without importing this package by name.
@@ -15,7 +15,7 @@ import numpy as np
 from csa_keras.data.faces import CHANNELS
 from csa_keras.tasks import Task
 from voting_resnet.config import PRESETS, RETRAIN_MODES, VRNConfig
-from voting_resnet.layers.voting import VOTING_MODES, vote
+from voting_resnet.layers.voting import VOTING_MODES, Voting, vote
 from voting_resnet.models.resnet18 import SPLIT_POINTS
 from voting_resnet.report import write_vrn_report
 from voting_resnet.training import MODEL_FILE, aggregate, check_splits, fit_split, prepare_dataset
@@ -32,79 +32,89 @@ def add_input_options(group) -> None:
                        help="validation images per class carved from train (AffectNet: 500)")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Voting ResNet")
-    group.add_argument("--split-after", type=int, nargs="+", choices=SPLIT_POINTS,
-                       help="module(s) after which to crop: 0 baseline, 1, 2, 3 (default 1); "
-                            "several are compared on validation and the best is tested")
-    group.add_argument("--voting", choices=VOTING_MODES,
-                       help="how the ten views vote: soft (mean of their probabilities) or hard "
-                            "(majority of their labels) (default: the recipe's, soft)")
-    group.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
-    group.add_argument("--lr", type=float, help="initial learning rate (paper: 2e-4)")
-    group.add_argument("--lr-decay", type=float,
-                       help="factor applied after every epoch (RAF-DB 0.95, AffectNet 0.65)")
-    group.add_argument("--balance", action="store_true", default=None,
-                       help="class-balanced batches (down- and over-sampling)")
-    group.add_argument("--init-from", metavar="MODEL",
-                       help="the weights to start from: a .keras file, a run directory of "
-                            "voting_resnet.train, or the name of a model in the box (vrn_fer2013)")
-    add_input_options(group)
-    group.add_argument("--retrain", choices=RETRAIN_MODES,
-                       help="train the chosen split point again on train + validation for the "
-                            "selected number of epochs: never, several (only when chosen among "
-                            "several split points; default), always (the paper recipe)")
+class VotingResNetTask(Task):
+    """The ResNet-18 whose feature maps are cropped, mirrored and voted on."""
+
+    name = "voting_resnet"
+    title = "Voting ResNet"
+    description = ("ResNet-18 for 48x48 faces whose feature maps are cut into 5 crops and their "
+                   "mirrors, which vote (Gómez-Sirvent et al., 2023)")
+    model_file = MODEL_FILE
+    run_files = (MODEL_FILE,)
+    packages = ("voting_resnet",)
+    presets = PRESETS
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("Voting ResNet")
+        group.add_argument("--split-after", type=int, nargs="+", choices=SPLIT_POINTS,
+                           help="module(s) after which to crop: 0 baseline, 1, 2, 3 (default 1); "
+                                "several are compared on validation and the best is tested")
+        group.add_argument("--voting", choices=VOTING_MODES,
+                           help="how the ten views vote: soft (mean of their probabilities) or hard "
+                                "(majority of their labels) (default: the recipe's, soft)")
+        group.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
+        group.add_argument("--lr", type=float, help="initial learning rate (paper: 2e-4)")
+        group.add_argument("--lr-decay", type=float,
+                           help="factor applied after every epoch (RAF-DB 0.95, AffectNet 0.65)")
+        group.add_argument("--balance", action="store_true", default=None,
+                           help="class-balanced batches (down- and over-sampling)")
+        group.add_argument("--init-from", metavar="MODEL",
+                           help="the weights to start from: a .keras file, a run directory of "
+                                "voting_resnet.train, or the name of a model in the box (vrn_fer2013)")
+        add_input_options(group)
+        group.add_argument("--retrain", choices=RETRAIN_MODES,
+                           help="train the chosen split point again on train + validation for the "
+                                "selected number of epochs: never, several (only when chosen among "
+                                "several split points; default), always (the paper recipe)")
+
+    def config_changes(self, args: argparse.Namespace) -> dict[str, Any]:
+        return dict(
+            split_after=tuple(args.split_after) if args.split_after else None,
+            voting=args.voting, epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
+            balance=args.balance, augment=args.augment, init_from=args.init_from,
+            channels=args.channels, val_per_class=args.val_per_class,
+            retrain=args.retrain)
+
+    def colour(self, config) -> bool:
+        return isinstance(config, VRNConfig) and config.channels == 3
+
+    def prepare_dataset(self, config, dataset, log):
+        return prepare_dataset(config, dataset, log)
+
+    def check_splits(self, config, splits) -> None:
+        check_splits(config, splits)
+
+    def fit_split(self, config, dataset, split, folder, strategy, *, verbose, log, chief, state, resume):
+        return fit_split(config, dataset, split, folder, strategy, verbose=verbose, log=log, chief=chief,
+                         state=state, resume=resume)
+
+    def aggregate(self, config, outcomes, names, metrics: dict[str, Any]) -> dict[str, Any]:
+        return aggregate(config, outcomes, names, metrics)
+
+    def write_report(self, out, config, dataset, outcomes, metrics):
+        return write_vrn_report(out, config, dataset, outcomes, metrics)
+
+    def summary(self, metrics: dict) -> str:
+        return (f"split_after {metrics['split_after']}  accuracy soft {metrics['accuracy_soft']:.4f}"
+                f"  hard {metrics['accuracy_hard']:.4f}")
+
+    def owns(self, model) -> bool:
+        """The model :func:`~voting_resnet.models.build_voting_resnet` writes: its outputs are
+        ``crop_logits`` and ``vote``, the latter a :class:`~voting_resnet.layers.Voting` layer."""
+        if sorted(getattr(model, "output_names", None) or []) != ["crop_logits", "vote"]:
+            return False
+        return any(layer.name == "vote" and isinstance(layer, Voting) for layer in model.layers)
+
+    def probabilities(self, outputs, voting: str | None = None, **options: Any) -> np.ndarray:
+        """The vote over the ten views, as the saved model casts it or re-voted with ``voting``.
+
+        ``outputs`` is the model's dict of ``crop_logits`` ``(N, 10, K)`` and
+        ``vote`` ``(N, K)``; ``voting="soft"`` or ``"hard"`` votes the crop
+        logits again instead of the mode the model was built with.
+        """
+        if voting is None:
+            return np.asarray(outputs["vote"], dtype=np.float32)
+        return vote(np.asarray(outputs["crop_logits"]), voting)
 
 
-def config_changes(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(
-        split_after=tuple(args.split_after) if args.split_after else None,
-        voting=args.voting, epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
-        balance=args.balance, augment=args.augment, init_from=args.init_from,
-        channels=args.channels, val_per_class=args.val_per_class,
-        retrain=args.retrain)
-
-
-def summary(metrics: dict) -> str:
-    return (f"split_after {metrics['split_after']}  accuracy soft {metrics['accuracy_soft']:.4f}"
-            f"  hard {metrics['accuracy_hard']:.4f}")
-
-
-def owns(model) -> bool:
-    """A model with a ``vote`` output: the Voting ResNet's."""
-    return "vote" in getattr(model, "output_names", [])
-
-
-def probabilities(outputs, voting: str | None = None, **options: Any) -> np.ndarray:
-    """The vote over the ten views, as the saved model casts it or re-voted with ``voting``.
-
-    ``outputs`` is the model's dict of ``crop_logits`` ``(N, 10, K)`` and
-    ``vote`` ``(N, K)``; ``voting="soft"`` or ``"hard"`` votes the crop
-    logits again instead of the mode the model was built with.
-    """
-    if voting is None:
-        return np.asarray(outputs["vote"], dtype=np.float32)
-    return vote(np.asarray(outputs["crop_logits"]), voting)
-
-
-TASK = Task(
-    name="voting_resnet",
-    title="Voting ResNet",
-    description="ResNet-18 for 48x48 faces whose feature maps are cut into 5 crops and their "
-                "mirrors, which vote (Gómez-Sirvent et al., 2023)",
-    model_file=MODEL_FILE,
-    run_files=(MODEL_FILE,),
-    packages=("voting_resnet",),
-    presets=PRESETS,
-    add_arguments=add_arguments,
-    config_changes=config_changes,
-    fit_split=fit_split,
-    prepare_dataset=prepare_dataset,
-    write_report=write_vrn_report,
-    summary=summary,
-    owns=owns,
-    probabilities=probabilities,
-    check_splits=check_splits,
-    aggregate=aggregate,
-    colour=lambda config: isinstance(config, VRNConfig) and config.channels == 3,
-)
+TASK = VotingResNetTask()

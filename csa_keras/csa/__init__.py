@@ -4,15 +4,7 @@ Mohana & Subashini, *Convolutional Sparse Autoencoder for Emotion
 Recognition*: four convolutional encoder blocks whose max-pooling carries an
 L1 sparsity penalty and three upsampling decoder blocks, pretrained without
 labels on 48x48 faces, then the encoder fine-tuned with a Dense(128) +
-softmax head.
-
-- :mod:`~csa_keras.csa.model`: the named functional builders;
-- :mod:`~csa_keras.csa.config`: the settings and the ``paper``, ``quick``
-  and ``smoke`` presets;
-- :mod:`~csa_keras.csa.training`: pretraining and fine-tuning of one split,
-  and :func:`run_csa`, the whole experiment;
-- :mod:`~csa_keras.csa.report`: the run's ``report.md`` and figures;
-- :mod:`~csa_keras.csa.task`: its registration with the shared commands.
+softmax head. ``docs/layout.md`` lists its modules.
 """
 from csa_keras.csa.config import PRESETS, CSAConfig, preset
 from csa_keras.csa.model import (

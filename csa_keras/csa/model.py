@@ -103,6 +103,11 @@ DEFAULT_INPUT_SHAPE = (48, 48, 1)
 N_ENCODER_BLOCKS = 4
 LAST_CONV_LAYER = "enc4_conv"
 """The encoder's last convolution: the Grad-CAM layer of the paper's Fig. 7."""
+CLASSIFIER_OUTPUT = "predictions"
+"""The name of the classifier's softmax layer, its one output."""
+CLASSIFIER_LAYERS = (*(f"enc{i}_conv" for i in range(1, N_ENCODER_BLOCKS + 1)), "flatten", "dense",
+                     CLASSIFIER_OUTPUT)
+"""The layers :func:`build_classifier` names: by them the CSA task knows its classifier."""
 
 PENALTY_DTYPE = "float32"
 
@@ -121,11 +126,11 @@ def _check_filters(filters: Sequence[int]) -> tuple[int, ...]:
     try:
         widths = tuple(int(f) for f in filters)
     except (TypeError, ValueError):
-        raise ValueError(f"filters must be {N_ENCODER_BLOCKS} positive integers, "
-                         f"got {filters!r}") from None
+        raise ValueError(f"filters must be {N_ENCODER_BLOCKS} positive integers. "
+                         f"Received: filters={filters!r}") from None
     if len(widths) != N_ENCODER_BLOCKS or min(widths) < 1:
         raise ValueError(f"filters must be {N_ENCODER_BLOCKS} positive integers "
-                         f"(one per encoder block), got {filters!r}")
+                         f"(one per encoder block). Received: filters={filters!r}")
     return widths
 
 
@@ -135,11 +140,11 @@ def _check_input_shape(input_shape: Sequence[int], closure: str) -> tuple[int, i
     except (TypeError, ValueError):
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
+        raise ValueError(f"input_shape must be (height, width, channels). Received: input_shape={input_shape!r}")
     factor = 2 ** (N_ENCODER_BLOCKS if closure == "pool4" else N_ENCODER_BLOCKS - 1)
     if shape[0] % factor or shape[1] % factor:
         raise ValueError(f"input height and width must be multiples of {factor} for the "
-                         f"{closure!r} closure, got {shape[0]}x{shape[1]}")
+                         f"{closure!r} closure. Received: input_shape={shape}")
     return shape
 
 
@@ -206,7 +211,7 @@ def build_encoder(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
     _check_closure(closure)
     input_shape = _check_input_shape(input_shape, closure)
     if not sparsity >= 0:
-        raise ValueError(f"sparsity must be >= 0, got {sparsity!r}")
+        raise ValueError(f"sparsity must be >= 0. Received: sparsity={sparsity!r}")
     blocks, _ = architecture(filters, closure)
 
     def regulariser(layer_name: str, block: BlockSpec) -> dict:
@@ -240,9 +245,9 @@ def build_decoder(code_shape: Sequence[int],
     _check_closure(closure)
     code_shape = tuple(int(d) for d in code_shape)
     if len(code_shape) != 3 or min(code_shape) < 1:
-        raise ValueError(f"code_shape must be (height, width, channels), got {code_shape!r}")
+        raise ValueError(f"code_shape must be (height, width, channels). Received: code_shape={code_shape!r}")
     if int(out_channels) < 1:
-        raise ValueError(f"out_channels must be >= 1, got {out_channels!r}")
+        raise ValueError(f"out_channels must be >= 1. Received: out_channels={out_channels!r}")
     _, blocks = architecture(filters, closure)
     inputs = keras.Input(shape=code_shape, name="code")
     x = inputs
@@ -290,11 +295,11 @@ def build_classifier(encoder: keras.Model,
     if not isinstance(encoder, keras.Model) or len(encoder.outputs) != 1:
         raise ValueError("encoder must be a keras.Model with one output (build_encoder's)")
     if int(num_classes) < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes!r}")
+        raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes!r}")
     if int(dense_units) < 1:
-        raise ValueError(f"dense_units must be >= 1, got {dense_units!r}")
+        raise ValueError(f"dense_units must be >= 1. Received: dense_units={dense_units!r}")
     x = keras.layers.Flatten(name="flatten")(encoder.output)
     x = keras.layers.Dense(int(dense_units), activation="relu", name="dense")(x)
     outputs = keras.layers.Dense(int(num_classes), activation="softmax", dtype="float32",
-                                 name="predictions")(x)
+                                 name=CLASSIFIER_OUTPUT)(x)
     return keras.Model(encoder.input, outputs, name=name)

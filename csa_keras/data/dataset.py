@@ -172,7 +172,7 @@ class FaceDataset:
         self.paths = np.asarray(self.paths, dtype=object)
         n = len(self.images)
         if self.images.ndim != 4:
-            raise ValueError(f"images must be (N, H, W, C), got shape {self.images.shape}")
+            raise ValueError(f"images must be (N, H, W, C). Received: images with shape {self.images.shape}")
         for field in ("labels", "paths", "subjects", "splits"):
             value = getattr(self, field)
             if value is not None and len(value) != n:

@@ -306,7 +306,7 @@ def render_face(
     if name is None or name not in EXPRESSIONS:
         raise ValueError(f"unknown expression {expression!r}: choose from {', '.join(CANONICAL_CLASSES)}")
     if size < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {size}")
+        raise ValueError(f"size must be at least 8 pixels. Received: size={size!r}")
     e = EXPRESSIONS[name].towards(float(np.clip(intensity, 0.0, 1.0)))
     c = size * SUPERSAMPLE
     face = np.full((c, c), round(identity.background), np.uint8)

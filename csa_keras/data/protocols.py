@@ -99,7 +99,7 @@ def holdout(labels, test_size: float = 0.2, seed: int = 0,
     """
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if not 0.0 < test_size < 1.0:
-        raise ValueError(f"holdout test_size must be between 0 and 1, got {test_size}")
+        raise ValueError(f"holdout test_size must be between 0 and 1. Received: test_size={test_size!r}")
     classes, counts = np.unique(labels, return_counts=True)
     if (counts < 2).any():
         first = int(np.argmax(counts < 2))
@@ -129,14 +129,15 @@ def subject_kfold(labels, subjects, k: int = 10, seed: int = 0) -> list[Split]:
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     subjects = np.asarray(subjects, dtype=object).reshape(-1)
     if len(subjects) != len(labels):
-        raise ValueError(f"subject-kfold got {len(subjects)} subject ids for {len(labels)} labels")
+        raise ValueError(f"subject-kfold needs one subject id per label. Received: {len(subjects)} subject ids "
+                         f"for {len(labels)} labels")
     missing = [i for i, s in enumerate(subjects) if s is None or str(s) == ""]
     if missing:
         raise ValueError(f"subject-kfold needs a subject id for every image; {len(missing)} have none "
                          f"(first at index {missing[0]})")
     n_subjects = len(set(subjects.tolist()))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2 or k > n_subjects:
-        raise ValueError(f"subject-kfold needs 2 <= k <= number of subjects; got k={k} "
+        raise ValueError(f"subject-kfold needs 2 <= k <= number of subjects. Received: k={k} "
                          f"with {n_subjects} subjects")
     groups = np.unique(subjects.astype(str), return_inverse=True)[1]
     from sklearn.model_selection import StratifiedGroupKFold
@@ -169,7 +170,7 @@ def carve_validation(train_idx, labels, fraction: float = 0.1, seed: int = 0,
     empty = np.empty(0, dtype=np.int64)
     if per_class is not None:
         if isinstance(per_class, bool) or int(per_class) < 1:
-            raise ValueError(f"val_per_class must be a positive integer, got {per_class!r}")
+            raise ValueError(f"val_per_class must be a positive integer. Received: val_per_class={per_class!r}")
         rng = np.random.default_rng(seed)
         val = []
         train_labels = labels[train_idx]
@@ -182,7 +183,7 @@ def carve_validation(train_idx, labels, fraction: float = 0.1, seed: int = 0,
         val = np.sort(np.concatenate(val)) if val else empty
         return np.setdiff1d(train_idx, val), val
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+        raise ValueError(f"val_fraction must be in [0, 1). Received: val_fraction={fraction!r}")
     if fraction == 0.0 or len(train_idx) == 0:
         return np.sort(train_idx), empty
     train_labels = labels[train_idx]
@@ -217,7 +218,8 @@ def predefined(splits, labels, seed: int = 0, val_fraction: float = 0.1,
     membership = np.asarray(splits, dtype=object).reshape(-1)
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if len(membership) != len(labels):
-        raise ValueError(f"predefined got {len(membership)} split labels for {len(labels)} images")
+        raise ValueError(f"predefined needs one split label per image. Received: {len(membership)} split labels "
+                         f"for {len(labels)} images")
     names = np.asarray([str(s) for s in membership])
     unknown = sorted(set(names.tolist()) - {"train", "val", "test"})
     if unknown:

@@ -66,7 +66,7 @@ def _resolve_classes(classes: Sequence[str]) -> list[str]:
             raise ValueError(f"class {name!r} is given twice")
         names.append(canonical)
     if len(names) < 2:
-        raise ValueError(f"a dataset needs at least 2 classes, got {len(names)}")
+        raise ValueError(f"classes must name at least 2 classes. Received: classes={names!r}")
     return ordered_classes(names)
 
 
@@ -104,14 +104,14 @@ def make_synthetic_dataset(
     :func:`expression_regions`). Same arguments, same bytes.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
     if n_subjects < 1:
-        raise ValueError(f"n_subjects must be at least 1, got {n_subjects}")
+        raise ValueError(f"n_subjects must be at least 1. Received: n_subjects={n_subjects!r}")
     if images_per_class < 1:
-        raise ValueError(f"images_per_class must be at least 1, got {images_per_class}")
+        raise ValueError(f"images_per_class must be at least 1. Received: images_per_class={images_per_class!r}")
     names = _resolve_classes(classes)
     if size < 1:
-        raise ValueError(f"size must be at least 1, got {size}")
+        raise ValueError(f"size must be at least 1. Received: size={size!r}")
     pixels = n_subjects * images_per_class * len(names) * size * size * (3 if colour else 1)
     if pixels > MAX_SYNTHETIC_PIXELS:
         raise ValueError(f"n_subjects={n_subjects} x images_per_class={images_per_class} x "

@@ -1,13 +1,6 @@
-"""Evaluation of a run.
+"""Evaluation of a run: metrics, statistics, figures, Grad-CAM, report pieces, model cards.
 
-- :mod:`~csa_keras.evaluation.metrics`: classification metrics, PSNR, fold
-  aggregation, the paper's Table 1 (scikit-learn and numpy only).
-- :mod:`~csa_keras.evaluation.figures`: the PNG figures of a run directory
-  (matplotlib).
-- :mod:`~csa_keras.evaluation.gradcam`: Grad-CAM heatmaps (tf-keras-vis;
-  imports TensorFlow).
-
-The metrics are re-exported here; the figure and Grad-CAM modules are
+``docs/layout.md`` lists its modules. The metrics are re-exported here; the figure and Grad-CAM modules are
 imported on demand so that computing metrics does not load TensorFlow.
 """
 from csa_keras.evaluation.metrics import (

@@ -42,7 +42,7 @@ def _as_images(images: np.ndarray, what: str) -> np.ndarray:
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
-        raise ValueError(f"{what} must be (N, H, W) or (N, H, W, 1|3), got shape {images.shape}")
+        raise ValueError(f"{what} must be (N, H, W) or (N, H, W, 1|3). Received: {what} with shape {images.shape}")
     images = images.astype(np.float64) / scale
     return np.clip(images, 0.0, 1.0)
 

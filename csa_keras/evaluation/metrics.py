@@ -90,7 +90,7 @@ def normalize_confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]]) -> np.n
     """Row-normalise a confusion matrix (rows = true classes); a row with no images stays zero."""
     cm = np.asarray(cm, dtype=np.float64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"a confusion matrix must be square, got shape {cm.shape}")
+        raise ValueError(f"a confusion matrix must be square. Received: cm with shape {cm.shape}")
     totals = cm.sum(axis=1, keepdims=True)
     return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
 
@@ -166,9 +166,9 @@ def psnr(x: np.ndarray, x_hat: np.ndarray, max_value: float = 1.0) -> np.ndarray
     if x.shape != x_hat.shape:
         raise ValueError(f"images {x.shape} and reconstructions {x_hat.shape} differ in shape")
     if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"expected a non-empty batch of images (N, ...), got shape {x.shape}")
+        raise ValueError(f"x must be a non-empty batch of images (N, ...). Received: x with shape {x.shape}")
     if not max_value > 0:
-        raise ValueError(f"max_value must be positive, got {max_value!r}")
+        raise ValueError(f"max_value must be positive. Received: max_value={max_value!r}")
     mse = np.mean((x - x_hat) ** 2, axis=tuple(range(1, x.ndim)))
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(max_value**2 / mse)

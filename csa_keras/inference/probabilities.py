@@ -2,7 +2,7 @@
 
 A task knows which of its model's outputs votes (the CSA's softmax, the
 Voting ResNet's ``vote``, or a re-vote of its ``crop_logits`` when asked with
-``voting=``): :attr:`~csa_keras.tasks.Task.probabilities`. This module is the
+``voting=``): :meth:`~csa_keras.tasks.Task.probabilities`. This module is the
 one place that turns that into rows summing to 1, checks the options a
 caller passes before any image is classified, and finds the number of
 classes without running the model.

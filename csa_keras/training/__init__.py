@@ -1,18 +1,4 @@
-"""The training engine every task shares.
-
-- :mod:`~csa_keras.training.config`: :class:`RunConfig`, the settings of
-  every run, which each task's config extends; ``config.json``;
-- :mod:`~csa_keras.training.strategy`: the ``tf.distribute`` strategy,
-  seeds and op determinism, the precision policy;
-- :mod:`~csa_keras.training.pipeline`: ``tf.data`` pipelines with even
-  per-replica batches, and the checks that refuse unusable arrays;
-- :mod:`~csa_keras.training.loop` and :mod:`~csa_keras.training.callbacks`:
-  one fit for every strategy and resumable training phases;
-- :mod:`~csa_keras.training.rundir`: the run directory's lifecycle;
-- :mod:`~csa_keras.training.experiment`: the experiment around a task's
-  training of one split;
-- :mod:`~csa_keras.training.cli`: the training command of every task.
-"""
+"""The training engine every task shares; ``docs/layout.md`` lists its modules."""
 from csa_keras.training.callbacks import SelectionScore, TrainingPhase
 from csa_keras.training.config import PRECISIONS, STRATEGIES, RunConfig, config_json
 from csa_keras.training.experiment import SplitOutcome, load_data, run_experiment

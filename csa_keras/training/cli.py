@@ -3,7 +3,7 @@
 ``python -m csa_keras.train`` and ``python -m voting_resnet.train`` are
 :func:`train_main` with their task's name: the same data, protocol, recipe,
 output, strategy and precision options, plus the options the task adds
-(:attr:`csa_keras.tasks.Task.add_arguments`). Bad arguments or unusable data
+(:meth:`csa_keras.tasks.Task.add_arguments`). Bad arguments or unusable data
 end in one line on stderr and exit status 2, and so does an ``--output`` that
 is ``--data``, lies inside it or holds it (:func:`csa_keras.utils.paths.check_outputs`):
 a run directory inside the dataset would have its figures read as class
@@ -83,7 +83,7 @@ def reader_options(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | Non
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--reader-option takes KEY=VALUE, got {pair!r}")
+            raise ValueError(f"--reader-option takes KEY=VALUE. Received: --reader-option {pair!r}")
         options.append((key.strip(), value.strip()))
     return tuple(options)
 

@@ -1,7 +1,7 @@
 """One experiment, whatever the task: data, protocol, the splits' training, the run directory.
 
 Both training commands tell the same story around a task's own training of
-one split (:attr:`csa_keras.tasks.Task.fit_split`):
+one split (:meth:`csa_keras.tasks.Task.fit_split`):
 
 1. the strategy, seeds and precision policy are set and the run directory is
    opened (an unfinished one is refused without ``resume``; a finished one

@@ -112,7 +112,7 @@ def check_images(images: np.ndarray, what: str = "images", shape: tuple | None =
     """
     images = np.asarray(images)
     if images.ndim != 4:
-        raise ValueError(f"{what} must be (N, height, width, channels), got shape {images.shape}")
+        raise ValueError(f"{what} must be (N, height, width, channels). Received: {what} with shape {images.shape}")
     if len(images) == 0:
         raise ValueError(f"{what} are empty: there is nothing to train or predict on")
     if images.shape[-1] not in (1, 3):

@@ -1,2 +1,1 @@
-"""Small helpers below everything else: atomic files, the commands' one-line errors, and the CPU's
-kernels for TensorFlow."""
+"""Small helpers below everything else; ``docs/layout.md`` lists its modules."""

@@ -51,35 +51,47 @@ class Parser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
 
-def flag_message(message: str, parser: argparse.ArgumentParser) -> str:
-    """``message`` with the settings the parser has flags for written as those flags.
+def flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each setting the parser's options set, and a switch's setting with its value, to the flag.
 
-    ``batch_size must be at least 1. Received: batch_size=0`` becomes
-    ``--batch-size must be at least 1. Received: --batch-size=0``, and
-    ``resume=True`` of a switch becomes ``--resume``. A setting is
-    recognised where it cannot be an ordinary word: a name with an
-    underscore, a name followed by ``=``, the first word of the message, or
-    the name after ``Received:``.
+    ``{"batch_size": "--batch-size", "resume": "--resume", "resume=True": "--resume",
+    "augment=False": "--no-augment", ...}``: the ``dest`` of every option with a
+    long form, as the library's messages name settings.
     """
-    flags, switches = {}, set()
-    for action in parser._actions:  # argparse keeps its actions here and nowhere public
+    flags: dict[str, str] = {}
+    for action in parser._actions:  # argparse lists a parser's actions here and nowhere public
         long = [s for s in action.option_strings if s.startswith("--")]
-        if long and action.dest not in flags:
-            flags[action.dest] = long[0]
-            if isinstance(action, argparse._StoreTrueAction):
-                switches.add(action.dest)
+        if not long or action.default == argparse.SUPPRESS or action.dest in flags:
+            continue
+        flags[action.dest] = long[0]
+        if action.nargs == 0 and isinstance(action.const, bool):
+            flags[f"{action.dest}={action.const}"] = long[0]
+    return flags
 
-    def flag(match: re.Match) -> str:
-        lead, name, value = match.group(1), match.group(2), match.group(3) or ""
-        wanted = ("_" in name or value or match.start() == 0 or lead.startswith("Received"))
-        if not wanted or name not in flags:
-            return match.group(0)
-        if value == "=True" and name in switches:
-            return lead + flags[name]
-        return lead + flags[name] + value
 
-    return re.sub(r"(^|Received: |(?<=[\s(,]))([a-z][a-z0-9_]*)(=True\b|=|(?![\w./\\-]))", flag,
-                  message)
+_SEPARATORS = re.compile(r"([\s()\[\],;]+)")
+
+
+def flag_message(message: str, parser: argparse.ArgumentParser) -> str:
+    """``message`` with the settings the parser has flags for written as those flags (:func:`flags_of`).
+
+    A library message names a setting in three places, and only those are
+    rewritten: its first word (``batch_size must be at least 1``), before
+    ``=`` (``Received: batch_size=0``; a switch's ``resume=True`` becomes
+    ``--resume``), and wherever a name with an underscore stands, which no
+    English word has. ``output runs/a is not a folder`` becomes ``--output
+    runs/a is not a folder``; the word ``format`` inside a sentence stays.
+    """
+    flags = flags_of(parser)
+    words = _SEPARATORS.split(message)
+    for i in range(0, len(words), 2):
+        name, equals, value = words[i].partition("=")
+        switch = f"{name}={value.rstrip('.:')}"
+        if equals and switch in flags:
+            words[i] = flags[switch] + value[len(value.rstrip(".:")):]
+        elif name in flags and (equals or i == 0 or "_" in name):
+            words[i] = flags[name] + equals + value
+    return "".join(words)
 
 
 def fail(parser: argparse.ArgumentParser, error: BaseException | str) -> int:

@@ -294,12 +294,12 @@ def test_classifier_shares_the_encoder_weights():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"closure": "pool5"}, "closure"),
-    ({"filters": (32, 64, 128)}, "filters"),
-    ({"filters": (32, 64, 0, 8)}, "filters"),
-    ({"input_shape": (50, 50, 1)}, "multiples of 8"),
-    ({"input_shape": (40, 40, 1), "closure": "pool4"}, "multiples of 16"),
-    ({"input_shape": (48, 48)}, "input_shape"),
-    ({"sparsity": -1e-5}, "sparsity"),
+    ({"filters": (32, 64, 128)}, r"\(one per encoder block\)\. Received: filters=\(32, 64, 128\)$"),
+    ({"filters": (32, 64, 0, 8)}, r"Received: filters=\(32, 64, 0, 8\)$"),
+    ({"input_shape": (50, 50, 1)}, r"multiples of 8 .*\. Received: input_shape=\(50, 50, 1\)$"),
+    ({"input_shape": (40, 40, 1), "closure": "pool4"}, r"multiples of 16 .*\. Received: input_shape=\(40, 40, 1\)$"),
+    ({"input_shape": (48, 48)}, r"\(height, width, channels\)\. Received: input_shape=\(48, 48\)$"),
+    ({"sparsity": -1e-5}, r"sparsity must be >= 0\. Received: sparsity=-1e-05$"),
 ])
 def test_bad_arguments_give_one_line_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -170,8 +170,8 @@ def test_planted_duplicates_are_found_and_removed():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda ds: subject_kfold(ds.labels, ds.subjects, k=1), "k=1 with 12 subjects"),
-    (lambda ds: subject_kfold(ds.labels, ds.subjects, k=13), "k=13 with 12 subjects"),
+    (lambda ds: subject_kfold(ds.labels, ds.subjects, k=1), "subjects. Received: k=1 with 12 subjects$"),
+    (lambda ds: subject_kfold(ds.labels, ds.subjects, k=13), "subjects. Received: k=13 with 12 subjects$"),
     (lambda ds: subject_kfold(ds.labels, None, k=3), "subject-kfold needs subject ids; this dataset has none"),
     (lambda ds: make_splits(dataclasses.replace(ds, subjects=None), "subject-kfold"), "has none"),
     (lambda ds: holdout(np.r_[ds.labels, 9], class_names=None), "class label 9 has 1 image"),

@@ -130,10 +130,10 @@ def test_draw_face_is_deterministic_and_returns_a_mask():
 @pytest.mark.parametrize("kwargs, message", [
     ({"classes": ("anger", "boredom")}, "unknown class 'boredom'"),
     ({"classes": ("anger", "angry")}, "given twice"),
-    ({"classes": ("anger",)}, "at least 2 classes"),
-    ({"n_subjects": 0}, "n_subjects"),
-    ({"images_per_class": 0}, "images_per_class"),
-    ({"seed": -1}, "seed"),
+    ({"classes": ("anger",)}, r"classes must name at least 2 classes\. Received: classes=\['anger'\]$"),
+    ({"n_subjects": 0}, r"n_subjects must be at least 1\. Received: n_subjects=0$"),
+    ({"images_per_class": 0}, r"images_per_class must be at least 1\. Received: images_per_class=0$"),
+    ({"seed": -1}, r"seed must be a non-negative integer\. Received: seed=-1$"),
 ])
 def test_bad_arguments_raise_one_line_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -106,7 +106,7 @@ def test_classification_metrics_errors(y_true, y_pred, message):
 def test_normalize_confusion_matrix():
     out = normalize_confusion_matrix([[2, 2], [0, 0]])
     np.testing.assert_array_equal(out, [[0.5, 0.5], [0.0, 0.0]])
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(ValueError, match=r"must be square\. Received: cm with shape \(1, 3\)$"):
         normalize_confusion_matrix([[1, 2, 3]])
 
 
@@ -130,7 +130,7 @@ def test_psnr_hand_values():
 def test_psnr_errors(a, b, message):
     with pytest.raises(ValueError, match=message):
         psnr(a, b)
-    with pytest.raises(ValueError, match="max_value"):
+    with pytest.raises(ValueError, match=r"^max_value must be positive\. Received: max_value=0$"):
         psnr(np.zeros((1, 2)), np.ones((1, 2)), max_value=0)
 
 

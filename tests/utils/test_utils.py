@@ -4,7 +4,7 @@ import argparse
 import pytest
 
 from csa_keras.utils import quiet
-from csa_keras.utils.cli import fail, flag_message, run_main
+from csa_keras.utils.cli import fail, flag_message, flags_of, run_main
 from csa_keras.utils.files import writable_folder
 from csa_keras.utils.messages import must, one_of
 
@@ -16,7 +16,17 @@ def parser():
     parser.add_argument("--output")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--format")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    parser.add_argument("--val-fraction", type=float)
+    parser.add_argument("--recipe", dest="preset")
     return parser
+
+
+def test_flags_of_maps_each_setting_and_switch_value_to_its_flag(parser):
+    assert flags_of(parser) == {
+        "batch_size": "--batch-size", "output": "--output", "resume": "--resume", "resume=True": "--resume",
+        "format": "--format", "augment": "--no-augment", "augment=False": "--no-augment",
+        "val_fraction": "--val-fraction", "preset": "--recipe"}
 
 
 @pytest.mark.parametrize("message, expected", [
@@ -27,6 +37,16 @@ def parser():
     ("output /tmp/output.csv is not a folder", "--output /tmp/output.csv is not a folder"),
     ("the built-in faces have no format to choose", "the built-in faces have no format to choose"),
     (one_of("format", ("a", "b"), "c"), "--format must be one of a, b. Received: --format='c'"),
+    ("split_after with several values needs a validation set: val_fraction must be above 0. "
+     "Received: split_after=[1, 2], val_fraction=0.0",
+     "split_after with several values needs a validation set: --val-fraction must be above 0. "
+     "Received: split_after=[1, 2], --val-fraction=0.0"),
+    ("quantize applies to (format='tflite') only; train without augment=False.",
+     "quantize applies to (--format='tflite') only; train without --no-augment."),
+    ("preset must be one of paper, quick. Received: preset='x'",
+     "--recipe must be one of paper, quick. Received: --recipe='x'"),
+    ("help is not a setting, nor is output.csv: see runs/output", "help is not a setting, nor is output.csv: "
+     "see runs/output"),
 ])
 def test_flag_message_names_flags_where_settings_stand(parser, message, expected):
     assert flag_message(message, parser) == expected
@@ -66,3 +86,21 @@ def test_writable_folder_creates_or_refuses_in_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match=r"^annotate .*file is not a folder"):
         writable_folder(tmp_path / "file", "annotate")
+
+
+def test_library_messages_say_received_not_got():
+    """Every message of the packages ends Keras's way, ``... Received: X``, never ``..., got X``."""
+    import re
+    import tokenize
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text_tokens = {tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
+    old_style = re.compile(r"[,;] got\b|^got\b|\bgot \{")
+    found = []
+    for path in sorted([*root.glob("csa_keras/**/*.py"), *root.glob("voting_resnet/**/*.py")]):
+        with tokenize.open(path) as source:
+            tokens = tokenize.generate_tokens(source.readline)
+            found += [f"{path.relative_to(root)}:{token.start[0]}" for token in tokens
+                      if token.type in text_tokens and old_style.search(token.string)]
+    assert found == []

@@ -95,7 +95,7 @@ class CropAndMirror(keras.layers.Layer):
         super().__init__(**kwargs)
         crop_fraction = float(crop_fraction)
         if not 0.0 < crop_fraction <= 1.0:
-            raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
+            raise ValueError(f"crop_fraction must be in (0, 1]. Received: crop_fraction={crop_fraction!r}")
         self.crop_fraction = crop_fraction
         self.mirror = bool(mirror)
 
@@ -108,11 +108,11 @@ class CropAndMirror(keras.layers.Layer):
         if len(input_shape) != 4:
             raise ValueError(
                 f"CropAndMirror '{self.name}' expects a (batch, height, width, channels) "
-                f"feature map, got shape {tuple(input_shape)}")
+                f"feature map. Received: input_shape={tuple(input_shape)}")
         height, width = input_shape[1], input_shape[2]
         if height is None or width is None:
             raise ValueError(
-                f"CropAndMirror '{self.name}' needs a static height and width, got shape "
+                f"CropAndMirror '{self.name}' needs a static height and width. Received: input_shape="
                 f"{tuple(input_shape)}")
         return crop_offsets(int(height), int(width), self.crop_fraction)
 

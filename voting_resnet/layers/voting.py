@@ -48,7 +48,7 @@ class Regroup(keras.layers.Layer):
         super().__init__(**kwargs)
         num_views = int(num_views)
         if num_views < 1:
-            raise ValueError(f"num_views must be at least 1, got {num_views}")
+            raise ValueError(f"num_views must be at least 1. Received: num_views={num_views!r}")
         self.num_views = num_views
 
     def call(self, inputs):
@@ -86,11 +86,11 @@ class Voting(keras.layers.Layer):
     def build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(
-                f"Voting '{self.name}' expects crop logits (batch, views, classes), "
-                f"got shape {tuple(input_shape)}")
+                f"Voting '{self.name}' expects crop logits (batch, views, classes). "
+                f"Received: input_shape={tuple(input_shape)}")
         if self.num_views is not None and input_shape[1] not in (None, self.num_views):
             raise ValueError(
-                f"Voting '{self.name}' expects {self.num_views} views, got shape {tuple(input_shape)}")
+                f"Voting '{self.name}' expects {self.num_views} views. Received: input_shape={tuple(input_shape)}")
         self.built = True
 
     def call(self, inputs):
@@ -114,7 +114,7 @@ class Voting(keras.layers.Layer):
 def _as_views(logits: np.ndarray) -> np.ndarray:
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 3:
-        raise ValueError(f"crop logits must be (batch, views, classes), got shape {logits.shape}")
+        raise ValueError(f"crop logits must be (batch, views, classes). Received: logits with shape {logits.shape}")
     return logits
 
 

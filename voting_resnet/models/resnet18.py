@@ -62,7 +62,8 @@ def _conv_initializer():
 
 def _check_split(split_after: int) -> int:
     if split_after not in SPLIT_POINTS:
-        raise ValueError(f"split_after must be one of {SPLIT_POINTS} (0 = baseline), got {split_after!r}")
+        raise ValueError(f"split_after must be one of {SPLIT_POINTS} (0 = baseline). "
+                         f"Received: split_after={split_after!r}")
     return int(split_after)
 
 
@@ -130,10 +131,10 @@ def build_voting_resnet(num_classes: int = 7, input_shape=(48, 48, 3), split_aft
     split_after = _check_split(split_after)
     voting = check_mode(voting)
     if int(num_classes) < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes!r}")
     input_shape = tuple(int(d) for d in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
+        raise ValueError(f"input_shape must be (height, width, channels). Received: input_shape={input_shape!r}")
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = _conv_bn(inputs, STACK_WIDTHS[0], 3, 1, "stem_conv", "stem_bn", bn_momentum, bn_epsilon)

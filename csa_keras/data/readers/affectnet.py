@@ -62,7 +62,7 @@ def read_affectnet(root: str | Path, classes: int = 7) -> Catalogue:
     image folder, so the ~290k rows cost no stat call each.
     """
     if classes not in (7, 8):
-        raise ValueError(f"classes must be 7 or 8, got {classes!r}")
+        raise ValueError(f"classes must be 7 or 8. Received: classes={classes!r}")
     root_path = require_folder(root)
     lists_dir = root_path / LISTS_FOLDER
     if not lists_dir.is_dir():

@@ -99,7 +99,7 @@ def read_ckplus(root: str | Path, last_frames: int = 3, first_as_neutral: bool =
     is added as neutral only when it is not already one of the last frames.
     """
     if isinstance(last_frames, bool) or not isinstance(last_frames, int) or last_frames < 1:
-        raise ValueError(f"last_frames must be a positive integer, got {last_frames!r}")
+        raise ValueError(f"last_frames must be a positive integer. Received: last_frames={last_frames!r}")
     root_path = require_folder(root)
     folders = find_ckplus_folders(root_path)
     if folders is None:

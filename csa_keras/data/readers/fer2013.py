@@ -97,7 +97,7 @@ def read_fer2013(path: str | Path, public_test_as: str = "test") -> Catalogue:
     streamed; the 35,887 rows of FER2013 hold about 83 MB of pixels.
     """
     if public_test_as not in ("test", "val"):
-        raise ValueError(f"public_test_as must be 'test' or 'val', got {public_test_as!r}")
+        raise ValueError(f"public_test_as must be 'test' or 'val'. Received: public_test_as={public_test_as!r}")
     given = Path(path)
     if not given.exists():
         raise ValueError(f"{given} does not exist")

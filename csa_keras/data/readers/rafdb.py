@@ -71,7 +71,7 @@ def read_rafdb(root: str | Path, variant: str = "aligned") -> Catalogue:
     ``ValueError`` naming it (and the line).
     """
     if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}. Received: variant={variant!r}")
     root_path = require_folder(root)
     found = find_rafdb_labels(root_path)
     if found is None:
