@@ -1,4 +1,5 @@
 """Running the project's commands as a user does: a fresh interpreter, ``python -m MODULE``."""
+import socket
 import subprocess
 import sys
 
@@ -41,3 +42,14 @@ def interrupt_after(monkeypatch, predictor, calls: int) -> list:
 
     monkeypatch.setattr(predictor, "classify", interrupted)
     return seen
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` TCP ports free on localhost now: a multi-worker cluster's addresses."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

@@ -10,7 +10,6 @@ what each process held in memory.
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,7 @@ import time
 
 import numpy as np
 import pytest
+from commands import free_ports
 
 WORKER = textwrap.dedent("""
     import json, os, sys
@@ -54,16 +54,6 @@ RUN_FILES = {
             "confusion_matrix.png", "curves.png", "gradcam.png", "splits.json", "data.json",
             "MODEL_CARD.md", "tensorboard"},
 }
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def weights(path):

@@ -50,6 +50,9 @@ STACK_WIDTHS = (64, 128, 256, 512)
 BLOCKS_PER_STACK = (2, 2, 2, 2)
 STACK_STRIDES = (1, 2, 2, 2)
 SPLIT_POINTS = (0, 1, 2, 3)
+"""Where the feature maps may be cut: after module 1, 2 or 3, or not at all (0, the plain ResNet-18)."""
+VOTER_SPLIT_POINTS = tuple(s for s in SPLIT_POINTS if s)
+"""The split points that make a voter: every one but 0."""
 CROP_FRACTION = 5 / 6
 
 
