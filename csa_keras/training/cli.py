@@ -10,10 +10,13 @@ that is ``--data``, lies inside it or holds it (:func:`csa_keras.utils.paths.che
 a run directory inside the dataset would have its figures read as class
 images by the next run.
 
-Importing this module loads neither TensorFlow nor the training engine (the
-engine is imported when a command runs), so a command's module imports
-under any Keras backend and without the ``train`` extra, and its ``main``
-says in one line what it needs (:func:`csa_keras.utils.cli.entry_point`).
+Importing this module loads nothing but the standard library and the
+project's command helpers: the data layer, the engine and TensorFlow are
+imported inside the functions that use them. A command's module thus
+imports at once, under any Keras backend and without the ``train`` extra,
+and everything after is inside its ``main``, which ends Ctrl-C during
+start-up, another backend or a missing extra in one line
+(:func:`csa_keras.utils.cli.entry_point`).
 """
 from __future__ import annotations
 
@@ -23,11 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from csa_keras.data.options import add_data_arguments, add_face_arguments
-from csa_keras.data.protocols import PROTOCOLS
-from csa_keras.data.readers import parse_reader_options
 from csa_keras.tasks import Task, get_task
-from csa_keras.training.config import PRECISIONS, STRATEGIES, pick_preset
 from csa_keras.utils.cli import Parser, entry_point, run_main
 from csa_keras.utils.paths import check_outputs
 from csa_keras.utils.quiet import import_tensorflow
@@ -36,6 +35,10 @@ from csa_keras.utils.quiet import import_tensorflow
 def add_common_arguments(parser: argparse.ArgumentParser, recipes, recipe_help: str) -> None:
     """The options every training command takes; ``recipes`` are the named recipes ``--recipe``
     chooses among (the library's presets)."""
+    from csa_keras.data.options import add_data_arguments, add_face_arguments
+    from csa_keras.data.protocols import PROTOCOLS
+    from csa_keras.training.config import PRECISIONS, STRATEGIES
+
     data = parser.add_argument_group("data")
     add_data_arguments(data)
     data.add_argument("--protocol", choices=PROTOCOLS,
@@ -85,6 +88,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, recipes, recipe_help: 
 
 def common_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The settings of the shared options given on the command line (``None``: the recipe's)."""
+    from csa_keras.data.readers import parse_reader_options
+
     return dict(
         reader_options=parse_reader_options(args.reader_option) or None,
         data=args.data, data_licence=args.data_licence, format=args.format, protocol=args.protocol, folds=args.folds,
@@ -107,6 +112,8 @@ def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
 
 def config_from_args(task: Task, args: argparse.Namespace):
     """The task's recipe (its preset) with every option given on the command line."""
+    from csa_keras.training.config import pick_preset
+
     return pick_preset(task.presets, args.preset).replace(**common_changes(args),
                                                           **task.config_changes(args))
 

@@ -44,12 +44,14 @@ def test_both_train_commands_are_made_by_the_training_cli():
         assert parser.prog == prog and flag in parser._option_string_actions
 
 
-def test_importing_a_training_command_loads_no_tensorflow():
+def test_importing_a_training_command_loads_no_tensorflow_nor_the_data_layer():
+    """What runs before ``main`` is outside its one-line handling of Ctrl-C and of a missing extra."""
     import subprocess
     import sys
 
     code = ("import sys, csa_keras.train, csa_keras.training.cli, csa_keras.training; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'filelock') if m in sys.modules))")
+            "print(sorted(m for m in ('tensorflow', 'keras', 'filelock', 'numpy', 'cv2', "
+            "'csa_keras.data') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
