@@ -1,7 +1,9 @@
 """Running the project's commands as a user does: a fresh interpreter, ``python -m MODULE``."""
+import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_module(module: str, *args, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -53,3 +55,11 @@ def free_ports(n: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def project_env(**variables: str) -> dict[str, str]:
+    """The environment of a script run from a temporary folder: this checkout's packages first on
+    its path (a script's own folder, not the current one, starts ``sys.path``), and ``variables``."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, **variables)

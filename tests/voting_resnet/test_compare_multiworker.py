@@ -8,14 +8,13 @@ write nothing there, return no rows and leave nothing in its temporary
 folder.
 """
 import json
-import os
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
-from commands import free_ports
+from commands import free_ports, project_env
 
 WORKER = textwrap.dedent("""
     import json, sys
@@ -45,9 +44,9 @@ def test_a_multi_worker_comparison_leaves_one_run_directory(tmp_path):
     for index in range(2):
         scratch.append(tmp_path / f"tmp{index}")
         scratch[-1].mkdir()
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(scratch[-1]),
-                   TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
-                                         "task": {"type": "worker", "index": index}}))
+        env = project_env(TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(scratch[-1]),
+                          TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
+                                                "task": {"type": "worker", "index": index}}))
         processes.append(subprocess.Popen([sys.executable, str(script), str(out)],
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True, env=env))
