@@ -277,8 +277,9 @@ def _compare(run: Experiment) -> list[dict[str, Any]]:
     Which trainings run is the chief's decision (:func:`~csa_keras.training.loop.chief_value`),
     from its run directory: another worker of a multi-worker run has only a
     scratch folder, and must take part in exactly the chief's trainings. It
-    starts each from the weights the chief starts from, which the training
-    loop gives every worker, so it reads no model file.
+    keeps its models there, since loading the baseline to fine-tune from
+    creates variables, which every worker must do alike; it scores nothing
+    and writes no record.
     """
     config, out, chief, strategy, log = run.config, run.out, run.chief, run.strategy, run.log
     split, dataset = run.splits[0], run.dataset
@@ -312,9 +313,8 @@ def _compare(run: Experiment) -> list[dict[str, Any]]:
                            val=(images[val], labels[val]), verbose=run.verbose,
                            state=run.state / state, resume=run.resume,
                            images_per_epoch=images_per_epoch)
-        if chief:
-            write_history(folder / "history.csv", [(folder.name, result.history)])
-            save_model(result.model, folder / MODEL_FILE, preprocessing=preprocessing)
+        write_history(folder / "history.csv", [(folder.name, result.history)])
+        save_model(result.model, folder / MODEL_FILE, preprocessing=preprocessing)
         return result
 
     baseline_file = out / "baseline" / MODEL_FILE
@@ -376,7 +376,7 @@ def _compare(run: Experiment) -> list[dict[str, Any]]:
     return rows
 
 
-def _fine_tuning(config: CompareConfig, split_after: int, init_from: str | None) -> CompareConfig:
+def _fine_tuning(config: CompareConfig, split_after: int, init_from: str) -> CompareConfig:
     """The recipe of a voter (or of the control, ``split_after=0``) fine-tuned from the baseline."""
     return config.replace(split_after=(split_after,), epochs=config.finetune_epochs,
                           lr=config.finetune_lr, warmup_epochs=0.0, init_from=init_from)
@@ -384,11 +384,14 @@ def _fine_tuning(config: CompareConfig, split_after: int, init_from: str | None)
 
 def _train_as_the_chief(config: CompareConfig, done: Callable[[str, int], bool],
                         fit: Callable[..., Any], out: Path) -> None:
-    """Another worker's part: the trainings the chief runs, in its order, scoring nothing."""
+    """Another worker's part: the trainings the chief runs, in its order, scoring nothing.
+
+    It fine-tunes from the baseline in its own folder, which a resumed run whose baseline was
+    trained before does not have there: such a comparison resumes on one machine."""
     for s in (0, *config.split_after):
         if config.finetune_epochs and not done("fine-tuned", s):
-            fit(_fine_tuning(config, s, None), s, out / model_folder("fine-tuned", s),
-                f"finetune{s}", config.finetune_images)
+            fit(_fine_tuning(config, s, str(out / "baseline" / MODEL_FILE)), s,
+                out / model_folder("fine-tuned", s), f"finetune{s}", config.finetune_images)
     for s in config.scratch_split_after:
         if not done("from-scratch", s):
             fit(config.replace(split_after=(s,)), s, out / model_folder("from-scratch", s),
