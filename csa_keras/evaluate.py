@@ -43,15 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import_tensorflow()
     # After the quiet import: the inference modules import TensorFlow themselves.
+    from csa_keras.data.readers import parse_reader_options, reader_kwargs
     from csa_keras.inference.evaluation import evaluate_model
     from csa_keras.inference.loading import model_or_default
-    from csa_keras.training.cli import reader_options
-    from csa_keras.training.config import RunConfig
 
     def body() -> int:
         if args.batch_size < 1:
             raise ValueError("--batch-size must be at least 1")
-        options = RunConfig(reader_options=reader_options(args.reader_option) or ()).reader_kwargs()
+        options = reader_kwargs(parse_reader_options(args.reader_option))
         metrics = evaluate_model(model_or_default(args.model), args.data, output=args.output, format=args.format,
                                  detect=args.detect, no_face=args.no_face,
                                  batch_size=args.batch_size, reader_options=options,

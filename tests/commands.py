@@ -1,6 +1,9 @@
 """Running the project's commands as a user does: a fresh interpreter, ``python -m MODULE``."""
+import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_module(module: str, *args, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -41,3 +44,22 @@ def interrupt_after(monkeypatch, predictor, calls: int) -> list:
 
     monkeypatch.setattr(predictor, "classify", interrupted)
     return seen
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` TCP ports free on localhost now: a multi-worker cluster's addresses."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def project_env(**variables: str) -> dict[str, str]:
+    """The environment of a script run from a temporary folder: this checkout's packages first on
+    its path (a script's own folder, not the current one, starts ``sys.path``), and ``variables``."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, **variables)

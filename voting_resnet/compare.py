@@ -61,21 +61,17 @@ def build_parser():
     from csa_keras.training.cli import add_common_arguments
     from csa_keras.utils.cli import Parser
     from voting_resnet.comparison import RECIPES
-    from voting_resnet.models.resnet18 import VOTER_SPLIT_POINTS
-    from voting_resnet.task import add_input_options
+    from voting_resnet.task import add_input_options, add_schedule_options, add_split_points
 
     parser = Parser(prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                     description=DESCRIPTION)
     add_common_arguments(parser, RECIPES, "the named recipe of the comparison (below; default paper)")
     group = parser.add_argument_group("comparison")
-    group.add_argument("--split-after", type=int, nargs="+", choices=VOTER_SPLIT_POINTS,
-                       help="the voters compared with the baseline (default 1 2 3)")
-    group.add_argument("--scratch-split-after", type=int, nargs="+", choices=VOTER_SPLIT_POINTS,
-                       help="voters also trained from scratch with the baseline's recipe and "
-                            "epochs, the paper's design (default none)")
-    group.add_argument("--epochs", type=int, help="baseline epochs (default: the recipe's)")
-    group.add_argument("--lr", type=float, help="baseline learning rate")
-    group.add_argument("--lr-decay", type=float, help="factor applied after every epoch")
+    add_split_points(group, "the voters compared with the baseline (default 1 2 3)", voters=True)
+    add_split_points(group, "voters also trained from scratch with the baseline's recipe and "
+                            "epochs, the paper's design (default none)",
+                     flag="--scratch-split-after", voters=True)
+    add_schedule_options(group, "the baseline")
     group.add_argument("--finetune-epochs", type=int, help="epochs of each voter (0: none)")
     group.add_argument("--finetune-images", type=int,
                        help="training images per fine-tuning epoch (default of the recipe)")
@@ -96,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from csa_keras.utils.cli import run_main
     from csa_keras.utils.paths import check_outputs
     from voting_resnet.comparison import RECIPES, rewrite_report, run_comparison
+    from voting_resnet.task import shared_changes
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -105,10 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             **common_changes(args), split_after=tuple(args.split_after) if args.split_after else None,
             scratch_split_after=(tuple(dict.fromkeys(args.scratch_split_after))
                                  if args.scratch_split_after else None),
-            epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
             finetune_epochs=args.finetune_epochs, finetune_images=args.finetune_images,
-            finetune_lr=args.finetune_lr, augment=args.augment, channels=args.channels,
-            val_per_class=args.val_per_class).validate()
+            finetune_lr=args.finetune_lr, **shared_changes(args)).validate()
         if args.resume and not args.output:
             raise ValueError("--resume needs the --output of the comparison to continue")
         if args.report:

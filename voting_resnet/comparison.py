@@ -41,16 +41,13 @@ import numpy as np
 
 from csa_keras.data.dataset import FaceDataset
 from csa_keras.data.faces import preprocessing_for
-from csa_keras.data.protocols import dedupe
+from csa_keras.data.protocols import Split
 from csa_keras.evaluation.figures import read_history_csv
 from csa_keras.evaluation.metrics import classification_metrics
 from csa_keras.evaluation.statistics import bootstrap_interval, mcnemar_p
-from csa_keras.training import (
-    config_json,
-    rundir,
-    write_history,
-)
-from csa_keras.training.experiment import dataset_and_splits, split_indices, start_run
+from csa_keras.training.experiment import Experiment, run_lifecycle
+from csa_keras.training.loop import chief_value
+from csa_keras.training.rundir import write_history
 from csa_keras.utils import files
 from csa_keras.utils.artifacts import save_model
 from csa_keras.utils.messages import must
@@ -60,6 +57,8 @@ from voting_resnet.config import VRNConfig
 from voting_resnet.layers.voting import VOTING_MODES, vote
 from voting_resnet.models.resnet18 import VOTER_SPLIT_POINTS, build_voting_resnet
 from voting_resnet.training import MODEL_FILE, crop_logits, fit_model, prepare_dataset, transfer_weights
+
+_VOTERS = " ".join(map(str, VOTER_SPLIT_POINTS))
 
 TRAININGS = ("baseline", "test-time", "fine-tuned", "from-scratch")
 """How a row's model was trained (the ``training`` key of a row)."""
@@ -87,10 +86,10 @@ class CompareConfig(VRNConfig):
         return [
             *super().checks(),
             (0 not in self.split_after,
-             must("split_after", f"name voters {VOTER_SPLIT_POINTS}: the baseline is always compared",
+             must("split_after", f"name voters ({_VOTERS.replace(' ', ', ')}): the baseline is always compared",
                   list(self.split_after))),
             (all(s in VOTER_SPLIT_POINTS for s in self.scratch_split_after),
-             must("scratch_split_after", f"take values in {' '.join(map(str, VOTER_SPLIT_POINTS))}",
+             must("scratch_split_after", f"take values in {_VOTERS}",
                   list(self.scratch_split_after))),
             (self.finetune_epochs >= 0, must("finetune_epochs", "be at least 0",
                                              self.finetune_epochs)),
@@ -253,37 +252,53 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
 
     ``output`` defaults to ``runs/compare-<timestamp>``; ``resume`` goes on
     with the run a killed process left there (same settings), keeping every
-    row and model it finished. The data, protocol and precision settings
-    are those of every training command.
+    row and model it finished. The data, protocol, precision and strategy
+    settings, the run directory's ``config.json``, ``splits.json`` and
+    ``data.json`` and its closing are those of every training command
+    (:func:`~csa_keras.training.experiment.run_lifecycle`), on the first split
+    of the protocol. Under ``strategy="multi-worker"`` only the chief writes
+    and scores; every other worker takes part in each training and returns
+    no rows.
     """
-    strategy, _, out, run_info = start_run(config, output, "compare", resume)
-    dataset, protocol, splits = dataset_and_splits(config, dataset, prepare_dataset,
-                                                   config.channels == 3, verbose, log, out, resume)
+    return run_lifecycle(config, _compare, name="compare", prepare=prepare_dataset,
+                         colour=config.channels == 3, output=output, dataset=dataset,
+                         verbose=verbose, log=log, resume=resume, choose=_first_split)
+
+
+def _first_split(config: CompareConfig, splits: list[Split]) -> list[Split]:
+    """The protocol's first split, which must hold validation images: every model is chosen on them."""
     split = splits[0]
-    removed = 0
-    if config.dedupe:
-        split, removed = dedupe(split, dataset.images)
     if split.val is None or not len(split.val):
         raise ValueError(must("val_fraction", "be above 0: every model is chosen on validation",
                               config.val_fraction))
-    run_info = {**run_info, "protocol_used": protocol, "duplicates_removed": removed,
-                "dataset": dataset.summary()}
-    files.write_text(out / "config.json", config_json(config, run=run_info))
-    files.write_json(out / "splits.json", {split.name: split_indices(split)})
+    return [split]
 
+
+def _compare(run: Experiment) -> list[dict[str, Any]]:
+    """Every row measured in the opened run, each written as soon as it is.
+
+    Which trainings run is the chief's decision (:func:`~csa_keras.training.loop.chief_value`),
+    from its run directory: another worker of a multi-worker run has only a
+    scratch folder, and must take part in exactly the chief's trainings. It
+    keeps its models there, since loading the baseline to fine-tune from
+    creates variables, which every worker must do alike; it scores nothing
+    and writes no record.
+    """
+    config, out, chief, strategy, log = run.config, run.out, run.chief, run.strategy, run.log
+    split, dataset = run.splits[0], run.dataset
     path = out / "comparison.json"
-    rows = _read_rows(path) if resume else []
+    rows = _read_rows(path) if run.resume and chief else []
     train, val, test = np.asarray(split.train), np.asarray(split.val), np.asarray(split.test)
     scorer = _Scorer(config, dataset, val, test)
     images, labels, k = dataset.images, dataset.labels, dataset.num_classes
     preprocessing = preprocessing_for(dataset.class_names, images.shape[1:], config.detect)
     input_shape = tuple(images.shape[1:])
-    state = out / rundir.BACKUP
 
     def done(training: str, split_after: int) -> bool:
-        return any(r["training"] == training and r["split_after"] == split_after for r in rows)
+        return bool(chief_value(strategy, any(r["training"] == training
+                                               and r["split_after"] == split_after for r in rows)))
 
-    saved_predictions = _read_predictions(out / PREDICTIONS) if resume else {}
+    saved_predictions = _read_predictions(out / PREDICTIONS) if run.resume and chief else {}
 
     def record(scored: tuple[list[dict[str, Any]], dict[str, np.ndarray]]) -> None:
         new_rows, predicted = scored
@@ -295,14 +310,23 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
         rows.extend(new_rows)
         files.write_json(path, rows)
 
+    def fit(tuned: CompareConfig, s: int, folder: Path, state: str,
+            images_per_epoch: int | None = None):
+        result = fit_model(tuned, s, images[train], labels[train], k, folder, strategy,
+                           val=(images[val], labels[val]), verbose=run.verbose,
+                           state=run.state / state, resume=run.resume,
+                           images_per_epoch=images_per_epoch)
+        write_history(folder / "history.csv", [(folder.name, result.history)])
+        save_model(result.model, folder / MODEL_FILE, preprocessing=preprocessing)
+        return result
+
     baseline_file = out / "baseline" / MODEL_FILE
-    if not baseline_file.is_file():
+    if chief_value(strategy, not baseline_file.is_file()):
         log(f"baseline: training on {len(train)} images for up to {config.epochs} epochs")
-        result = fit_model(config.replace(split_after=(0,)), 0, images[train], labels[train], k,
-                           out / "baseline", strategy, val=(images[val], labels[val]),
-                           verbose=verbose, state=state / "baseline", resume=resume)
-        write_history(out / "baseline" / "history.csv", [("baseline", result.history)])
-        save_model(result.model, baseline_file, preprocessing=preprocessing)
+        fit(config.replace(split_after=(0,)), 0, out / "baseline", "baseline")
+    if not chief:
+        _train_as_the_chief(config, done, fit, out)
+        return []
     started = time.perf_counter()
     history = _history(out / "baseline")
     baseline = _with_baseline_weights(baseline_file, 0, k, input_shape)
@@ -311,11 +335,11 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
         _training_seconds(history) + time.perf_counter() - started,
         _throughput(history, len(train)))
     scorer.baseline_correct = predictions["none"] == labels[test]
-    if not done("baseline", 0):
+    if not any(r["training"] == "baseline" for r in rows):
         record((base_rows, predictions))
 
     for s in config.split_after:
-        if not done("test-time", s):
+        if not any(r["training"] == "test-time" and r["split_after"] == s for r in rows):
             started = time.perf_counter()
             log(f"test-time voting after module {s} with the baseline's weights")
             voter = _with_baseline_weights(baseline_file, s, k, input_shape)
@@ -323,21 +347,13 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
 
     per_epoch = config.finetune_images or len(train)
     for s in (0, *config.split_after):
-        if done("fine-tuned", s) or config.finetune_epochs == 0:
+        if config.finetune_epochs == 0 or done("fine-tuned", s):
             continue
         started = time.perf_counter()
         log("fine-tuning the baseline with the voters' recipe (the control)" if s == 0 else
             f"fine-tuning the voter after module {s} from the baseline")
-        tuned = config.replace(split_after=(s,), epochs=config.finetune_epochs,
-                               lr=config.finetune_lr, warmup_epochs=0.0,
-                               init_from=str(baseline_file))
-        folder = out / model_folder("fine-tuned", s)
-        result = fit_model(tuned, s, images[train], labels[train], k, folder, strategy,
-                           val=(images[val], labels[val]), verbose=verbose,
-                           state=state / f"finetune{s}", resume=resume,
-                           images_per_epoch=config.finetune_images)
-        write_history(folder / "history.csv", [(folder.name, result.history)])
-        save_model(result.model, folder / MODEL_FILE, preprocessing=preprocessing)
+        result = fit(_fine_tuning(config, s, str(baseline_file)), s,
+                       out / model_folder("fine-tuned", s), f"finetune{s}", config.finetune_images)
         record(scorer.rows(result.model, s, "fine-tuned",
                            len(result.history.get("loss", [])) * per_epoch / len(train),
                            time.perf_counter() - started, _throughput(result.history, per_epoch)))
@@ -348,12 +364,8 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
         started = time.perf_counter()
         log(f"training the voter after module {s} from scratch with the baseline's recipe "
             f"(the paper's design) on {len(train)} images for up to {config.epochs} epochs")
-        folder = out / model_folder("from-scratch", s)
-        result = fit_model(config.replace(split_after=(s,)), s, images[train], labels[train], k,
-                           folder, strategy, val=(images[val], labels[val]),
-                           verbose=verbose, state=state / f"scratch{s}", resume=resume)
-        write_history(folder / "history.csv", [(folder.name, result.history)])
-        save_model(result.model, folder / MODEL_FILE, preprocessing=preprocessing)
+        result = fit(config.replace(split_after=(s,)), s, out / model_folder("from-scratch", s),
+                       f"scratch{s}")
         record(scorer.rows(result.model, s, "from-scratch", len(result.history.get("loss", [])),
                            time.perf_counter() - started, _throughput(result.history, len(train))))
 
@@ -364,5 +376,26 @@ def run_comparison(config: CompareConfig, output: str | os.PathLike | None = Non
     rows = complete_rows(rows, _read_json(out / PREDICTIONS))
     files.write_json(path, rows)
     write_comparison_report(out, config, dataset.summary(), rows)
-    rundir.close_run(out)
     return rows
+
+
+def _fine_tuning(config: CompareConfig, split_after: int, init_from: str) -> CompareConfig:
+    """The recipe of a voter (or of the control, ``split_after=0``) fine-tuned from the baseline."""
+    return config.replace(split_after=(split_after,), epochs=config.finetune_epochs,
+                          lr=config.finetune_lr, warmup_epochs=0.0, init_from=init_from)
+
+
+def _train_as_the_chief(config: CompareConfig, done: Callable[[str, int], bool],
+                        fit: Callable[..., Any], out: Path) -> None:
+    """Another worker's part: the trainings the chief runs, in its order, scoring nothing.
+
+    It fine-tunes from the baseline in its own folder, which a resumed run whose baseline was
+    trained before does not have there: such a comparison resumes on one machine."""
+    for s in (0, *config.split_after):
+        if config.finetune_epochs and not done("fine-tuned", s):
+            fit(_fine_tuning(config, s, str(out / "baseline" / MODEL_FILE)), s,
+                out / model_folder("fine-tuned", s), f"finetune{s}", config.finetune_images)
+    for s in config.scratch_split_after:
+        if not done("from-scratch", s):
+            fit(config.replace(split_after=(s,)), s, out / model_folder("from-scratch", s),
+                f"scratch{s}")

@@ -16,9 +16,27 @@ from csa_keras.data.faces import CHANNELS
 from csa_keras.tasks import Task
 from voting_resnet.config import PRESETS, RETRAIN_MODES, VRNConfig
 from voting_resnet.layers.voting import VOTING_MODES, Voting, vote
-from voting_resnet.models.resnet18 import SPLIT_POINTS
+from voting_resnet.models.resnet18 import SPLIT_POINTS, VOTER_SPLIT_POINTS
 from voting_resnet.report import write_vrn_report
 from voting_resnet.training import MODEL_FILE, aggregate, check_splits, fit_split, prepare_dataset
+
+
+def add_split_points(group, help: str, flag: str = "--split-after", voters: bool = False) -> None:
+    """A split-point option of either command: its choices are the model's split points
+    (:data:`~voting_resnet.models.resnet18.SPLIT_POINTS`), or only the voters' where the plain
+    ResNet-18 is always there (the comparison's baseline)."""
+    group.add_argument(flag, type=int, nargs="+", help=help,
+                       choices=VOTER_SPLIT_POINTS if voters else SPLIT_POINTS)
+
+
+def add_schedule_options(group, what: str) -> None:
+    """``--epochs``, ``--lr`` and ``--lr-decay``: the schedule of ``what`` (the training, or the
+    comparison's baseline), worded once for both commands."""
+    group.add_argument("--epochs", type=int, help=f"epochs of {what} (default: the recipe's)")
+    group.add_argument("--lr", type=float, help=f"initial learning rate of {what} (paper: 2e-4)")
+    group.add_argument("--lr-decay", type=float,
+                       help="factor applied to the learning rate after every epoch (RAF-DB 0.95, "
+                            "AffectNet 0.65)")
 
 
 def add_input_options(group) -> None:
@@ -30,6 +48,12 @@ def add_input_options(group) -> None:
                        help="input channels (default 3; grey data repeats its channel)")
     group.add_argument("--val-per-class", type=int,
                        help="validation images per class carved from train (AffectNet: 500)")
+
+
+def shared_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of the options both commands declare here (schedule and input)."""
+    return dict(epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay, augment=args.augment,
+                channels=args.channels, val_per_class=args.val_per_class)
 
 
 class VotingResNetTask(Task):
@@ -46,16 +70,12 @@ class VotingResNetTask(Task):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("Voting ResNet")
-        group.add_argument("--split-after", type=int, nargs="+", choices=SPLIT_POINTS,
-                           help="module(s) after which to crop: 0 baseline, 1, 2, 3 (default 1); "
+        add_split_points(group, "module(s) after which to crop: 0 baseline, 1, 2, 3 (default 1); "
                                 "several are compared on validation and the best is tested")
         group.add_argument("--voting", choices=VOTING_MODES,
                            help="how the ten views vote: soft (mean of their probabilities) or hard "
                                 "(majority of their labels) (default: the recipe's, soft)")
-        group.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
-        group.add_argument("--lr", type=float, help="initial learning rate (paper: 2e-4)")
-        group.add_argument("--lr-decay", type=float,
-                           help="factor applied after every epoch (RAF-DB 0.95, AffectNet 0.65)")
+        add_schedule_options(group, "the training")
         group.add_argument("--balance", action="store_true", default=None,
                            help="class-balanced batches (down- and over-sampling)")
         group.add_argument("--init-from", metavar="MODEL",
@@ -70,10 +90,8 @@ class VotingResNetTask(Task):
     def config_changes(self, args: argparse.Namespace) -> dict[str, Any]:
         return dict(
             split_after=tuple(args.split_after) if args.split_after else None,
-            voting=args.voting, epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
-            balance=args.balance, augment=args.augment, init_from=args.init_from,
-            channels=args.channels, val_per_class=args.val_per_class,
-            retrain=args.retrain)
+            voting=args.voting, balance=args.balance, init_from=args.init_from, retrain=args.retrain,
+            **shared_changes(args))
 
     def colour(self, config) -> bool:
         return isinstance(config, VRNConfig) and config.channels == 3

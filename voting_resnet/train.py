@@ -1,6 +1,6 @@
 """Train and evaluate the Voting ResNet: ``python -m voting_resnet.train``.
 
-The training command of every task (:func:`csa_keras.training.cli.train_main`)
+The training command of every task (:func:`csa_keras.training.cli.command`)
 for the Voting ResNet. ``--split-after`` takes one or several split points;
 with several, each is scored on validation, the best is retrained on train +
 validation and tested (the paper's protocol). Notebooks and tests call
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from csa_keras.train import command, parser_of
+from csa_keras.training.cli import command, parser_of
 
 main = command("voting_resnet", "python -m voting_resnet.train")
 build_parser = parser_of("voting_resnet", "python -m voting_resnet.train")

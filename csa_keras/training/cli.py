@@ -1,34 +1,44 @@
 """The training command of every task: shared options, the task's own, one-line failures.
 
-``python -m csa_keras.train`` and ``python -m voting_resnet.train`` are
-:func:`train_main` with their task's name: the same data, protocol, recipe,
-output, strategy and precision options, plus the options the task adds
-(:meth:`csa_keras.tasks.Task.add_arguments`). Bad arguments or unusable data
-end in one line on stderr and exit status 2, and so does an ``--output`` that
-is ``--data``, lies inside it or holds it (:func:`csa_keras.utils.paths.check_outputs`):
+``python -m csa_keras.train`` and ``python -m voting_resnet.train`` are the
+``main`` and ``build_parser`` that :func:`command` and :func:`parser_of` make
+for their task's name: :func:`train_main`, with the same data, protocol,
+recipe, output, strategy and precision options, plus the options the task
+adds (:meth:`csa_keras.tasks.Task.add_arguments`). Bad arguments or unusable
+data end in one line on stderr and exit status 2, and so does an ``--output``
+that is ``--data``, lies inside it or holds it (:func:`csa_keras.utils.paths.check_outputs`):
 a run directory inside the dataset would have its figures read as class
 images by the next run.
+
+Importing this module loads nothing but the standard library and the
+project's command helpers: the data layer, the engine and TensorFlow are
+imported inside the functions that use them. A command's module thus
+imports at once, under any Keras backend and without the ``train`` extra,
+and everything after is inside its ``main``, which ends Ctrl-C during
+start-up, another backend or a missing extra in one line
+(:func:`csa_keras.utils.cli.entry_point`).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from csa_keras.data.options import add_data_arguments, add_face_arguments
-from csa_keras.data.protocols import PROTOCOLS
 from csa_keras.tasks import Task, get_task
-from csa_keras.training import rundir
-from csa_keras.training.config import PRECISIONS, STRATEGIES, pick_preset
-from csa_keras.training.experiment import run_experiment
-from csa_keras.utils.cli import Parser, run_main
+from csa_keras.utils.cli import Parser, entry_point, run_main
 from csa_keras.utils.paths import check_outputs
+from csa_keras.utils.quiet import import_tensorflow
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, recipes, recipe_help: str) -> None:
     """The options every training command takes; ``recipes`` are the named recipes ``--recipe``
     chooses among (the library's presets)."""
+    from csa_keras.data.options import add_data_arguments, add_face_arguments
+    from csa_keras.data.protocols import PROTOCOLS
+    from csa_keras.training.config import PRECISIONS, STRATEGIES
+
     data = parser.add_argument_group("data")
     add_data_arguments(data)
     data.add_argument("--protocol", choices=PROTOCOLS,
@@ -76,21 +86,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, recipes, recipe_help: 
     run.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
 
 
-def reader_options(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | None:
-    if not pairs:
-        return None
-    options = []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--reader-option takes KEY=VALUE. Received: --reader-option {pair!r}")
-        options.append((key.strip(), value.strip()))
-    return tuple(options)
-
-
 def common_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of the shared options given on the command line (``None``: the recipe's)."""
+    from csa_keras.data.readers import parse_reader_options
+
     return dict(
-        reader_options=reader_options(args.reader_option),
+        reader_options=parse_reader_options(args.reader_option) or None,
         data=args.data, data_licence=args.data_licence, format=args.format, protocol=args.protocol, folds=args.folds,
         test_size=args.test_size, val_fraction=args.val_fraction, dedupe=args.dedupe,
         detect=args.detect, no_face=args.no_face, batch_size=args.batch_size, seed=args.seed,
@@ -111,12 +112,17 @@ def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
 
 def config_from_args(task: Task, args: argparse.Namespace):
     """The task's recipe (its preset) with every option given on the command line."""
+    from csa_keras.training.config import pick_preset
+
     return pick_preset(task.presets, args.preset).replace(**common_changes(args),
                                                           **task.config_changes(args))
 
 
 def train_main(task_name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse, check and run one training command; every user error is one line, exit 2."""
+    from csa_keras.training import rundir
+    from csa_keras.training.experiment import run_experiment
+
     task = get_task(task_name)
     parser = build_parser(task, prog or f"{task_name} training")
     args = parser.parse_args(argv)
@@ -150,3 +156,21 @@ def train_main(task_name: str, argv: list[str] | None = None, prog: str | None =
         return 0
 
     return run_main(parser, body)
+
+
+def command(task: str, prog: str) -> Callable[[list[str] | None], int]:
+    """The ``main`` of a task's training command (``python -m <package>.train``): TensorFlow
+    imported quietly, then :func:`train_main`."""
+
+    @entry_point(prog)
+    def main(argv: list[str] | None = None) -> int:
+        import_tensorflow()
+        return train_main(task, argv, prog=prog)
+
+    return main
+
+
+def parser_of(task: str, prog: str) -> Callable[[], argparse.ArgumentParser]:
+    """The ``build_parser`` of a task's training command: its parser, built as ``main`` builds it
+    (looking the task up loads TensorFlow)."""
+    return lambda: build_parser(get_task(task), prog)

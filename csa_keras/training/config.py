@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from csa_keras.data.protocols import PROTOCOLS
+from csa_keras.data.readers.options import reader_kwargs
 from csa_keras.utils.cpu import onednn_state
 from csa_keras.utils.messages import must, one_of
 
@@ -65,18 +66,9 @@ class RunConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def reader_kwargs(self) -> dict[str, Any]:
-        """``--reader-option KEY=VALUE`` pairs as keyword arguments, numbers and
-        booleans parsed (``classes=8``, ``first_as_neutral=true``)."""
-        parsed: dict[str, Any] = {}
-        for key, value in self.reader_options:
-            lowered = value.strip().lower()
-            if lowered in ("true", "false"):
-                parsed[key] = lowered == "true"
-            elif lowered.lstrip("-").isdigit():
-                parsed[key] = int(lowered)
-            else:
-                parsed[key] = value
-        return parsed
+        """``reader_options`` as the readers' keyword arguments, numbers and booleans parsed
+        (``classes=8``, ``first_as_neutral=true``: :func:`~csa_keras.data.readers.reader_kwargs`)."""
+        return reader_kwargs(self.reader_options)
 
     def checks(self) -> list[tuple[bool, str]]:
         """``(condition, message)`` pairs; a task's config adds its own."""

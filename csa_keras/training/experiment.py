@@ -10,12 +10,19 @@ one split (:meth:`csa_keras.tasks.Task.fit_split`):
    and the task makes it fit its input or refuses it in one line;
 3. the protocol gives the splits (``predefined`` on data without a split of
    its own falls back to ``holdout``, and says so); with ``dedupe`` the test
-   images that duplicate a training image exactly are dropped;
+   images that duplicate a training image exactly are dropped; the chief
+   writes ``config.json`` and ``splits.json``;
 4. the task trains and scores each split (``foldNN/`` under k-fold, with its
    resumable state under ``.backup/``);
 5. the folds are aggregated (mean ± std, pooled confusion matrix), fold 1's
-   models are copied to the top level, and ``config.json``, ``splits.json``,
-   ``history.csv``, ``metrics.json`` and the task's report are written.
+   models are copied to the top level, and ``history.csv``, ``metrics.json``
+   and the task's report are written;
+6. the run is closed: the chief drops the training state and its lock, every
+   other worker of a multi-worker run removes its scratch folder.
+
+Steps 1 to 3 and 6 are :func:`run_lifecycle`, which any experiment of the
+project runs through with its own work in place of 4 and 5 (the Voting
+ResNet's comparison of split points: :mod:`voting_resnet.comparison`).
 
 Every file is written atomically (:mod:`csa_keras.utils.files`), so a run
 killed at any moment leaves its earlier artifacts whole and ``--resume``
@@ -29,7 +36,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -55,6 +62,8 @@ from csa_keras.training.strategy import (
 )
 from csa_keras.utils import files
 from csa_keras.utils.paths import check_outputs
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -161,6 +170,91 @@ def dataset_and_splits(config: RunConfig, dataset: FaceDataset | None,
     return dataset, protocol, splits
 
 
+@dataclasses.dataclass
+class Experiment:
+    """An opened experiment, as :func:`run_lifecycle` hands it to the work it runs.
+
+    ``out`` is the run directory on the chief, and a scratch folder of its
+    own on every other worker of a multi-worker run (removed at the end):
+    only the chief writes the run's files, and every worker takes part in
+    each training, which its collective ops wait for. ``splits`` are the
+    splits the work runs on, their test images duplicating a training image
+    already dropped under ``dedupe`` (``removed`` of them); ``info`` is what
+    ``config.json`` records of the run.
+    """
+
+    config: RunConfig
+    out: Path
+    chief: bool
+    strategy: tf.distribute.Strategy
+    resume: bool
+    dataset: FaceDataset
+    protocol: str
+    splits: list[Split]
+    removed: int
+    info: dict[str, Any]
+    started: float
+    verbose: int | str = "auto"
+    log: Callable[[str], None] = print
+
+    @property
+    def state(self) -> Path:
+        """The folder of the resumable training state (``.backup/``), removed when the run closes."""
+        return self.out / rundir.BACKUP
+
+
+def run_lifecycle(config: RunConfig, work: Callable[[Experiment], T], *, name: str,
+                  prepare: Callable[..., FaceDataset], colour: bool,
+                  output: str | os.PathLike | None = None, dataset: FaceDataset | None = None,
+                  verbose: int | str = "auto", log: Callable[[str], None] = print,
+                  resume: bool = False,
+                  choose: Callable[[RunConfig, list[Split]], list[Split]] | None = None,
+                  finished: Callable[[Path], T | None] | None = None) -> T:
+    """The life of every experiment around its ``work``: open, data, splits, records, close.
+
+    The run directory is opened (:func:`start_run`; ``output`` defaults to
+    ``runs/<name>-<timestamp>``); with ``resume``, a run ``finished`` finds
+    done returns what it says without loading any data. The data is loaded
+    and made to fit by ``prepare`` (:func:`dataset_and_splits`), ``choose``
+    checks the splits and keeps those the work runs on (all by default), and
+    ``dedupe`` drops the test images that duplicate a training image. The
+    chief records the run in ``config.json`` (the settings, and under
+    ``run`` the strategy, precision, protocol used, duplicates removed and
+    dataset) and the splits in ``splits.json``, then ``work`` runs. At the
+    end the chief drops the training state and its lock, and every other
+    worker removes its scratch folder, whether the work ended or failed.
+    """
+    strategy, chief, out, run_info = start_run(config, output, name, resume)
+    if resume and chief and finished is not None and (done := finished(out)) is not None:
+        log(f"{out} is a finished run: nothing to resume")
+        rundir.release(out)
+        return done
+    started = time.perf_counter()
+    try:
+        dataset, protocol, splits = dataset_and_splits(config, dataset, prepare, colour, verbose,
+                                                       log, out if chief else None, resume)
+        splits = choose(config, splits) if choose is not None else splits
+        removed, kept = 0, []
+        for split in splits:
+            if config.dedupe:
+                split, n = dedupe(split, dataset.images)
+                removed += n
+            kept.append(split)
+        run_info = {**run_info, "protocol_used": protocol, "duplicates_removed": removed,
+                    "dataset": dataset.summary()}
+        if chief:
+            files.write_text(out / "config.json", config_json(config, run=run_info))
+            files.write_json(out / "splits.json", {s.name: split_indices(s) for s in kept})
+        result = work(Experiment(config, out, chief, strategy, resume, dataset, protocol, kept,
+                                 removed, run_info, started, verbose, log))
+    finally:
+        if not chief:
+            rundir.close_run(out, chief=False)
+    if chief:
+        rundir.close_run(out)
+    return result
+
+
 def run_experiment(task: Task, config: RunConfig, output: str | os.PathLike | None = None,
                    dataset: FaceDataset | None = None, verbose: int | str = "auto",
                    log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
@@ -173,52 +267,31 @@ def run_experiment(task: Task, config: RunConfig, output: str | os.PathLike | No
     interrupted phase goes on from its last completed epoch, and a finished
     run returns its metrics without training again.
     """
-    strategy, chief, out, run_info = start_run(config, output, task.name, resume)
-    if resume and chief and (done := rundir.finished_metrics(out)) is not None:
-        log(f"{out} is a finished run: nothing to resume")
-        rundir.release(out)
-        return done
-    try:
-        metrics = _experiment(task, config, out, dataset, strategy, chief, resume, verbose, log,
-                              run_info)
-    finally:
-        if not chief:
-            rundir.close_run(out, chief=False)
-    if chief:
-        rundir.close_run(out)
-    return metrics
+
+    def choose(config: RunConfig, splits: list[Split]) -> list[Split]:
+        task.check_splits(config, splits)
+        return splits
+
+    return run_lifecycle(config, lambda run: _experiment(task, run), name=task.name,
+                         prepare=task.prepare_dataset, colour=task.colour(config), output=output,
+                         dataset=dataset, verbose=verbose, log=log, resume=resume, choose=choose,
+                         finished=rundir.finished_metrics)
 
 
-def _experiment(task: Task, config: RunConfig, out: Path, dataset: FaceDataset | None,
-                strategy: tf.distribute.Strategy, chief: bool, resume: bool, verbose, log,
-                run_info: dict[str, Any]) -> dict[str, Any]:
-    started = time.perf_counter()
-    dataset, protocol, splits = dataset_and_splits(config, dataset, task.prepare_dataset,
-                                                   task.colour(config), verbose, log,
-                                                   out if chief else None, resume)
-    task.check_splits(config, splits)
-    run_info = {**run_info, "protocol_used": protocol, "dataset": dataset.summary()}
-    if chief:
-        files.write_text(out / "config.json", config_json(config, run=run_info))
-
+def _experiment(task: Task, run: Experiment) -> dict[str, Any]:
+    """The task's splits trained and scored, the folds aggregated, metrics and report written."""
+    config, out, chief, dataset, splits, log = (run.config, run.out, run.chief, run.dataset,
+                                                run.splits, run.log)
     outcomes: list[SplitOutcome] = []
     names: list[str] = []
-    record: dict[str, dict[str, list[int]]] = {}
-    removed = 0
     for i, split in enumerate(splits):
-        if config.dedupe:
-            split, n = dedupe(split, dataset.images)
-            removed += n
-        record[split.name] = split_indices(split)
-        if chief:
-            files.write_json(out / "splits.json", record)
         folder = "" if len(splits) == 1 else f"fold{i + 1:02d}"
         if len(splits) > 1:
             log(f"[{split.name}] {i + 1}/{len(splits)}: train {len(split.train)}, "
                 f"test {len(split.test)}")
-        outcome = task.fit_split(config, dataset, split, out / folder, strategy, verbose=verbose,
-                                 log=log, chief=chief, resume=resume,
-                                 state=out / rundir.BACKUP / (folder or "split"))
+        outcome = task.fit_split(config, dataset, split, out / folder, run.strategy,
+                                 verbose=run.verbose, log=log, chief=chief, resume=run.resume,
+                                 state=run.state / (folder or "split"))
         outcomes.append(outcome if i == 0 else dataclasses.replace(outcome, details=None))
         names.append(split.name)
 
@@ -237,14 +310,14 @@ def _experiment(task: Task, config: RunConfig, out: Path, dataset: FaceDataset |
     metrics = {
         "task": task.name,
         "dataset": dataset.name,
-        "protocol": protocol,
+        "protocol": run.protocol,
         "class_names": list(dataset.class_names),
         **metrics,
         **task.extra_metrics(config),
-        "duplicates_removed": removed,
-        "precision_policy": run_info["precision_policy"],
+        "duplicates_removed": run.removed,
+        "precision_policy": run.info["precision_policy"],
         "skipped": dataset.skipped.as_dict(),
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(time.perf_counter() - run.started, 2),
     }
     if "confusion_matrix" in metrics:
         cm = np.asarray(metrics["confusion_matrix"])
@@ -255,7 +328,7 @@ def _experiment(task: Task, config: RunConfig, out: Path, dataset: FaceDataset |
     if chief:
         task.write_report(out, config, dataset, outcomes, metrics)
         write_model_card(out, task.title, task.description, config, metrics, dataset.summary(),
-                         holdout_leaks(protocol, dataset))
+                         holdout_leaks(run.protocol, dataset))
         files.write_json(out / "metrics.json", metrics)
     return metrics
 

@@ -104,3 +104,19 @@ def test_a_voting_resnet_is_scored_through_its_vote(tmp_path):
     assert metrics["dropped_data_classes"] == {"surprise": 4}
     assert metrics["dropped_model_classes"] == ["neutral"]
     assert np.asarray(metrics["confusion_matrix"]).sum() == metrics["n_test"] == 8
+
+
+def test_reader_options_reach_the_reader_and_a_bad_pair_is_one_line(csa_run, other_data, capsys):
+    from commands import call_main
+
+    from csa_keras.evaluate import main
+
+    root, _ = other_data
+    code, _, err = call_main(main, ["--model", csa_run, "--data", root, "--reader-option", "classes"],
+                             capsys)
+    assert code == 2 and err.splitlines() == [
+        "python -m csa_keras.evaluate: error: --reader-option must be KEY=VALUE. "
+        "Received: --reader-option='classes'"]
+    code, _, err = call_main(main, ["--model", csa_run, "--data", root, "--reader-option",
+                                    "no_such_option=1", "--quiet"], capsys)
+    assert code == 2 and "unknown reader option(s) no_such_option" in err

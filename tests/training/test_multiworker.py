@@ -9,8 +9,6 @@ through a wrapper around the training function, so the comparison sees
 what each process held in memory.
 """
 import json
-import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from commands import free_ports, project_env
 
 WORKER = textwrap.dedent("""
     import json, os, sys
@@ -56,16 +55,6 @@ RUN_FILES = {
 }
 
 
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def weights(path):
     import h5py
 
@@ -88,9 +77,9 @@ def test_two_workers_on_localhost(task, tmp_path):
     for index in range(2):
         scratch.append(tmp_path / f"tmp{index}")
         scratch[-1].mkdir()
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(scratch[-1]),
-                   TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
-                                         "task": {"type": "worker", "index": index}}))
+        env = project_env(TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(scratch[-1]),
+                          TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
+                                                "task": {"type": "worker", "index": index}}))
         processes.append(subprocess.Popen([sys.executable, str(script), task, str(out), str(keep)],
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True, env=env))

@@ -8,4 +8,5 @@ from voting_resnet.models.resnet18 import (
     feature_size,
 )
 
-__all__ = ["SPLIT_POINTS", "VOTER_SPLIT_POINTS", "build_voting_resnet", "crop_size", "crop_views", "feature_size"]
+__all__ = ["SPLIT_POINTS", "VOTER_SPLIT_POINTS", "build_voting_resnet", "crop_size", "crop_views",
+           "feature_size"]

@@ -31,6 +31,7 @@ from csa_keras.data.readers.fer2013 import REQUIRED_COLUMNS as FER_COLUMNS
 from csa_keras.data.readers.fer2013 import find_fer2013_csv, read_fer2013, read_header
 from csa_keras.data.readers.folder import SPLIT_FOLDERS, read_folder, sorted_entries
 from csa_keras.data.readers.jaffe import jaffe_files, parse_jaffe_name, read_jaffe
+from csa_keras.data.readers.options import parse_reader_options, reader_kwargs
 from csa_keras.data.readers.rafdb import find_rafdb_labels, read_rafdb
 from csa_keras.utils.paths import special_file
 
@@ -59,6 +60,7 @@ __all__ = [
     "READERS",
     "READER_OPTIONS",
     "detect_format",
+    "parse_reader_options",
     "read_affectnet",
     "read_catalogue",
     "read_ckplus",
@@ -66,6 +68,7 @@ __all__ = [
     "read_folder",
     "read_jaffe",
     "read_rafdb",
+    "reader_kwargs",
 ]
 
 
