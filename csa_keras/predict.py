@@ -175,11 +175,14 @@ def _live_source(args: argparse.Namespace, inputs: list[str]) -> int | str | Non
     return args.stream
 
 
-def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
-    """Everything that can be checked before the model is loaded; one-line ``ValueError`` s."""
-    from csa_keras.inference.archive import read_archive_config
+def _check(args: argparse.Namespace) -> tuple[Any, list, int | str | None]:
+    """Everything that can be checked before the model is loaded; one-line ``ValueError`` s.
+
+    The model comes back resolved once: a :class:`~csa_keras.inference.loading.ModelSource`
+    (its archive read and bounded), or the ``.tflite`` artifact's path on the ``litert`` runtime.
+    """
     from csa_keras.inference.inputs import collect_inputs
-    from csa_keras.inference.loading import resolve_model_path
+    from csa_keras.inference.loading import ModelSource
 
     if args.every < 1:
         raise ValueError(f"--every must be at least 1. Received: --every={args.every}")
@@ -196,10 +199,10 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
     from csa_keras.inference.litert import choose_runtime, resolve_artifact
 
     if choose_runtime(getattr(args, "runtime", "auto")) == "litert":
-        model_path = resolve_artifact(model)
+        resolved = model_path = resolve_artifact(model)
     else:
-        model_path = resolve_model_path(model)
-        read_archive_config(model_path)
+        resolved = ModelSource.resolve(model)
+        model_path = resolved.path
     items = [] if source is not None else collect_inputs(inputs)
     read = [*inputs, *(item.path for item in items)]
     if args.stream is not None and Path(args.stream).exists():
@@ -217,7 +220,7 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
             raise ValueError(f"--output {target}: folder {target.parent} is not writable")
     if args.annotate is not None:
         creatable_folder(args.annotate, "annotate")
-    return model_path, items, source
+    return resolved, items, source
 
 
 class _Output:
@@ -332,10 +335,10 @@ def _predict_stream(frames, args: argparse.Namespace, writer: _Writer, tally: _T
 
 def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """The command's work once the arguments are parsed; a ``ValueError`` is a one-line exit 2."""
-    model_path, items, source = _check(args)
+    model, items, source = _check(args)
     from csa_keras.inference.predictor import Predictor
 
-    predictor = Predictor.from_run(model_path, runtime=args.runtime, detect=args.detect, no_face=args.no_face,
+    predictor = Predictor.from_run(model, runtime=args.runtime, detect=args.detect, no_face=args.no_face,
                                    voting=args.voting, batch_size=args.batch_size, min_size=args.min_face)
     live = source is not None
     frames = None
@@ -344,7 +347,7 @@ def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                   max_frames=args.max_frames, annotate=args.annotate)
     from csa_keras.inference.loading import pretrained_name
 
-    tally = _Tally(pretrained_name(model_path) or str(model_path))
+    tally = _Tally(getattr(model, "label", None) or pretrained_name(model) or str(model))
     try:
         with _Output(args.output) as stream:
             writer = _Writer(stream, args.format, predictor.class_names)

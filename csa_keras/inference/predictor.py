@@ -100,11 +100,11 @@ from csa_keras.data.faces import (
 from csa_keras.inference.drawing import Annotator, note_skipped_annotation
 from csa_keras.inference.inputs import InputFile, collect_inputs, error_reason, frame_estimate, kind_of, video_frames
 from csa_keras.inference.loading import (
+    ModelSource,
     check_class_names,
     class_names_for,
     load_model,
     pretrained_run,
-    resolve_model_path,
     trained_channels,
 )
 from csa_keras.inference.probabilities import as_probabilities, class_probabilities, num_classes
@@ -230,8 +230,11 @@ class Predictor:
         self._finder = LazyFaceDetector(self.settings)
 
     @classmethod
-    def from_run(cls, path: str | os.PathLike, runtime: str = "auto", **options: Any) -> Predictor:
+    def from_run(cls, path: str | os.PathLike | ModelSource, runtime: str = "auto", **options: Any) -> Predictor:
         """A predictor for a run directory or a ``.keras`` file, with the run's class names.
+
+        ``path`` may be a :class:`~csa_keras.inference.loading.ModelSource` a
+        command resolved already: it is loaded as it is, not resolved again.
 
         ``runtime``: ``keras``, ``litert`` (the model's TFLite artifact, a
         ``.tflite`` file given here too) or ``auto``, Keras where TensorFlow is
@@ -242,17 +245,18 @@ class Predictor:
         from csa_keras.inference.litert import choose_runtime, load_artifact
 
         if choose_runtime(runtime) == "litert":
-            model = load_artifact(path)
+            model = load_artifact(path.path if isinstance(path, ModelSource) else path)
             if options.get("grey") is None and model.channels == 1:
                 options["grey"] = True
             predictor = cls(model, source=str(model.path), **options)
             if options.get("class_names") is None:
                 predictor.class_names = model.class_names
             return predictor
-        model_path = resolve_model_path(path)
+        source = ModelSource.resolve(path)
+        model_path = source.path
         if options.get("grey") is None and trained_channels(model_path) == 1:
             options["grey"] = True
-        predictor = cls(load_model(model_path), source=str(model_path), **options)
+        predictor = cls(load_model(source), source=str(model_path), **options)
         if options.get("class_names") is None:
             predictor.class_names = class_names_for(model_path, predictor.num_classes)
         return predictor
