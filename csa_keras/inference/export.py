@@ -33,7 +33,7 @@ needs the ``onnx`` extra), the run's
 ``config.json`` and ``splits.json`` (JSON objects, :func:`check_run_files`),
 the destination (not the model's file nor a folder holding it, nor another
 run's directory or a file of one, a name its file system takes:
-:func:`csa_keras.utils.paths.check_outputs`), then the model (:func:`open_run`:
+:func:`csa_keras.utils.paths.check_outputs`), then the model (:func:`load_run`:
 it loads and belongs to a task; :func:`check_model`: it takes square grey or
 colour images and turns one into class probabilities). The artifact is then written into a temporary folder beside
 the destination, loaded and run there, and moved into place only when its
@@ -79,7 +79,7 @@ from csa_keras.utils.messages import must, one_of
 from csa_keras.utils.paths import check_outputs
 
 __all__ = ["FORMATS", "PARITY_LIMIT", "ExportError", "check_model", "check_run_files", "check_settings",
-           "default_output", "export_run", "model_source", "open_run", "summary_lines"]
+           "default_output", "export_run", "load_run", "model_source", "summary_lines"]
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 DEFAULT_MAX_IMAGES = 256
@@ -145,7 +145,7 @@ def model_source(model: str | os.PathLike | ModelSource) -> ModelSource:
         raise ExportError(str(error)) from None
 
 
-def open_run(source: ModelSource) -> tuple[Task, Any]:
+def load_run(source: ModelSource) -> tuple[Task, Any]:
     """The task and the loaded model of a resolved model source, or an :class:`ExportError`."""
     try:
         model = load_model(source)
@@ -369,7 +369,7 @@ def export_run(model: str | os.PathLike | ModelSource, format: str = "savedmodel
     check_run_files(run_dir)
     path = Path(output) if output is not None else default_output(run_dir, model_path, format, quantize)
     _check_output(path, format, model_path, run_dir)
-    task, model = open_run(source)
+    task, model = load_run(source)
     input_shape = check_model(task, model, model_path)
     from csa_keras.inference import artifacts
 

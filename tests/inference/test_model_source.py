@@ -70,7 +70,7 @@ def test_predict_resolves_the_model_once(tiny_run, grace_hopper, tmp_path, count
 
 
 def test_evaluate_resolves_the_model_once(tiny_run, tmp_path, counted):
-    from csa_keras.inference.evaluation import evaluate_model
+    from csa_keras.inference.scoring import evaluate_model
 
     shared = json.loads((tiny_run / "metrics.json").read_text())["class_names"]
     metrics = evaluate_model(tiny_run, None, output=tmp_path / "scored", progress=False,
