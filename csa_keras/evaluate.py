@@ -1,6 +1,6 @@
 """Score a trained model on labelled data: ``python -m csa_keras.evaluate --model MODEL --data PATH``.
 
-A thin front end over :func:`csa_keras.inference.evaluation.evaluate_model`,
+A thin front end over :func:`csa_keras.inference.scoring.evaluate_model`,
 for a model of any registered task (``--model``: a ``.keras`` file, a run
 directory or a model in the box by name; default the pretrained CSA): the
 data is read by its reader with the model's face preprocessing, the classes
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow()
     # After the quiet import: the inference modules import TensorFlow themselves.
     from csa_keras.data.readers import parse_reader_options, reader_kwargs
-    from csa_keras.inference.evaluation import evaluate_model
     from csa_keras.inference.loading import model_or_default
+    from csa_keras.inference.scoring import evaluate_model
 
     def body() -> int:
         if args.batch_size < 1:

@@ -1,7 +1,8 @@
 """Predict expressions on photographs, folders, videos and live sources: ``python -m csa_keras.predict``.
 
 A thin ``argparse`` front end over
-:class:`csa_keras.inference.predictor.Predictor`. The model is the pretrained
+:class:`csa_keras.inference.predictor.Predictor`, whose records
+:mod:`csa_keras.inference.outputs` writes and counts. The model is the pretrained
 CSA installed with the package (:data:`csa_keras.inference.loading.PRETRAINED`)
 unless ``--model`` names another model in the box, a run directory or a
 ``.keras`` file of any registered task. An INPUT that is a model (a
@@ -44,21 +45,16 @@ loads neither TensorFlow nor Keras (:mod:`csa_keras.inference.litert`).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import json
 import os
 import sys
-from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from csa_keras.data.options import add_face_arguments
 from csa_keras.inference.litert import RUNTIMES
-from csa_keras.inference.records import RECORD_FORMATS, flat_columns, flat_row, rounded_record
+from csa_keras.inference.records import RECORD_FORMATS
 from csa_keras.utils.cli import MODEL_HELP, Parser, entry_point, run_main, system_error
-from csa_keras.utils.files import TextWriter, creatable_folder
+from csa_keras.utils.files import creatable_folder
 from csa_keras.utils.paths import check_outputs
 from csa_keras.utils.quiet import import_tensorflow
 
@@ -121,24 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def names_a_model(argument: str, runtime: str = "keras") -> bool:
-    """Whether an INPUT is a model: a ``.keras`` or ``.tflite`` path, or a folder holding a task's
-    model file (on the ``litert`` runtime, which loads no task: any ``.keras`` or ``.tflite`` file)."""
-    path = Path(argument)
-    if path.suffix.lower() in (".keras", ".tflite"):
-        return True
-    if runtime == "litert":
-        return path.is_dir() and (any(path.glob("*.keras")) or any(path.glob("*.tflite")))
-    from csa_keras.tasks import all_tasks
-
-    return path.is_dir() and any((path / name).is_file() for task in all_tasks().values()
-                                 for name in (task.model_file, *task.run_files))
-
-
 def split_model(args: argparse.Namespace) -> tuple[str | Path, list[str]]:
     """The model (``--model``, else the pretrained CSA) and the inputs; an INPUT that is a model
     is refused in one line (the model is given with ``--model`` only)."""
     from csa_keras.inference import loading
+    from csa_keras.inference.inputs import names_a_model
 
     inputs = list(args.inputs)
     for argument in inputs:
@@ -175,11 +158,14 @@ def _live_source(args: argparse.Namespace, inputs: list[str]) -> int | str | Non
     return args.stream
 
 
-def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
-    """Everything that can be checked before the model is loaded; one-line ``ValueError`` s."""
-    from csa_keras.inference.archive import read_archive_config
+def _check(args: argparse.Namespace) -> tuple[Any, list, int | str | None]:
+    """Everything that can be checked before the model is loaded; one-line ``ValueError`` s.
+
+    The model comes back resolved once: a :class:`~csa_keras.inference.loading.ModelSource`
+    (its archive read and bounded), or the ``.tflite`` artifact's path on the ``litert`` runtime.
+    """
     from csa_keras.inference.inputs import collect_inputs
-    from csa_keras.inference.loading import resolve_model_path
+    from csa_keras.inference.loading import ModelSource
 
     if args.every < 1:
         raise ValueError(f"--every must be at least 1. Received: --every={args.every}")
@@ -196,10 +182,10 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
     from csa_keras.inference.litert import choose_runtime, resolve_artifact
 
     if choose_runtime(getattr(args, "runtime", "auto")) == "litert":
-        model_path = resolve_artifact(model)
+        resolved = model_path = resolve_artifact(model)
     else:
-        model_path = resolve_model_path(model)
-        read_archive_config(model_path)
+        resolved = ModelSource.resolve(model)
+        model_path = resolved.path
     items = [] if source is not None else collect_inputs(inputs)
     read = [*inputs, *(item.path for item in items)]
     if args.stream is not None and Path(args.stream).exists():
@@ -217,150 +203,34 @@ def _check(args: argparse.Namespace) -> tuple[Path, list, int | str | None]:
             raise ValueError(f"--output {target}: folder {target.parent} is not writable")
     if args.annotate is not None:
         creatable_folder(args.annotate, "annotate")
-    return model_path, items, source
-
-
-class _Output:
-    """The records' destination: stdout, or ``--output`` written under a temporary name
-    (:class:`~csa_keras.utils.files.TextWriter`: renamed into place when the block ends normally or
-    on Ctrl-C, every record written so far whole, and removed on any other error)."""
-
-    def __init__(self, path: str | None) -> None:
-        self.file = None if path is None else TextWriter(path)
-
-    def __enter__(self) -> IO[str]:
-        return sys.stdout if self.file is None else self.file.__enter__()
-
-    def __exit__(self, kind, error, traceback) -> None:
-        if self.file is None:
-            sys.stdout.flush()
-        else:
-            self.file.__exit__(kind, error, traceback)
-
-
-class _Writer:
-    """Records as JSON lines or CSV rows (:mod:`csa_keras.inference.records`), flushed line by line
-    so a pipe sees them at once."""
-
-    def __init__(self, stream: IO[str], fmt: str, class_names: Sequence[str]) -> None:
-        self.stream, self.fmt, self.class_names = stream, fmt, list(class_names)
-        self.csv = None
-        if fmt == "csv":
-            self.csv = csv.writer(stream, lineterminator="\n")
-            self.csv.writerow(flat_columns(self.class_names))
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.csv is None:
-            self.stream.write(json.dumps(rounded_record(record)) + "\n")
-        else:
-            self.csv.writerow(["" if value is None else value for value in flat_row(record, self.class_names)])
-        self.stream.flush()
-
-
-class _Tally:
-    """What was written, for the summary line on stderr."""
-
-    def __init__(self, model: str = "") -> None:
-        self.model = model
-        self.counts: Counter = Counter()
-        self.sources: set = set()
-        self.not_annotated: set = set()
-        self.frames = 0
-        self.fps: float | None = None
-        self.shown: int | None = None
-
-    def add(self, record: dict[str, Any]) -> None:
-        self.counts[record["status"]] += 1
-        self.sources.add(record["source"])
-        if record["status"] != "error" and record["error"] is not None:
-            self.not_annotated.add(record["source"])
-
-    def summary(self, live: bool) -> str:
-        counts = self.counts
-        where = (f"{self.frames} frame{'s' * (self.frames != 1)}" if live
-                 else f"{len(self.sources)} file{'s' * (len(self.sources) != 1)}")
-        parts = [f"{counts['ok']} face{'s' * (counts['ok'] != 1)} in {where}"]
-        if counts["no_face"]:
-            what = "frame" if live else "image"
-            parts.append(f"{counts['no_face']} {what}{'s' * (counts['no_face'] != 1)} with no face")
-        if counts["error"]:
-            parts.append(f"{counts['error']} unreadable")
-        if self.not_annotated:
-            n = len(self.not_annotated)
-            parts.append(f"{n} annotated cop{'ies' if n != 1 else 'y'} not written (reason in the records)")
-        if live and self.fps is not None:
-            parts.append(f"{self.fps:.1f} frames per second")
-        if self.shown is not None:
-            parts.append(f"{self.shown} shown in a window")
-        return ", ".join(parts) + (f" (model {self.model})" if self.model else "")
-
-
-def _predict_files(predictor, items: list, args: argparse.Namespace, writer: _Writer, tally: _Tally) -> None:
-    records = predictor.predict_paths(items, every=args.every, progress=not args.quiet, annotate=args.annotate)
-    with contextlib.closing(records):
-        for record in records:
-            writer.write(record)
-            tally.add(record)
-
-
-def _predict_stream(frames, args: argparse.Namespace, writer: _Writer, tally: _Tally) -> None:
-    """Write each frame's smoothed records; the measured frames per second go in the progress bar, and
-    with ``--show`` each frame into a window until it is closed (:mod:`csa_keras.inference.window`)."""
-    from tqdm import tqdm
-
-    window = contextlib.nullcontext()
-    if args.show:
-        from csa_keras.inference.window import LiveWindow
-
-        window = LiveWindow(f"{PROG}: {frames.name}")
-        tally.shown = 0
-
-    with frames, window, tqdm(total=args.max_frames, desc="live", unit="frame", disable=args.quiet, leave=False) as bar:
-        for frame in frames:
-            for record in frame.smoothed:
-                writer.write(record)
-                tally.add(record)
-            tally.frames, tally.fps = tally.frames + 1, frame.fps
-            bar.set_postfix_str(f"{frame.fps:.1f} fps", refresh=False)
-            bar.update(1)
-            if args.show:
-                going_on = window.show(frame)
-                tally.shown = window.shown
-                if not going_on:
-                    break
+    return resolved, items, source
 
 
 def _predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """The command's work once the arguments are parsed; a ``ValueError`` is a one-line exit 2."""
-    model_path, items, source = _check(args)
+    model, items, source = _check(args)
     from csa_keras.inference.predictor import Predictor
 
-    predictor = Predictor.from_run(model_path, runtime=args.runtime, detect=args.detect, no_face=args.no_face,
+    predictor = Predictor.from_run(model, runtime=args.runtime, detect=args.detect, no_face=args.no_face,
                                    voting=args.voting, batch_size=args.batch_size, min_size=args.min_face)
     live = source is not None
     frames = None
     if live:
         frames = predictor.stream(source, smooth=args.smooth or DEFAULT_SMOOTH, every=args.every,
                                   max_frames=args.max_frames, annotate=args.annotate)
-    from csa_keras.inference.loading import pretrained_name
+    from csa_keras.inference.outputs import Tally, model_label, write_records
 
-    tally = _Tally(pretrained_name(model_path) or str(model_path))
+    tally = Tally(model_label(model))
     try:
-        with _Output(args.output) as stream:
-            writer = _Writer(stream, args.format, predictor.class_names)
-            if live:
-                _predict_stream(frames, args, writer, tally)
-            else:
-                _predict_files(predictor, items, args, writer, tally)
+        write_records(predictor, tally, output=args.output, fmt=args.format, items=items, frames=frames,
+                      every=args.every, progress=not args.quiet, annotate=args.annotate,
+                      max_frames=args.max_frames, show=f"{PROG}: {frames.name}" if args.show else None)
     except KeyboardInterrupt:
         if not args.quiet:
             print(tally.summary(live), file=sys.stderr)
         raise
     except OSError as error:
         return system_error(parser.prog, error)
-    finally:
-        if frames is not None:
-            frames.close()
     if not args.quiet:
         print(tally.summary(live), file=sys.stderr)
     return 0

@@ -40,6 +40,13 @@ class VRNConfig(RunConfig):
 
     ``protocol`` defaults to ``predefined`` (the datasets' own train/test
     split, as the paper uses); data without splits falls back to ``holdout``.
+
+    ``split_after`` is the split points a run compares, a tuple (one point:
+    no comparison); each model is built with one of them, an int
+    (:func:`~voting_resnet.models.resnet18.build_voting_resnet`'s
+    ``split_after``), and ``metrics.json``'s ``split_after`` is the one chosen.
+    The field keeps its name because the ``config.json`` of every run on disk
+    carries it.
     """
 
     protocol: str = "predefined"

@@ -14,11 +14,12 @@ import numpy as np
 
 from csa_keras.data.faces import CHANNELS
 from csa_keras.tasks import Task
+from voting_resnet import training
 from voting_resnet.config import PRESETS, RETRAIN_MODES, VRNConfig
 from voting_resnet.layers.voting import VOTING_MODES, Voting, vote
 from voting_resnet.models.resnet18 import SPLIT_POINTS, VOTER_SPLIT_POINTS
 from voting_resnet.report import write_vrn_report
-from voting_resnet.training import MODEL_FILE, aggregate, check_splits, fit_split, prepare_dataset
+from voting_resnet.training import MODEL_FILE, aggregate, check_splits, prepare_dataset
 
 
 def add_split_points(group, help: str, flag: str = "--split-after", voters: bool = False) -> None:
@@ -103,8 +104,8 @@ class VotingResNetTask(Task):
         check_splits(config, splits)
 
     def fit_split(self, config, dataset, split, folder, strategy, *, verbose, log, chief, state, resume):
-        return fit_split(config, dataset, split, folder, strategy, verbose=verbose, log=log, chief=chief,
-                         state=state, resume=resume)
+        return training.fit_split(config, dataset, split, folder, strategy, verbose=verbose, log=log,
+                                  chief=chief, state=state, resume=resume)
 
     def aggregate(self, config, outcomes, names, metrics: dict[str, Any]) -> dict[str, Any]:
         return aggregate(config, outcomes, names, metrics)

@@ -351,12 +351,12 @@ class VRNDetails:
     curves: dict[str, dict[str, list[float]]]
 
 
-def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
-                   class_names, split: Split, folder: Path, strategy: tf.distribute.Strategy,
-                   verbose: int | str = "auto", log: Callable[[str], None] = print,
-                   chief: bool = True, state: Path | None = None,
-                   resume: bool = False) -> SplitOutcome:
-    """The paper's protocol on one split (§4): compare split points, retrain the best, test.
+def fit_split(config: VRNConfig, dataset: FaceDataset, split: Split, folder: Path,
+              strategy: tf.distribute.Strategy, *, verbose: int | str = "auto",
+              log: Callable[[str], None] = print, chief: bool = True,
+              state: Path | None = None, resume: bool = False) -> SplitOutcome:
+    """The paper's protocol on one split (§4): compare split points, retrain the best, test; the
+    task's :meth:`~csa_keras.tasks.Task.fit_split`.
 
     Every split point of ``config.split_after`` is trained on ``split.train``
     and scored with soft and hard voting on validation and test (a row of
@@ -370,6 +370,7 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
     and saved as ``folder/model.keras``. ``state`` holds every training's
     resumable phase (default ``folder/.backup``).
     """
+    images, labels, class_names = dataset.images, dataset.labels, dataset.class_names
     k = len(class_names)
     preprocessing = preprocessing_for(class_names, images.shape[1:], config.detect)
     state = Path(state) if state is not None else folder / BACKUP
@@ -436,15 +437,6 @@ def evaluate_split(config: VRNConfig, images: np.ndarray, labels: np.ndarray,
     return SplitOutcome(metrics, histories, test, VRNDetails(final.model, logits, curves))
 
 
-def fit_split(config: VRNConfig, dataset: FaceDataset, split: Split, folder: Path,
-              strategy: tf.distribute.Strategy, *, verbose: int | str = "auto",
-              log: Callable[[str], None] = print, chief: bool = True,
-              state: Path | None = None, resume: bool = False) -> SplitOutcome:
-    """:func:`evaluate_split` on a dataset: the task's training of one split."""
-    return evaluate_split(config, dataset.images, dataset.labels, dataset.class_names, split,
-                          folder, strategy, verbose, log, chief, state=state, resume=resume)
-
-
 def prepare_dataset(config: VRNConfig, dataset: FaceDataset,
                     log: Callable[[str], None] = print) -> FaceDataset:
     """The dataset with ``config.channels`` channels, or a one-line refusal.
@@ -492,7 +484,7 @@ def run_vrn(config: VRNConfig, output: str | os.PathLike | None = None,
     """The whole Voting ResNet story of one command; returns the ``metrics.json`` dict.
 
     The shared :func:`~csa_keras.training.experiment.run_experiment` with
-    this task: one :func:`evaluate_split` per split of the protocol (one for
+    this task: one :func:`fit_split` per split of the protocol (one for
     ``holdout`` and ``predefined``, ``folds`` for ``subject-kfold``, each in
     ``foldNN/``, aggregated as mean ± std with a pooled confusion matrix; the
     top-level ``model.keras`` is fold 1's). ``resume`` continues the run a

@@ -16,7 +16,7 @@ from csa_keras.csa.model import (
     build_decoder,
     build_encoder,
 )
-from csa_keras.csa.training import compile_autoencoder, run_csa, train_split
+from csa_keras.csa.training import compile_autoencoder, fit_split, run_csa
 
 __all__ = [
     "CLOSURES",
@@ -29,7 +29,7 @@ __all__ = [
     "build_decoder",
     "build_encoder",
     "compile_autoencoder",
+    "fit_split",
     "preset",
     "run_csa",
-    "train_split",
 ]

@@ -50,8 +50,8 @@ class CSATask(Task):
         return training.prepare_dataset(config, dataset, log)
 
     def fit_split(self, config, dataset, split, folder, strategy, *, verbose, log, chief, state, resume):
-        return training.train_split(config, dataset, split, folder, strategy, verbose=verbose, state=state,
-                                    resume=resume, log=log, chief=chief)
+        return training.fit_split(config, dataset, split, folder, strategy, verbose=verbose, state=state,
+                                  resume=resume, log=log, chief=chief)
 
     def extra_metrics(self, config) -> dict[str, Any]:
         return {"closure": config.closure}

@@ -73,19 +73,21 @@ def compile_autoencoder(autoencoder: keras.Model, learning_rate: float) -> keras
     return autoencoder
 
 
-def train_split(
+def fit_split(
     config: CSAConfig,
     dataset: FaceDataset,
     split: Split,
     folder: Path,
     strategy: tf.distribute.Strategy,
+    *,
     verbose: int | str = "auto",
     state: Path | None = None,
     resume: bool = False,
     log: Callable[[str], None] = print,
     chief: bool = True,
 ) -> SplitOutcome:
-    """Pretrain, fine-tune and evaluate on one split; save its two models.
+    """Pretrain, fine-tune and evaluate on one split; save its two models (the task's
+    :meth:`~csa_keras.tasks.Task.fit_split`).
 
     ``state`` (default ``folder/.backup``) holds the split's resumable
     phases; with ``resume`` a phase finished earlier is reloaded and an

@@ -1,6 +1,6 @@
 """The built-in synthetic expression dataset: every command runs without a download.
 
-Faces are drawn by :mod:`csa_keras.data.drawing`, one identity per subject
+Faces are drawn by :mod:`csa_keras.data.face_painter`, one identity per subject
 and one random pose, lighting and intensity per image. Every image has its
 own ``numpy.random.Generator`` derived from ``(seed, subject, class,
 repeat)`` through :class:`numpy.random.SeedSequence` spawn keys, so an image
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from csa_keras.data.dataset import CANONICAL_CLASSES, FaceDataset, canonical_class, ordered_classes
-from csa_keras.data.drawing import Identity, draw_face, random_face
+from csa_keras.data.face_painter import Identity, draw_face, random_face
 
 DEFAULT_CLASSES: tuple[str, ...] = (
     "anger",

@@ -33,7 +33,7 @@ needs the ``onnx`` extra), the run's
 ``config.json`` and ``splits.json`` (JSON objects, :func:`check_run_files`),
 the destination (not the model's file nor a folder holding it, nor another
 run's directory or a file of one, a name its file system takes:
-:func:`csa_keras.utils.paths.check_outputs`), then the model (:func:`open_run`:
+:func:`csa_keras.utils.paths.check_outputs`), then the model (:func:`load_run`:
 it loads and belongs to a task; :func:`check_model`: it takes square grey or
 colour images and turns one into class probabilities). The artifact is then written into a temporary folder beside
 the destination, loaded and run there, and moved into place only when its
@@ -62,12 +62,7 @@ from typing import Any
 import numpy as np
 
 from csa_keras.inference.export_record import probabilities_output, summary_lines, write_record
-from csa_keras.inference.loading import (
-    load_model,
-    model_location,
-    pretrained_name,
-    resolve_model_path,
-)
+from csa_keras.inference.loading import ModelSource, load_model, pretrained_name
 from csa_keras.inference.probabilities import class_probabilities
 from csa_keras.inference.quantize import (
     CALIBRATION_IMAGES,
@@ -84,7 +79,7 @@ from csa_keras.utils.messages import must, one_of
 from csa_keras.utils.paths import check_outputs
 
 __all__ = ["FORMATS", "PARITY_LIMIT", "ExportError", "check_model", "check_run_files", "check_settings",
-           "default_output", "export_run", "open_run", "run_model_path", "summary_lines"]
+           "default_output", "export_run", "load_run", "model_source", "summary_lines"]
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 DEFAULT_MAX_IMAGES = 256
@@ -140,22 +135,21 @@ def check_settings(format: str, max_images: int | None, latency_runs: int,
                               f"pip install 'csa-keras[onnx]'. Received: format={format!r}")
 
 
-def run_model_path(model: str | os.PathLike) -> Path:
-    """The ``.keras`` file ``model`` names (a run directory, a ``.keras`` file or the name of a
-    model in the box), found without loading it, or an :class:`ExportError`."""
+def model_source(model: str | os.PathLike | ModelSource) -> ModelSource:
+    """What ``model`` names (a run directory, a ``.keras`` file or the name of a model in the box),
+    resolved once and its archive read without loading it
+    (:class:`~csa_keras.inference.loading.ModelSource`), or an :class:`ExportError`."""
     try:
-        return resolve_model_path(model)
+        return ModelSource.resolve(model)
     except ValueError as error:
         raise ExportError(str(error)) from None
 
 
-def open_run(model: str | os.PathLike) -> tuple[Task, Path, Any]:
-    """The task, the model file and the loaded model of a run directory or a ``.keras`` file, or an
-    :class:`ExportError`."""
-    model_path = run_model_path(model)
+def load_run(source: ModelSource) -> tuple[Task, Any]:
+    """The task and the loaded model of a resolved model source, or an :class:`ExportError`."""
     try:
-        model = load_model(model_path)
-        return task_of_model(model), model_path, model
+        model = load_model(source)
+        return task_of_model(model), model
     except ValueError as error:
         raise ExportError(str(error)) from None
 
@@ -318,7 +312,7 @@ def _parity_images(run_dir, input_shape, max_images, log) -> tuple[np.ndarray, n
         return images, None, f"{len(images)} built-in synthetic faces (fallback)"
 
 
-def export_run(model: str | os.PathLike, format: str = "savedmodel",
+def export_run(model: str | os.PathLike | ModelSource, format: str = "savedmodel",
                output: str | os.PathLike | None = None,
                max_images: int | None = DEFAULT_MAX_IMAGES,
                latency_runs: int = LATENCY_RUNS, num_threads: int | None = None,
@@ -370,13 +364,12 @@ def export_run(model: str | os.PathLike, format: str = "savedmodel",
     any failure the destination is left as it was.
     """
     check_settings(format, max_images, latency_runs, num_threads, quantize, calibration_images)
-    location = model_location(model)
-    model_path = run_model_path(location)
-    run_dir = location if location.is_dir() else model_path.parent
+    source = model_source(model)
+    model_path, run_dir = source.path, source.run_dir
     check_run_files(run_dir)
     path = Path(output) if output is not None else default_output(run_dir, model_path, format, quantize)
     _check_output(path, format, model_path, run_dir)
-    task, model_path, model = open_run(model_path)
+    task, model = load_run(source)
     input_shape = check_model(task, model, model_path)
     from csa_keras.inference import artifacts
 

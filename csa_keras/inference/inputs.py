@@ -5,7 +5,8 @@
 folder with nothing to predict on. :func:`video_frames` reads a video file
 with OpenCV, decoding only the frames that are kept; :func:`open_capture` and
 :func:`read_frames` do the same for a camera or a stream URL.
-:func:`error_reason` says in one line why an input could not be read.
+:func:`error_reason` says in one line why an input could not be read, and
+:func:`names_a_model` whether a path given as an input is a model instead.
 
 A FIFO, device or socket among the inputs, named or found in a folder, is
 never opened: OpenCV and Pillow would wait on a FIFO for a writer forever.
@@ -29,6 +30,21 @@ from csa_keras.utils.paths import special_file
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 """Files read frame by frame with ``cv2.VideoCapture``."""
+
+
+def names_a_model(argument: str, runtime: str = "keras") -> bool:
+    """Whether an input is a model rather than something to predict on: a ``.keras`` or ``.tflite``
+    path, or a folder holding a task's model file (on the ``litert`` runtime, which loads no task:
+    any ``.keras`` or ``.tflite`` file)."""
+    path = Path(argument)
+    if path.suffix.lower() in (".keras", ".tflite"):
+        return True
+    if runtime == "litert":
+        return path.is_dir() and (any(path.glob("*.keras")) or any(path.glob("*.tflite")))
+    from csa_keras.tasks import all_tasks
+
+    return path.is_dir() and any((path / name).is_file() for task in all_tasks().values()
+                                 for name in (task.model_file, *task.run_files))
 
 
 @dataclasses.dataclass(frozen=True)

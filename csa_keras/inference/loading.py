@@ -30,6 +30,12 @@ The class names and input channels of a saved model come from its archive's
 wrote it: ``metrics.json`` or ``config.json`` beside the model, or in the
 run directory above a ``foldNN`` / ``splitK`` folder.
 
+A command resolves what its ``--model`` names once, into a
+:class:`ModelSource` (the model file, the folder taken as its run and the
+archive's config, read and bounded), and hands that down: the checks, the
+loader and the predictor take it as it is, so neither the path is resolved
+nor the archive read a second time.
+
 Keras is imported inside :func:`load_model` only, so that the commands can
 resolve and inspect a model file, and refuse a bad one in one clean line,
 before TensorFlow loads (TensorFlow writes log lines on stderr as it does).
@@ -39,6 +45,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +143,44 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """A saved model as a command names it, resolved once (module docstring).
+
+    Attributes:
+        path: the ``.keras`` file (:func:`resolve_model_path`).
+        run_dir: the folder taken as the model's run: the run directory named,
+            else the folder holding the file.
+        config: the archive's model config, read and bounded without Keras
+            (:func:`~csa_keras.inference.archive.read_archive_config`).
+        name: the pretrained model's name when it is one of the box's, else
+            ``None``.
+    """
+
+    path: Path
+    run_dir: Path
+    config: dict[str, Any] = field(repr=False)
+    name: str | None = None
+
+    @classmethod
+    def resolve(cls, model: str | os.PathLike | ModelSource) -> ModelSource:
+        """The source ``model`` names (a run directory, a ``.keras`` file or a model in the box),
+        found and its archive read without Keras; a :class:`ModelSource` is returned as it is.
+        Every problem is a one-line ``ValueError`` (:func:`resolve_model_path`)."""
+        if isinstance(model, ModelSource):
+            return model
+        location = model_location(model)
+        path = resolve_model_path(location)
+        config = read_archive_config(path)
+        run_dir = location if location.is_dir() else path.parent
+        return cls(path=path, run_dir=run_dir, config=config, name=pretrained_name(path))
+
+    @property
+    def label(self) -> str:
+        """What messages call the model: the pretrained name, else the file's path."""
+        return self.name or str(self.path)
+
+
 def pretrained_run(name: str | None = None) -> Path:
     """The folder of the pretrained model ``name`` (default :data:`PRETRAINED`), or a one-line
     ``ValueError`` when it is not installed."""
@@ -172,17 +217,18 @@ def import_task_packages() -> None:
                              f"({error})") from None
 
 
-def load_model(path: str | os.PathLike):
+def load_model(path: str | os.PathLike | ModelSource):
     """A saved model of any registered task, loaded for inference (module docstring).
 
-    ``path`` is a run directory or a ``.keras`` file. The model is loaded
+    ``path`` is a run directory, a ``.keras`` file, a model in the box by
+    name, or a :class:`ModelSource` already resolved (and not resolved again). The model is loaded
     with ``compile=False`` and ``safe_mode=True`` after the registered tasks'
     packages, and nothing else, are imported; a class the file names that
     none of them registers is refused by name, and so is an archive or a
     weights file over its bounds (:mod:`csa_keras.inference.archive`). Every failure is a one-line ``ValueError``.
     """
-    path = resolve_model_path(path)
-    config = read_archive_config(path)
+    source = ModelSource.resolve(path)
+    path, config = source.path, source.config
     import_task_packages()
     import keras
 

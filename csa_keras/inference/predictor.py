@@ -60,7 +60,7 @@ Every detected face yields one record, a ``dict`` with the keys of
 ``error``
     the reason of an ``"error"`` record; for an ``"ok"`` or ``"no_face"``
     record, why its annotated copy was not written
-    (:data:`~csa_keras.inference.drawing.ANNOTATION_SKIPPED` and the reason, such as a file name too long
+    (:data:`~csa_keras.inference.annotate.ANNOTATION_SKIPPED` and the reason, such as a file name too long
     for the file system: that copy is skipped and the rest goes on); else
     ``None``.
 
@@ -97,14 +97,14 @@ from csa_keras.data.faces import (
     read_image,
     reduce_image,
 )
-from csa_keras.inference.drawing import Annotator, note_skipped_annotation
+from csa_keras.inference.annotate import Annotator, note_skipped_annotation
 from csa_keras.inference.inputs import InputFile, collect_inputs, error_reason, frame_estimate, kind_of, video_frames
 from csa_keras.inference.loading import (
+    ModelSource,
     check_class_names,
     class_names_for,
     load_model,
     pretrained_run,
-    resolve_model_path,
     trained_channels,
 )
 from csa_keras.inference.probabilities import as_probabilities, class_probabilities, num_classes
@@ -117,8 +117,9 @@ RECORD_KEYS = ("source", "frame", "time_s", "face", "status", "crop", "box", "la
                "probabilities", "error")
 """The keys of every prediction record, in output order (module docstring)."""
 
-STATUSES = ("ok", "no_face", "error")
-"""The values of a record's ``status`` (module docstring)."""
+RECORD_STATUSES = ("ok", "no_face", "error")
+"""The values of a prediction record's ``status``, what the summary line counts (module docstring); a
+face's crop outcome is one of :data:`~csa_keras.data.faces.OUTCOMES`."""
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_PREFETCH = 0
 """Images or frames decoded and searched for faces ahead of the model, by a thread of their own (module docstring)."""
@@ -230,8 +231,11 @@ class Predictor:
         self._finder = LazyFaceDetector(self.settings)
 
     @classmethod
-    def from_run(cls, path: str | os.PathLike, runtime: str = "auto", **options: Any) -> Predictor:
+    def from_run(cls, path: str | os.PathLike | ModelSource, runtime: str = "auto", **options: Any) -> Predictor:
         """A predictor for a run directory or a ``.keras`` file, with the run's class names.
+
+        ``path`` may be a :class:`~csa_keras.inference.loading.ModelSource` a
+        command resolved already: it is loaded as it is, not resolved again.
 
         ``runtime``: ``keras``, ``litert`` (the model's TFLite artifact, a
         ``.tflite`` file given here too) or ``auto``, Keras where TensorFlow is
@@ -242,17 +246,18 @@ class Predictor:
         from csa_keras.inference.litert import choose_runtime, load_artifact
 
         if choose_runtime(runtime) == "litert":
-            model = load_artifact(path)
+            model = load_artifact(path.path if isinstance(path, ModelSource) else path)
             if options.get("grey") is None and model.channels == 1:
                 options["grey"] = True
             predictor = cls(model, source=str(model.path), **options)
             if options.get("class_names") is None:
                 predictor.class_names = model.class_names
             return predictor
-        model_path = resolve_model_path(path)
+        source = ModelSource.resolve(path)
+        model_path = source.path
         if options.get("grey") is None and trained_channels(model_path) == 1:
             options["grey"] = True
-        predictor = cls(load_model(model_path), source=str(model_path), **options)
+        predictor = cls(load_model(source), source=str(model_path), **options)
         if options.get("class_names") is None:
             predictor.class_names = class_names_for(model_path, predictor.num_classes)
         return predictor
@@ -415,7 +420,7 @@ class Predictor:
         unless the input is a single image. ``annotate``: a folder receiving
         a drawn copy of every image (``<stem>_annotated<suffix>``) and, for
         every video, an annotated video with a timeline of the probabilities
-        (:class:`~csa_keras.inference.drawing.Annotator`), at the decoded
+        (:class:`~csa_keras.inference.annotate.Annotator`), at the decoded
         size (at most ``max_side`` pixels a side); stopping early (Ctrl-C, an
         error, records left unread) drops the video in progress. A folder
         that is an input, lies inside an input folder or holds an input is a

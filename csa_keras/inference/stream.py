@@ -16,7 +16,7 @@ from frame to frame; a short average is what a live display wants.
 The stream ends at the source's end, after ``max_frames`` frames, when it is
 closed, or on Ctrl-C: the capture is then released and an annotated video
 (``annotate``) is finished with the frames so far, its files moved into
-place (:class:`~csa_keras.inference.drawing.Annotator`); a
+place (:class:`~csa_keras.inference.annotate.Annotator`); a
 ``KeyboardInterrupt`` is raised again after that, for the caller to stop
 too. Any other error drops the annotated video's temporary files. An
 ``annotate`` folder that is the video file read or holds it is refused
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from csa_keras.inference.drawing import Annotator, note_skipped_annotation
+from csa_keras.inference.annotate import Annotator, note_skipped_annotation
 from csa_keras.inference.inputs import InputFile, VideoError, capture_rate, open_capture, read_frames
 from csa_keras.utils.messages import must
 from csa_keras.utils.paths import check_outputs

@@ -3,7 +3,7 @@
 :class:`LiveWindow` shows the frames of a
 :class:`~csa_keras.inference.stream.FrameStream` in an OpenCV HighGUI
 window, each drawn by :func:`frame_canvas`: the faces' boxes with their
-smoothed ``label score`` (:func:`~csa_keras.inference.drawing.draw_records`,
+smoothed ``label score`` (:func:`~csa_keras.inference.annotate.draw_records`,
 as the annotated copies have them) and the frames per second measured.
 ``q``, ``Q`` or Esc in the window, or closing it, ends the stream.
 
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from csa_keras.inference.drawing import draw_records
+from csa_keras.inference.annotate import draw_records
 
 if TYPE_CHECKING:
     from csa_keras.inference.stream import StreamFrame

@@ -9,7 +9,7 @@ from commands import run_module
 from csa_keras.csa.config import preset
 from csa_keras.csa.training import run_csa
 from csa_keras.data.synthetic import make_synthetic_dataset
-from csa_keras.inference.evaluation import evaluate_model, shared_classes
+from csa_keras.inference.scoring import evaluate_model, shared_classes
 
 
 @pytest.fixture(scope="module")

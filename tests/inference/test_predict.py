@@ -350,7 +350,7 @@ def test_the_pretrained_model_is_the_default(csa_run, folder, grace_hopper, tmp_
 
 def test_which_input_is_a_model(csa_run, vrn_run, folder, tmp_path):
     """An INPUT that is a model is refused (the model is given with --model only)."""
-    from csa_keras.predict import names_a_model
+    from csa_keras.inference.inputs import names_a_model
 
     stopped = tmp_path / "stopped"
     stopped.mkdir()

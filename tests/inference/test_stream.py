@@ -8,7 +8,7 @@ import pytest
 from commands import call_main, interrupt_after
 from conftest import TINY_CLASSES
 
-from csa_keras.data.drawing import draw_face
+from csa_keras.data.face_painter import draw_face
 from csa_keras.inference.predictor import RECORD_KEYS, Predictor
 from csa_keras.inference.stream import Smoother, source_name, source_stem
 from csa_keras.predict import main

@@ -8,7 +8,7 @@ from commands import interrupt_after
 from conftest import TINY_CLASSES
 from PIL import Image
 
-from csa_keras.data.drawing import draw_face
+from csa_keras.data.face_painter import draw_face
 from csa_keras.inference import video as video_module
 from csa_keras.inference.predictor import Predictor, make_record
 from csa_keras.inference.video import VideoRecorder

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from commands import call_main
 
-from csa_keras.data.drawing import draw_face
+from csa_keras.data.face_painter import draw_face
 from csa_keras.inference import predictor as predictor_module
 from csa_keras.inference import video as video_module
 from csa_keras.predict import main as predict_main

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from commands import call_main
 
-from csa_keras.inference.drawing import _GREEN
+from csa_keras.inference.annotate import _GREEN
 from csa_keras.inference.predictor import Predictor
 from csa_keras.inference.window import LiveWindow, check_window, frame_canvas, highgui_backend
 from csa_keras.predict import main

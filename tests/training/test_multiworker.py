@@ -25,12 +25,12 @@ WORKER = textwrap.dedent("""
     if task == "csa":
         from csa_keras.csa import training as module
         from csa_keras.csa.config import preset
-        inner, run, name = module.train_split, module.run_csa, "train_split"
+        inner, run, name = module.fit_split, module.run_csa, "fit_split"
         final = lambda outcome: outcome.details.classifier
     else:
         from voting_resnet import training as module
         from voting_resnet.config import preset
-        inner, run, name = module.evaluate_split, module.run_vrn, "evaluate_split"
+        inner, run, name = module.fit_split, module.run_vrn, "fit_split"
         final = lambda outcome: outcome.details.model
 
     def keeping(*args, **kwargs):

@@ -38,7 +38,7 @@ from csa_keras.evaluation.figures import plot_confusion_matrix
 from csa_keras.evaluation.metrics import SCALAR_METRICS, classification_metrics
 from csa_keras.evaluation.report import per_class_table, percent, skipped_section
 from csa_keras.evaluation.statistics import bootstrap_interval
-from csa_keras.inference.loading import resolve_model_path
+from csa_keras.inference.loading import ModelSource
 from csa_keras.inference.predictor import Predictor
 from csa_keras.training import rundir
 from csa_keras.utils import files
@@ -51,7 +51,7 @@ def shared_classes(model_classes, data_classes) -> list[str]:
     return [name for name in model_classes if name in set(data_classes)]
 
 
-def evaluate_model(model: str | os.PathLike, data: str | os.PathLike | None,
+def evaluate_model(model: str | os.PathLike | ModelSource, data: str | os.PathLike | None,
                    output: str | os.PathLike | None = None, format: str = "auto",
                    detect: str = "auto", no_face: str = "skip", batch_size: int = 64,
                    reader_options: dict[str, Any] | None = None, split: str | None = None,
@@ -63,12 +63,13 @@ def evaluate_model(model: str | os.PathLike, data: str | os.PathLike | None,
     PublicTest); ``output`` defaults to ``runs/evaluate-<timestamp>``.
     """
     started = time.perf_counter()
-    model_path = resolve_model_path(model)
+    source = ModelSource.resolve(model)
+    model_path = source.path
     output = output or rundir.default_output("evaluate")
     check_outputs({"output": output}, {"data": data, "model": model_path}, folders=("output",),
                   results=("output",))
     files.creatable_folder(output, "output")
-    predictor = Predictor.from_run(model_path, detect=detect, no_face=no_face,
+    predictor = Predictor.from_run(source, detect=detect, no_face=no_face,
                                    batch_size=batch_size)
     settings = FaceSettings(size=predictor.settings.size, colour=predictor.channels == 3,
                             detect=detect, no_face=no_face)
