@@ -43,6 +43,7 @@ import keras
 
 from csa_keras.training.backup import EpochBackup, backed_up_epochs, load_training_state, state_bytes
 from csa_keras.utils.files import MAX_CSV_BYTES, check_size, check_space, commit, read_json
+from csa_keras.utils.interrupt import HeldInterrupt
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -54,6 +55,29 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+class InterruptBetweenSteps(keras.callbacks.Callback):
+    """Raises a Ctrl-C held by ``held`` (:class:`~csa_keras.utils.interrupt.HeldInterrupt`)
+    at the end of a training or validation step, or of an epoch.
+
+    Placed last in the callback list, so at the end of an epoch it runs after
+    the checkpoint, the backup and the CSV row: an epoch whose last step had
+    run when Ctrl-C came is kept whole.
+    """
+
+    def __init__(self, held: HeldInterrupt) -> None:
+        super().__init__()
+        self.held = held
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.held.check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.held.check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.held.check()
 
 
 class SelectionScore(keras.callbacks.Callback):

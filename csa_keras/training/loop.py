@@ -37,6 +37,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from csa_keras.training.callbacks import InterruptBetweenSteps
+from csa_keras.utils.interrupt import HeldInterrupt
+
 
 def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -46,15 +49,24 @@ def fit(model: keras.Model, data: tf.data.Dataset, *, epochs: int,
         callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy,
         validation_data: tf.data.Dataset | None = None, steps_per_epoch: int | None = None,
         verbose: int | str = "auto") -> None:
-    """Train ``model`` as ``model.fit`` would, under any strategy (see the module docstring)."""
-    if is_multi_worker(strategy):
-        distributed_fit(model, data, epochs=epochs, callbacks=callbacks, strategy=strategy,
-                        validation_data=validation_data, steps_per_epoch=steps_per_epoch,
-                        verbose=verbose)
-    else:
-        model.fit(data, validation_data=validation_data, epochs=epochs,
-                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
-                  shuffle=False)
+    """Train ``model`` as ``model.fit`` would, under any strategy (see the module docstring).
+
+    Ctrl-C stops the training between two steps, after the callbacks of the
+    step or epoch in progress have run (an epoch's backup is complete), not
+    at whatever instruction TensorFlow is executing
+    (:class:`~csa_keras.training.callbacks.InterruptBetweenSteps`); a second
+    Ctrl-C stops it at once.
+    """
+    with HeldInterrupt(escalate=True) as held:
+        callbacks = [*callbacks, InterruptBetweenSteps(held)]
+        if is_multi_worker(strategy):
+            distributed_fit(model, data, epochs=epochs, callbacks=callbacks, strategy=strategy,
+                            validation_data=validation_data, steps_per_epoch=steps_per_epoch,
+                            verbose=verbose)
+        else:
+            model.fit(data, validation_data=validation_data, epochs=epochs,
+                      steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+                      shuffle=False)
 
 
 def _steps(data: tf.data.Dataset, steps_per_epoch: int | None) -> int:

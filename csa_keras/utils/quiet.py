@@ -32,6 +32,8 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from csa_keras.utils.interrupt import HeldInterrupt
+
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 """TensorFlow's C++ log level (0 all, 1 no information, 2 no warnings, 3 no errors), read at import."""
 
@@ -114,30 +116,6 @@ def check_backend() -> None:
                            "unset it or set KERAS_BACKEND=tensorflow")
 
 
-@contextlib.contextmanager
-def _ctrl_c_after():
-    """Hold Ctrl-C back until the block ends, then raise it: some of TensorFlow's import code
-    catches every exception, a ``KeyboardInterrupt`` included, and goes on as if nothing
-    happened, so a Ctrl-C while it loads would be lost. Only Python's own Ctrl-C handler is
-    stood in for (an ignored or custom one is left alone), and only the main thread handles
-    signals."""
-    import signal
-    import threading
-
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield
-        return
-    pressed = []
-    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pressed:
-        raise KeyboardInterrupt
-
-
 _loading = False
 """True while TensorFlow is being imported under :func:`_quiet_start`."""
 
@@ -149,7 +127,11 @@ def _quiet_start(command: bool):
     A library import with no level set by the user reads the commands' level
     3 while TensorFlow loads (TensorFlow keeps the level it read for the whole
     process), then takes the variable away again, so ``os.environ``, and the
-    processes the user starts, are left as they were. Nested blocks do nothing.
+    processes the user starts, are left as they were. Ctrl-C is held until the
+    import ends (:class:`~csa_keras.utils.interrupt.HeldInterrupt`): some of
+    TensorFlow's import code catches every exception, a ``KeyboardInterrupt``
+    included, and goes on, so a Ctrl-C while it loads would be lost. Nested
+    blocks do nothing.
     """
     global _loading
     if _loading:
@@ -162,10 +144,10 @@ def _quiet_start(command: bool):
     _loading = True
     try:
         if not level.isdigit() or int(level) < 1:
-            with _ctrl_c_after():
+            with HeldInterrupt():
                 yield
             return
-        with stderr_filtered(lambda text: _kept(text, int(level))), _ctrl_c_after():
+        with stderr_filtered(lambda text: _kept(text, int(level))), HeldInterrupt():
             yield
     finally:
         _loading = False

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 EPOCHS = {"pretrain": 1, "finetune": 3}
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONFAULTHANDLER="1")
+"""A crash of a command (a signal, not an exit) leaves its Python stack on stderr for the report."""
 
 
 def train(out: Path, *extra: str) -> list[str]:
