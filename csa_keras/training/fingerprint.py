@@ -9,10 +9,14 @@ splits of the new, silently. Each run directory records its data in
 ``files``
     the catalogue of the files under ``data`` (a folder or a file), per
     top-level entry (a class folder, a CSV): how many files, their bytes,
-    and a digest of their relative paths, sizes and modification times.
-    Made before any image is read (a ``stat`` per file), so a changed
-    folder is refused at once. The built-in synthetic faces are described
-    by their parameters.
+    and a digest of their relative paths and sizes. Made before any image
+    is read (a ``stat`` per file), so files added, removed, renamed or
+    resized are refused at once. Modification times are left out: data
+    copied to another disk or machine, or restored from a backup, is the
+    same data, and the ``dataset`` digest below checks its content. (Records
+    of version 1 digested the times too; for them, a difference in the
+    digest alone is left to the ``dataset`` check.) The built-in synthetic
+    faces are described by their parameters.
 ``dataset``
     the dataset as loaded: images per class and a digest of the images and
     labels, which also covers a dataset passed from Python.
@@ -36,6 +40,9 @@ from csa_keras.utils import files
 DATA_FILE = "data.json"
 """The file of a run directory that records the data the run started on."""
 
+CATALOGUE_VERSION = 2
+"""The ``files`` part's format: 2 digests paths and sizes; 1 (unmarked) also modification times."""
+
 
 def data_catalogue(data: str | os.PathLike | None, synthetic: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``files`` part of :data:`DATA_FILE` for the data path ``data`` (module docstring).
@@ -46,10 +53,9 @@ def data_catalogue(data: str | os.PathLike | None, synthetic: dict[str, Any] | N
     if data is None:
         return {"synthetic": synthetic or {}}
     root = Path(data)
-    entries: dict[str, list[tuple[str, int, int]]] = {}
+    entries: dict[str, list[tuple[str, int]]] = {}
     if root.is_file():
-        stat = root.stat()
-        entries[root.name] = [(root.name, stat.st_size, stat.st_mtime_ns)]
+        entries[root.name] = [(root.name, root.stat().st_size)]
     elif root.is_dir():
         for folder, dirs, names in os.walk(root):
             dirs.sort()
@@ -61,13 +67,13 @@ def data_catalogue(data: str | os.PathLike | None, synthetic: dict[str, Any] | N
                     continue
                 relative = path.relative_to(root).as_posix()
                 entries.setdefault(relative.split("/", 1)[0], []).append(
-                    (relative, stat.st_size, stat.st_mtime_ns))
+                    (relative, stat.st_size))
     folders = {}
     for top, listed in sorted(entries.items()):
-        digest = hashlib.sha256("\n".join(f"{p}\t{s}\t{m}" for p, s, m in listed).encode()).hexdigest()
-        folders[top] = {"files": len(listed), "bytes": sum(s for _, s, _ in listed),
+        digest = hashlib.sha256("\n".join(f"{p}\t{s}" for p, s in listed).encode()).hexdigest()
+        folders[top] = {"files": len(listed), "bytes": sum(s for _, s in listed),
                         "digest": digest[:32], "folder": len(listed) > 1 or listed[0][0] != top}
-    return {"path": str(data), "entries": folders}
+    return {"version": CATALOGUE_VERSION, "path": str(data), "entries": folders}
 
 
 def dataset_record(dataset) -> dict[str, Any]:
@@ -93,6 +99,7 @@ def catalogue_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
         return []
     changes = []
     before, after = saved.get("entries", {}), now.get("entries", {})
+    digests_comparable = saved.get("version", 1) == now.get("version", 1)
     for top in sorted(set(before) | set(after)):
         old, new = before.get(top), after.get(top)
         kind = "folder" if (old or new or {}).get("folder") else "file"
@@ -102,15 +109,16 @@ def catalogue_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
             changes.append(f"{kind} {name} added{listed}")
         elif new is None:
             changes.append(f"{kind} {name} removed{listed}")
-        elif old != new:
+        elif (old.get("files"), old.get("bytes")) != (new["files"], new["bytes"]) or (
+                digests_comparable and old.get("digest") != new["digest"]):
             if kind == "file":
-                changes.append(f"file {name} changed ({old['bytes']} bytes, now {new['bytes']})")
-            elif new["files"] < old["files"]:
+                changes.append(f"file {name} changed ({old.get('bytes')} bytes, now {new['bytes']})")
+            elif new["files"] < old.get("files", 0):
                 changes.append(f"{_count(old['files'] - new['files'], 'file')} removed under {name}")
-            elif new["files"] > old["files"]:
-                changes.append(f"{_count(new['files'] - old['files'], 'file')} added under {name}")
+            elif new["files"] > old.get("files", 0):
+                changes.append(f"{_count(new['files'] - old.get('files', 0), 'file')} added under {name}")
             else:
-                changes.append(f"files under {name} changed (same count; sizes or times differ)")
+                changes.append(f"files under {name} changed (same count; names or sizes differ)")
     return changes
 
 

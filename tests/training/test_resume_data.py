@@ -14,8 +14,9 @@ from PIL import Image
 
 from csa_keras.csa.config import preset
 from csa_keras.csa.training import run_csa
+from csa_keras.data.loader import load_dataset
 from csa_keras.data.synthetic import make_synthetic_dataset
-from csa_keras.training import rundir
+from csa_keras.training import fingerprint, rundir
 from csa_keras.training.experiment import dataset_and_splits, start_run
 from csa_keras.training.fingerprint import DATA_FILE, catalogue_changes, data_catalogue
 
@@ -56,20 +57,55 @@ def test_resume_after_images_removed_and_a_class_added_is_one_line(tmp_path):
     rundir.release(out)
 
 
-def test_a_rewritten_file_and_unchanged_data(tmp_path):
+def test_a_renamed_or_resized_file_is_a_change_and_a_new_time_is_not(tmp_path):
     root = tmp_path / "faces"
     write_faces(root, ("anger", "happiness"))
     before = data_catalogue(root)
     assert catalogue_changes(before, data_catalogue(root)) == []
     path = root / "happiness" / "happiness_0.png"
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert catalogue_changes(before, data_catalogue(root)) == []
+    path.rename(root / "happiness" / "happiness_z.png")
     assert catalogue_changes(before, data_catalogue(root)) == [
-        "files under happiness/ changed (same count; sizes or times differ)"]
+        "files under happiness/ changed (same count; names or sizes differ)"]
     csv = tmp_path / "fer2013.csv"
     csv.write_text("emotion,pixels,Usage\n")
     recorded = data_catalogue(csv)
     csv.write_text("emotion,pixels\n")
     assert catalogue_changes(recorded, data_catalogue(csv)) == ["file fer2013.csv changed (21 bytes, now 15)"]
+
+
+def test_data_copied_elsewhere_resumes_and_new_pixels_are_refused(tmp_path):
+    """Every file's time changed (a copy, a restore): the same data; pixels that changed in a
+    file of the same size are found by the loaded dataset's digest."""
+    root = tmp_path / "faces"
+    write_faces(root, ("anger", "happiness"))
+    out = tmp_path / "run"
+    out.mkdir()
+    fingerprint.check_files(out, data_catalogue(root), resume=False)
+    fingerprint.check_dataset(out, load_dataset(root, cache_dir=False, progress=False), resume=False)
+    for path in root.rglob("*.png"):
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    fingerprint.check_files(out, data_catalogue(root), resume=True)
+    fingerprint.check_dataset(out, load_dataset(root, cache_dir=False, progress=False), resume=True)
+
+    path = root / "anger" / "anger_0.png"
+    pixels = np.asarray(Image.open(path))
+    Image.fromarray(np.ascontiguousarray(pixels.T)).save(path)
+    with pytest.raises(ValueError, match=r"the images or labels differ \(12 images, now 12\)"):
+        fingerprint.check_dataset(out, load_dataset(root, cache_dir=False, progress=False), resume=True)
+
+
+def test_a_record_of_version_1_leaves_a_new_time_to_the_dataset_check(tmp_path):
+    """Runs recorded before version 2 digested modification times too: the same counts and
+    bytes with another digest are not refused by the files' check."""
+    root = tmp_path / "faces"
+    write_faces(root, ("anger",))
+    now = data_catalogue(root)
+    old = {"path": now["path"], "entries": {"anger": {**now["entries"]["anger"], "digest": "0" * 32}}}
+    assert catalogue_changes(old, now) == []
+    (root / "anger" / "anger_0.png").unlink()
+    assert catalogue_changes(old, data_catalogue(root)) == ["1 file removed under anger/"]
 
 
 def test_a_dataset_from_python_that_changed_is_refused(tmp_path):
