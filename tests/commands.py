@@ -1,8 +1,10 @@
 """Running the project's commands as a user does: a fresh interpreter, ``python -m MODULE``."""
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -18,6 +20,16 @@ def smoke_run(module: str, out, *args, timeout: float = 900):
                         timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
+
+
+def error_line(code: int, out: str, err: str, prog: str, status: int = 2) -> str:
+    """The one line ``<prog>: error: ...`` of a refused command, checked: exit ``status``,
+    nothing on stdout, one line on stderr and no traceback."""
+    lines = err.strip().splitlines()
+    assert code == status, err
+    assert out == "" and "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), err
+    return lines[0]
 
 
 def call_main(main, argv, capsys):
@@ -63,3 +75,33 @@ def project_env(**variables: str) -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     return dict(os.environ, PYTHONPATH=path, **variables)
+
+
+def run_workers(script: Path, *args, scratch_in: Path, n: int = 2, timeout: float = 900):
+    """``python script args...`` as the ``n`` workers of a ``tf.distribute`` cluster on localhost,
+    each with its own ``TF_CONFIG`` and temporary folder ``scratch_in/tmp<index>``.
+
+    Returns ``(results, scratch, wall)``: each worker's ``(returncode, stdout, stderr)`` in
+    index order (worker 0 is the chief), the temporary folders, and the wall seconds; a worker
+    still running at ``timeout`` is killed.
+    """
+    cluster = [f"127.0.0.1:{port}" for port in free_ports(n)]
+    processes, scratch = [], []
+    started = time.perf_counter()
+    for index in range(n):
+        scratch.append(scratch_in / f"tmp{index}")
+        scratch[-1].mkdir()
+        env = project_env(TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(scratch[-1]),
+                          TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
+                                                "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen([sys.executable, str(script), *map(str, args)],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True, env=env))
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    results = [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
+    return results, scratch, time.perf_counter() - started

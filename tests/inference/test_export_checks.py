@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from commands import call_main, run_module
+from commands import call_main, error_line, run_module
 
 from csa_keras.export import main as export_main
 from csa_keras.inference import artifacts
@@ -56,11 +56,7 @@ def _listing(root):
 
 
 def _one_error(code, out, err):
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert out == "" and "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith(f"{PROG}: error: "), err
-    return lines[0]
+    return error_line(code, out, err, PROG)
 
 
 def _with_missing_module(run):

@@ -14,7 +14,7 @@ import shutil
 
 import numpy as np
 import pytest
-from commands import call_main
+from commands import call_main, error_line
 
 from csa_keras.export import main as export_main
 from csa_keras.inference import artifacts
@@ -59,11 +59,7 @@ def _files(root):
 
 
 def _one_error(code, out, err):
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert out == "" and "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith(f"{PROG}: error: "), err
-    return lines[0]
+    return error_line(code, out, err, PROG)
 
 
 @pytest.mark.parametrize("args, message", [

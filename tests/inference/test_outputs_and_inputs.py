@@ -13,7 +13,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from commands import call_main, run_module
+from commands import call_main, error_line, run_module
 
 from csa_keras.predict import main as predict_main
 from csa_keras.train import main as csa_train_main
@@ -24,12 +24,7 @@ PREDICT = "python -m csa_keras.predict"
 
 
 def _one_error(code, out, err, prog=PREDICT):
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert out == ""
-    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
+    return error_line(code, out, err, prog)
 
 
 def _snapshot(root):

@@ -6,9 +6,8 @@ import cv2
 import numpy as np
 import pytest
 from commands import call_main, interrupt_after
-from conftest import TINY_CLASSES
+from conftest import TINY_CLASSES, write_face_clip
 
-from csa_keras.data.face_painter import draw_face
 from csa_keras.inference.predictor import RECORD_KEYS, Predictor
 from csa_keras.inference.stream import Smoother, source_name, source_stem
 from csa_keras.predict import main
@@ -29,16 +28,8 @@ def predictor(run):
 
 
 def write_clip(path, frames=20, fps=10.0):
-    """A 160x120 MJPG video of synthetic faces, a different one every frame."""
-    rng = np.random.default_rng(0)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (160, 120))
-    assert writer.isOpened()
-    for i in range(frames):
-        canvas = np.full((120, 160), 90, np.uint8)
-        canvas[12:108, 32:128] = draw_face(EXPRESSIONS[i % len(EXPRESSIONS)], rng, size=96)
-        writer.write(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
-    writer.release()
-    return path
+    """A video of synthetic faces, a different one every frame."""
+    return write_face_clip(path, frames, EXPRESSIONS, seed=0, fps=fps)
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,9 @@ import cv2
 import numpy as np
 import pytest
 from commands import interrupt_after
-from conftest import TINY_CLASSES
+from conftest import TINY_CLASSES, write_face_clip
 from PIL import Image
 
-from csa_keras.data.face_painter import draw_face
 from csa_keras.inference import video as video_module
 from csa_keras.inference.predictor import Predictor, make_record
 from csa_keras.inference.video import VideoRecorder
@@ -24,15 +23,8 @@ def run(tiny_run):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """Twelve 160x120 MJPG frames of synthetic faces at 10 fps."""
-    path = tmp_path_factory.mktemp("clip") / "clip.avi"
-    rng = np.random.default_rng(1)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
-    for i in range(12):
-        canvas = np.full((120, 160), 90, np.uint8)
-        canvas[12:108, 32:128] = draw_face(("happiness", "surprise", "anger")[i % 3], rng, size=96)
-        writer.write(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
-    writer.release()
-    return path
+    return write_face_clip(tmp_path_factory.mktemp("clip") / "clip.avi", 12,
+                           ("happiness", "surprise", "anger"), seed=1)
 
 
 def _records(frame, faces):

@@ -14,11 +14,10 @@ import json
 import shutil
 
 import cv2
-import numpy as np
 import pytest
-from commands import call_main
+from commands import call_main, error_line
+from conftest import write_face_clip
 
-from csa_keras.data.face_painter import draw_face
 from csa_keras.inference import predictor as predictor_module
 from csa_keras.inference import video as video_module
 from csa_keras.predict import main as predict_main
@@ -30,15 +29,8 @@ PREDICT = "python -m csa_keras.predict"
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """Eight 160x120 MJPG frames of synthetic faces at 10 fps."""
-    path = tmp_path_factory.mktemp("writes_clip") / "clip.avi"
-    rng = np.random.default_rng(2)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
-    for i in range(8):
-        canvas = np.full((120, 160), 90, np.uint8)
-        canvas[12:108, 32:128] = draw_face(("happiness", "anger")[i % 2], rng, size=96)
-        writer.write(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
-    writer.release()
-    return path
+    return write_face_clip(tmp_path_factory.mktemp("writes_clip") / "clip.avi", 8,
+                           ("happiness", "anger"), seed=2)
 
 
 def _predict(tiny_run, clip, tmp_path, capsys):
@@ -80,12 +72,7 @@ def _failing_writer(monkeypatch, at_frame, before=None, error=errno.ENOSPC):
 
 
 def _refused(code, out, err):
-    lines = err.strip().splitlines()
-    assert code == 1, err
-    assert out == ""
-    assert len(lines) == 1 and lines[0].startswith(f"{PREDICT}: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
+    return error_line(code, out, err, PREDICT, status=1)
 
 
 @pytest.mark.parametrize("at_frame", [0, 3])

@@ -9,14 +9,11 @@ through a wrapper around the training function, so the comparison sees
 what each process held in memory.
 """
 import json
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
-from commands import free_ports, project_env
+from commands import run_workers
 
 WORKER = textwrap.dedent("""
     import json, os, sys
@@ -71,34 +68,16 @@ def test_two_workers_on_localhost(task, tmp_path):
     script.write_text(WORKER)
     out, keep = tmp_path / "run", tmp_path / "keep"
     keep.mkdir()
-    cluster = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    processes, scratch = [], []
-    started = time.perf_counter()
-    for index in range(2):
-        scratch.append(tmp_path / f"tmp{index}")
-        scratch[-1].mkdir()
-        env = project_env(TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(scratch[-1]),
-                          TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
-                                                "task": {"type": "worker", "index": index}}))
-        processes.append(subprocess.Popen([sys.executable, str(script), task, str(out), str(keep)],
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True, env=env))
-    try:
-        results = [p.communicate(timeout=900) for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    wall = time.perf_counter() - started
-    for p, (_stdout, stderr) in zip(processes, results):
-        assert p.returncode == 0, stderr[-3000:]
+    results, scratch, wall = run_workers(script, task, out, keep, scratch_in=tmp_path)
+    for code, _stdout, stderr in results:
+        assert code == 0, stderr[-3000:]
     print(f"{task}: two workers trained the smoke preset in {wall:.1f} s")
 
     assert {p.name for p in out.iterdir()} == RUN_FILES[task] | {".lock"}  # the chief's, kept
     assert all(not any(folder.iterdir()) for folder in scratch), "a worker left files behind"
     run = json.loads((out / "config.json").read_text())["run"]["strategy"]
     assert run["strategy"] == "CollectiveAllReduceStrategy" and run["replicas"] == 2  # MWMS
-    metrics = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in results]
+    metrics = [json.loads(stdout.strip().splitlines()[-1]) for _, stdout, _ in results]
     assert metrics[0] == metrics[1]
     assert sum(map(sum, metrics[0]["confusion_matrix"])) == metrics[0]["n_test"]
 

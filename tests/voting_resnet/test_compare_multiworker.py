@@ -8,13 +8,10 @@ write nothing there, return no rows and leave nothing in its temporary
 folder.
 """
 import json
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
-from commands import free_ports, project_env
+from commands import run_workers
 
 WORKER = textwrap.dedent("""
     import json, sys
@@ -38,32 +35,15 @@ def test_a_multi_worker_comparison_leaves_one_run_directory(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     out = tmp_path / "run"
-    cluster = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    processes, scratch = [], []
-    started = time.perf_counter()
-    for index in range(2):
-        scratch.append(tmp_path / f"tmp{index}")
-        scratch[-1].mkdir()
-        env = project_env(TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(scratch[-1]),
-                          TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
-                                                "task": {"type": "worker", "index": index}}))
-        processes.append(subprocess.Popen([sys.executable, str(script), str(out)],
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True, env=env))
-    try:
-        results = [p.communicate(timeout=900) for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    for p, (_stdout, stderr) in zip(processes, results):
-        assert p.returncode == 0, stderr[-3000:]
-    print(f"two workers ran the smoke comparison in {time.perf_counter() - started:.1f} s")
+    results, scratch, wall = run_workers(script, out, scratch_in=tmp_path)
+    for code, _stdout, stderr in results:
+        assert code == 0, stderr[-3000:]
+    print(f"two workers ran the smoke comparison in {wall:.1f} s")
 
     assert {p.name for p in out.iterdir()} == RUN_FILES
     assert [p.relative_to(tmp_path).as_posix() for folder in scratch for p in folder.rglob("*")] == []
     assert [p for p in tmp_path.iterdir() if p.name not in ("run", "tmp0", "tmp1", "worker.py")] == []
-    chief, other = (json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in results)
+    chief, other = (json.loads(stdout.strip().splitlines()[-1]) for _, stdout, _ in results)
     assert sorted(map(tuple, chief)) == sorted([
         ("baseline", 0, "none"), ("fine-tuned", 0, "none"),
         *((t, 1, v) for t in ("test-time", "fine-tuned") for v in ("soft", "hard"))])
