@@ -39,10 +39,15 @@ under the same load; medians):
 Each row's records are compared with those of ``in turn`` on Keras on the
 same input: the faces found per image (same count), the overlap (IoU) of
 their boxes, and the labels; a LiteRT row also gives its faces per second
-over the Keras row of its variant (``faces_per_s_vs_keras``). The label's stability, the control for the labels of other
-boxes: each face of the reference is cropped again with its box moved
-``JITTER_PX`` pixels in each of the 8 directions (right, left, up, down and
-the diagonals) and classified; a face is stable when all 8 keep its label.
+over the Keras row of its variant (``faces_per_s_vs_keras``). The model
+alone: one call on the faces of the reference's photographs (one batch),
+alternated between the runtimes ``MODEL_CALLS`` times (medians), the
+classification's share of the path without decoding or detection.
+
+The label's stability, the control for the labels of other boxes: each
+face of the reference is cropped again with its box moved ``JITTER_PX``
+pixels in each of the 8 directions (right, left, up, down and the
+diagonals) and classified; a face is stable when all 8 keep its label.
 The command's start-up is ``startup.py``'s.
 
     python benchmarks/predict_pipeline.py [--photos 100] [--video-frames 150] [--repeats 3]
@@ -80,6 +85,8 @@ JITTER_PX = 3
 """The shift of the control that says how much a few pixels change the labels by themselves."""
 SHIFTS = tuple((dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dx, dy) != (0, 0))
 """The 8 directions a box is moved in, in units of ``JITTER_PX``."""
+MODEL_CALLS = 10
+"""Model calls per runtime of the model-alone measurement (medians)."""
 
 
 def make_video(path: Path, frames: int, fps: float = 25.0) -> Path:
@@ -168,6 +175,25 @@ def _predictors(model_name: str, variants, runtimes=("keras",)) -> dict:
     return {(v, "keras"): Predictor(model, **VARIANTS[v]) for v in variants}
 
 
+def reference_crops(predictor, records: list[dict], shifts=((0, 0),), shift: int = 0):
+    """The faces of the photographs' ``ok`` records cropped again, each box moved ``shift`` pixels in
+    each of ``shifts`` (units), and their labels. Photographs only (their records name the file)."""
+    from csa_keras.data.faces import crop_face, read_image
+
+    crops, labels = [], []
+    for record in records:
+        if record["status"] != "ok" or record["frame"] is not None:
+            continue
+        rgb, _ = read_image(record["source"], predictor.settings.max_side)
+        x, y, w, h = record["box"]
+        for dx, dy in shifts:
+            face, _, _ = crop_face(rgb, predictor.settings,
+                                   box=(x + dx * shift, y + dy * shift, w, h))
+            crops.append(face)
+        labels.append(record["label"])
+    return crops, labels
+
+
 def label_stability(predictor, records: list[dict], shift: int = JITTER_PX) -> dict:
     """How often a face keeps its label when its box moves ``shift`` pixels, in each of 8 directions.
 
@@ -178,19 +204,7 @@ def label_stability(predictor, records: list[dict], shift: int = JITTER_PX) -> d
     alone, as earlier reports measured). Photographs only (their records name
     the file).
     """
-    from csa_keras.data.faces import crop_face, read_image
-
-    crops, labels = [], []
-    for record in records:
-        if record["status"] != "ok" or record["frame"] is not None:
-            continue
-        rgb, _ = read_image(record["source"], predictor.settings.max_side)
-        x, y, w, h = record["box"]
-        for dx, dy in SHIFTS:
-            face, _, _ = crop_face(rgb, predictor.settings,
-                                   box=(x + dx * shift, y + dy * shift, w, h))
-            crops.append(face)
-        labels.append(record["label"])
+    crops, labels = reference_crops(predictor, records, SHIFTS, shift)
     if not labels:
         return {"faces": 0, "same_label": 0, "stable": 0, "shift_px": shift}
     probabilities = predictor.classify(np.stack(crops))
@@ -199,6 +213,29 @@ def label_stability(predictor, records: list[dict], shift: int = JITTER_PX) -> d
     return {"faces": len(labels), "same_label": int(kept[:, SHIFTS.index((1, 1))].sum()),
             "stable": int(kept.all(axis=1).sum()), "shift_px": shift,
             "directions": len(SHIFTS)}
+
+
+def model_alone(predictors: dict, crops: list, calls: int = MODEL_CALLS) -> dict:
+    """Milliseconds of one model call on ``crops`` (one batch, at most ``batch_size`` faces) per runtime:
+    the classification's share of the path, without decoding or detection. Calls alternate between the
+    runtimes (``predictors``: one per runtime); medians."""
+    batch = np.stack(crops[:min(p.batch_size for p in predictors.values())])
+    for predictor in predictors.values():
+        predictor.classify(batch)
+    times: dict[str, list[float]] = {runtime: [] for runtime in predictors}
+    for _ in range(calls):
+        for runtime, predictor in predictors.items():
+            start = time.perf_counter()
+            predictor.classify(batch)
+            times[runtime].append(time.perf_counter() - start)
+    found = {runtime: {"faces": len(batch), "calls": calls,
+                       "ms_per_call": round(1000 * statistics.median(t), 2),
+                       "faces_per_s": round(len(batch) / statistics.median(t), 1)}
+             for runtime, t in times.items()}
+    for runtime, row in found.items():
+        if runtime != "keras" and "keras" in found:
+            row["faces_per_s_vs_keras"] = round(row["faces_per_s"] / found["keras"]["faces_per_s"], 3)
+    return found
 
 
 def run_once(predictor, inputs) -> tuple[float, list[dict]]:
@@ -225,7 +262,7 @@ def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models
 
     ``runtimes``: a subset of :data:`RUNTIMES`; ``None`` for :func:`default_runtimes`.
     """
-    rows, controls = [], []
+    rows, controls, models_alone = [], [], []
     variants = list(variants)
     runtimes = default_runtimes() if runtimes is None else list(runtimes)
     with tempfile.TemporaryDirectory() as tmp:
@@ -258,6 +295,13 @@ def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models
                     first = next(iter(predictors))
                     control = label_stability(predictors[first], reference)
                     controls.append({"model": model_name, "runtime": first[1], **control})
+                    alone = {r: p for (v, r), p in predictors.items() if v == first[0]}
+                    crops, _ = reference_crops(predictors[first], reference)
+                    if crops:
+                        classify = model_alone(alone, crops)
+                        models_alone.extend({"model": model_name, "runtime": r, **m} for r, m in classify.items())
+                        log(f"{model_name} model alone: " + ", ".join(
+                            f"{r} {m['ms_per_call']} ms per call of {m['faces']} faces" for r, m in classify.items()))
                     log(f"{model_name} stability: the reference boxes moved {JITTER_PX} px keep their "
                         f"label in all 8 directions on {control['stable']}/{control['faces']} faces, "
                         f"right and down on {control['same_label']}")
@@ -274,7 +318,7 @@ def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models
                         f"{row['against_default']['median_iou']}, same labels "
                         f"{row['against_default']['same_label']}/{row['against_default']['faces_reference']}")
     return {"photos": photos, "video_frames": video_frames, "repeats": repeats, "runtimes": runtimes,
-            "rows": rows, "shift_controls": controls}
+            "rows": rows, "shift_controls": controls, "model_alone": models_alone}
 
 
 def _model_name(name: str) -> str:
@@ -293,6 +337,11 @@ def markdown(result: dict) -> str:
                      f"{r['images_per_s']:.1f} | {r['faces_per_s']:.1f} | {ratio} | {r['ms_per_image']:.1f} | "
                      f"{c['same_face_count']}/{c['images']} | {c['median_iou']} | "
                      f"{c['same_label']}/{c['faces_reference']} |")
+    for m in result.get("model_alone", []):
+        lines.append(f"| {_model_name(m['model'])} | photos' faces | model alone: one call on "
+                     f"{m['faces']} faces, median of {m['calls']} | {m['runtime']} | | {m['faces_per_s']:.1f} | "
+                     f"{m.get('faces_per_s_vs_keras', '')} | "
+                     f"{m['ms_per_call']:.1f} per call | | | |")
     for c in result.get("shift_controls", []):
         model = _model_name(c["model"])
         lines.append(f"| {model} | photos | control: in turn's boxes moved {c['shift_px']} px right "

@@ -251,11 +251,18 @@ def test_predict_pipeline_measures_each_variant_on_each_runtime_against_keras_in
         if (row["model"], row["variant"]) == ("csa", "in turn"):
             assert c["same_label"] == c["faces_reference"]  # LiteRT labels the faces Keras found alike
     assert [(c["model"], c["runtime"]) for c in result["shift_controls"]] == [("csa", "keras"), ("vrn", "keras")]
-    assert sum(" litert " in line for line in lines) == 4
+    alone = result["model_alone"]
+    assert [(m["model"], m["runtime"], m["faces"], m["calls"]) for m in alone] == [
+        ("csa", "keras", 2, 10), ("csa", "litert", 2, 10), ("vrn", "keras", 2, 10)]
+    assert all(m["faces_per_s"] == pytest.approx(2000 / m["ms_per_call"], rel=0.01) for m in alone)
+    assert alone[1]["faces_per_s_vs_keras"] == pytest.approx(alone[1]["faces_per_s"] / alone[0]["faces_per_s"],
+                                                             abs=1e-3)
+    assert sum(line.startswith(("csa photos", "csa video")) and " litert " in line for line in lines) == 4
+    assert "csa model alone: keras " in "\n".join(lines) and "vrn model alone: keras " in "\n".join(lines)
     table = predict_pipeline.markdown(result).splitlines()
     assert table[0].startswith("| model | input | variant | runtime |")
     assert table[3].startswith("| CSA (pretrained) | photos | in turn | litert |")
-    assert len(table) == 2 + len(keys) + 4
+    assert len(table) == 2 + len(keys) + len(alone) + 4
 
 
 def test_predict_pipeline_refuses_litert_without_its_interpreter(monkeypatch, capsys):
