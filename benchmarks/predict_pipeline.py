@@ -12,7 +12,19 @@ each) and a 640x480 MJPG video of ``--video-frames`` frames at 25 frames/s
 Models: the pretrained CSA installed with the package (``csa``), a Voting
 ResNet baseline (``vrn``: 48x48 RGB, random weights: its speed is its
 architecture's, not its training's), or any model in the box by name
-(``csa_fer2013``, ``vrn_fer2013``). Variants, alternated ``--repeats`` times per input (medians):
+(``csa_fer2013``, ``vrn_fer2013``).
+
+Runtimes (``--runtimes``): ``keras`` (the ``.keras`` model on TensorFlow)
+and ``litert`` (the model's TFLite artifact on LiteRT,
+``Predictor(..., runtime="litert")``), both by default where
+``ai-edge-litert`` is importable, ``keras`` alone otherwise. ``litert`` runs
+for the models that ship an artifact (``csa``: ``classifier.tflite``); the
+VRN baseline (random weights, no artifact) and a model in the box without
+one run on Keras only. Each variant runs once per runtime.
+
+Variants, alternated ``--repeats`` times per input with the runtimes
+(every variant on every runtime within each repeat, so all are measured
+under the same load; medians):
 
 ``in turn``
     decoding and detection in turn with the model, faces from the cascade's
@@ -24,20 +36,27 @@ architecture's, not its training's), or any model in the box by name
     and faces of at least 48 pixels only (``--min-face 48``): the search runs
     on a copy reduced by half and the boxes are scaled back.
 
-Each variant's records are compared with ``in turn``'s on the same input:
-the faces found per image (same count), the overlap (IoU) of their boxes, and
-the labels. The label's stability, the control for the labels of other
-boxes: each face of the reference is cropped again with its box moved
-``JITTER_PX`` pixels in each of the 8 directions (right, left, up, down and
-the diagonals) and classified; a face is stable when all 8 keep its label.
+Each row's records are compared with those of ``in turn`` on Keras on the
+same input: the faces found per image (same count), the overlap (IoU) of
+their boxes, and the labels; a LiteRT row also gives its faces per second
+over the Keras row of its variant (``faces_per_s_vs_keras``). The model
+alone: one call on the faces of the reference's photographs (one batch),
+alternated between the runtimes ``MODEL_CALLS`` times (medians), the
+classification's share of the path without decoding or detection.
+
+The label's stability, the control for the labels of other boxes: each
+face of the reference is cropped again with its box moved ``JITTER_PX``
+pixels in each of the 8 directions (right, left, up, down and the
+diagonals) and classified; a face is stable when all 8 keep its label.
 The command's start-up is ``startup.py``'s.
 
     python benchmarks/predict_pipeline.py [--photos 100] [--video-frames 150] [--repeats 3]
-        [--models csa vrn] [--json]
+        [--models csa vrn] [--runtimes keras litert] [--json]
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -58,10 +77,16 @@ VARIANTS = {"in turn": {"min_size": 24, "prefetch": 0},
 """Predictor options of each variant; the others are the defaults."""
 REFERENCE_VARIANT = "in turn"
 """The variant the others' faces are compared with: the default path, without either lever."""
+REFERENCE_RUNTIME = "keras"
+"""The runtime of the reference: the Keras path the project trains and checks against."""
+RUNTIMES = ("keras", "litert")
+"""What runs the model: the ``.keras`` model on TensorFlow, or its TFLite artifact on LiteRT."""
 JITTER_PX = 3
 """The shift of the control that says how much a few pixels change the labels by themselves."""
 SHIFTS = tuple((dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dx, dy) != (0, 0))
 """The 8 directions a box is moved in, in units of ``JITTER_PX``."""
+MODEL_CALLS = 10
+"""Model calls per runtime of the model-alone measurement (medians)."""
 
 
 def make_video(path: Path, frames: int, fps: float = 25.0) -> Path:
@@ -118,19 +143,55 @@ def compare(reference: list[dict], records: list[dict]) -> dict:
             "same_label": same_label}
 
 
-def _predictors(model_name: str, variants) -> dict:
-    """One predictor per variant, all on one model: the pretrained CSA, one random VRN baseline,
-    or a model in the box by name."""
+def default_runtimes() -> list[str]:
+    """``keras`` and ``litert`` where the LiteRT interpreter can be imported, ``keras`` alone otherwise."""
+    return list(RUNTIMES) if importlib.util.find_spec("ai_edge_litert") is not None else ["keras"]
+
+
+def model_runtimes(model_name: str, runtimes) -> list[str]:
+    """The runtimes of ``runtimes`` that can run ``model_name``: ``litert`` needs the TFLite artifact
+    a model in the box ships (the random VRN baseline has none)."""
+    from csa_keras.inference.litert import pretrained_artifacts
+    from csa_keras.inference.loading import DEFAULT_MODEL
+
+    shipped = pretrained_artifacts()
+    has_artifact = model_name != "vrn" and (DEFAULT_MODEL if model_name == "csa" else model_name) in shipped
+    return [r for r in runtimes if r != "litert" or has_artifact]
+
+
+def _predictors(model_name: str, variants, runtimes=("keras",)) -> dict:
+    """One predictor per variant and runtime, keyed ``(variant, runtime)``, all on one model: the
+    pretrained CSA, one random VRN baseline (Keras only), or a model in the box by name."""
     from csa_keras.inference.predictor import Predictor
 
+    keys = [(v, r) for v in variants for r in runtimes]
     if model_name == "csa":
-        return {v: Predictor.pretrained(**VARIANTS[v]) for v in variants}
+        return {(v, r): Predictor.pretrained(runtime=r, **VARIANTS[v]) for v, r in keys}
     if model_name != "vrn":
-        return {v: Predictor.pretrained(model_name, **VARIANTS[v]) for v in variants}
+        return {(v, r): Predictor.pretrained(model_name, runtime=r, **VARIANTS[v]) for v, r in keys}
     from voting_resnet.models import build_voting_resnet
 
     model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=0)
-    return {v: Predictor(model, **VARIANTS[v]) for v in variants}
+    return {(v, "keras"): Predictor(model, **VARIANTS[v]) for v in variants}
+
+
+def reference_crops(predictor, records: list[dict], shifts=((0, 0),), shift: int = 0):
+    """The faces of the photographs' ``ok`` records cropped again, each box moved ``shift`` pixels in
+    each of ``shifts`` (units), and their labels. Photographs only (their records name the file)."""
+    from csa_keras.data.faces import crop_face, read_image
+
+    crops, labels = [], []
+    for record in records:
+        if record["status"] != "ok" or record["frame"] is not None:
+            continue
+        rgb, _ = read_image(record["source"], predictor.settings.max_side)
+        x, y, w, h = record["box"]
+        for dx, dy in shifts:
+            face, _, _ = crop_face(rgb, predictor.settings,
+                                   box=(x + dx * shift, y + dy * shift, w, h))
+            crops.append(face)
+        labels.append(record["label"])
+    return crops, labels
 
 
 def label_stability(predictor, records: list[dict], shift: int = JITTER_PX) -> dict:
@@ -143,19 +204,7 @@ def label_stability(predictor, records: list[dict], shift: int = JITTER_PX) -> d
     alone, as earlier reports measured). Photographs only (their records name
     the file).
     """
-    from csa_keras.data.faces import crop_face, read_image
-
-    crops, labels = [], []
-    for record in records:
-        if record["status"] != "ok" or record["frame"] is not None:
-            continue
-        rgb, _ = read_image(record["source"], predictor.settings.max_side)
-        x, y, w, h = record["box"]
-        for dx, dy in SHIFTS:
-            face, _, _ = crop_face(rgb, predictor.settings,
-                                   box=(x + dx * shift, y + dy * shift, w, h))
-            crops.append(face)
-        labels.append(record["label"])
+    crops, labels = reference_crops(predictor, records, SHIFTS, shift)
     if not labels:
         return {"faces": 0, "same_label": 0, "stable": 0, "shift_px": shift}
     probabilities = predictor.classify(np.stack(crops))
@@ -166,16 +215,56 @@ def label_stability(predictor, records: list[dict], shift: int = JITTER_PX) -> d
             "directions": len(SHIFTS)}
 
 
+def model_alone(predictors: dict, crops: list, calls: int = MODEL_CALLS) -> dict:
+    """Milliseconds of one model call on ``crops`` (one batch, at most ``batch_size`` faces) per runtime:
+    the classification's share of the path, without decoding or detection. Calls alternate between the
+    runtimes (``predictors``: one per runtime); medians."""
+    batch = np.stack(crops[:min(p.batch_size for p in predictors.values())])
+    for predictor in predictors.values():
+        predictor.classify(batch)
+    times: dict[str, list[float]] = {runtime: [] for runtime in predictors}
+    for _ in range(calls):
+        for runtime, predictor in predictors.items():
+            start = time.perf_counter()
+            predictor.classify(batch)
+            times[runtime].append(time.perf_counter() - start)
+    found = {runtime: {"faces": len(batch), "calls": calls,
+                       "ms_per_call": round(1000 * statistics.median(t), 2),
+                       "faces_per_s": round(len(batch) / statistics.median(t), 1)}
+             for runtime, t in times.items()}
+    for runtime, row in found.items():
+        if runtime != "keras" and "keras" in found:
+            row["faces_per_s_vs_keras"] = round(row["faces_per_s"] / found["keras"]["faces_per_s"], 3)
+    return found
+
+
 def run_once(predictor, inputs) -> tuple[float, list[dict]]:
     start = time.perf_counter()
     records = list(predictor.predict_paths(inputs, progress=False))
     return time.perf_counter() - start, records
 
 
+def _row(model_name: str, input_name: str, key: tuple, n_images: int, times: list[float],
+         records: list[dict], reference: list[dict]) -> dict:
+    variant, runtime = key
+    seconds = statistics.median(times)
+    faces = sum(r["status"] == "ok" for r in records)
+    return {"model": model_name, "input": input_name, "variant": variant, "runtime": runtime,
+            "images": n_images, "faces": faces, "seconds": round(seconds, 3),
+            "faces_per_s": round(faces / seconds, 1), "images_per_s": round(n_images / seconds, 1),
+            "ms_per_image": round(1000 * seconds / n_images, 2),
+            "against_default": compare(reference, records)}
+
+
 def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models=("csa", "vrn"),
-            variants=tuple(VARIANTS), log=print) -> dict:
-    rows, controls = [], []
+            variants=tuple(VARIANTS), runtimes=None, log=print) -> dict:
+    """Every model's variants on every runtime it can run, alternated ``repeats`` times per input.
+
+    ``runtimes``: a subset of :data:`RUNTIMES`; ``None`` for :func:`default_runtimes`.
+    """
+    rows, controls, models_alone = [], [], []
     variants = list(variants)
+    runtimes = default_runtimes() if runtimes is None else list(runtimes)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
         folder.mkdir()
@@ -183,41 +272,53 @@ def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models
         video = make_video(Path(tmp) / "video.avi", video_frames)
         inputs = {"photos": ([folder], photos), "video": ([video], video_frames)}
         log(f"{photos} photographs and a {video_frames}-frame video, 640x480; {os.cpu_count()} cores "
-            f"(load average {os.getloadavg()[0]:.1f}); OpenCV {cv2.__version__}; median of {repeats} runs")
+            f"(load average {os.getloadavg()[0]:.1f}); OpenCV {cv2.__version__}; median of {repeats} runs; "
+            f"runtimes {', '.join(runtimes)}")
         for model_name in models:
-            predictors = _predictors(model_name, variants)
+            usable = model_runtimes(model_name, runtimes)
+            if not usable:
+                log(f"{model_name}: skipped (no TFLite artifact for {', '.join(runtimes)})")
+                continue
+            predictors = _predictors(model_name, variants, usable)
             for predictor in predictors.values():
                 run_once(predictor, [next(folder.iterdir())])
             for input_name, (paths, n_images) in inputs.items():
-                times: dict[str, list[float]] = {v: [] for v in variants}
-                records: dict[str, list[dict]] = {}
+                times: dict[tuple, list[float]] = {key: [] for key in predictors}
+                records: dict[tuple, list[dict]] = {}
                 for _ in range(repeats):
-                    for variant, predictor in predictors.items():
-                        seconds, records[variant] = run_once(predictor, paths)
-                        times[variant].append(seconds)
-                reference = records.get(REFERENCE_VARIANT, next(iter(records.values())))
+                    for key, predictor in predictors.items():
+                        seconds, records[key] = run_once(predictor, paths)
+                        times[key].append(seconds)
+                reference_key = (REFERENCE_VARIANT, REFERENCE_RUNTIME)
+                reference = records.get(reference_key, next(iter(records.values())))
                 if input_name == "photos":
-                    control = label_stability(predictors[variants[0]], reference)
-                    controls.append({"model": model_name, **control})
+                    first = next(iter(predictors))
+                    control = label_stability(predictors[first], reference)
+                    controls.append({"model": model_name, "runtime": first[1], **control})
+                    alone = {r: p for (v, r), p in predictors.items() if v == first[0]}
+                    crops, _ = reference_crops(predictors[first], reference)
+                    if crops:
+                        classify = model_alone(alone, crops)
+                        models_alone.extend({"model": model_name, "runtime": r, **m} for r, m in classify.items())
+                        log(f"{model_name} model alone: " + ", ".join(
+                            f"{r} {m['ms_per_call']} ms per call of {m['faces']} faces" for r, m in classify.items()))
                     log(f"{model_name} stability: the reference boxes moved {JITTER_PX} px keep their "
                         f"label in all 8 directions on {control['stable']}/{control['faces']} faces, "
                         f"right and down on {control['same_label']}")
-                for variant in variants:
-                    seconds = statistics.median(times[variant])
-                    faces = sum(r["status"] == "ok" for r in records[variant])
-                    row = {"model": model_name, "input": input_name, "variant": variant,
-                           "images": n_images, "faces": faces, "seconds": round(seconds, 3),
-                           "faces_per_s": round(faces / seconds, 1),
-                           "images_per_s": round(n_images / seconds, 1),
-                           "ms_per_image": round(1000 * seconds / n_images, 2),
-                           "against_default": compare(reference, records[variant])}
+                found = {key: _row(model_name, input_name, key, n_images, times[key], records[key], reference)
+                         for key in predictors}
+                for (variant, runtime), row in found.items():
+                    keras = found.get((variant, "keras"))
+                    if runtime != "keras" and keras and keras["faces_per_s"]:
+                        row["faces_per_s_vs_keras"] = round(row["faces_per_s"] / keras["faces_per_s"], 3)
                     rows.append(row)
-                    log(f"{model_name} {input_name:<6} {variant:<24} {row['images_per_s']:7.1f} images/s "
-                        f"{row['faces_per_s']:7.1f} faces/s  same faces: "
+                    log(f"{model_name} {input_name:<6} {variant:<24} {runtime:<6} {row['images_per_s']:7.1f} "
+                        f"images/s {row['faces_per_s']:7.1f} faces/s  same faces: "
                         f"{row['against_default']['same_face_count']}/{n_images}, median IoU "
-                        f"{row['against_default']['median_iou']}")
-    return {"photos": photos, "video_frames": video_frames, "repeats": repeats, "rows": rows,
-            "shift_controls": controls}
+                        f"{row['against_default']['median_iou']}, same labels "
+                        f"{row['against_default']['same_label']}/{row['against_default']['faces_reference']}")
+    return {"photos": photos, "video_frames": video_frames, "repeats": repeats, "runtimes": runtimes,
+            "rows": rows, "shift_controls": controls, "model_alone": models_alone}
 
 
 def _model_name(name: str) -> str:
@@ -225,22 +326,29 @@ def _model_name(name: str) -> str:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| model | input | variant | images/s | faces/s | ms/image | same faces as in turn | "
-             "median box IoU | same label |", "|---|---|---|---:|---:|---:|---|---:|---|"]
+    lines = ["| model | input | variant | runtime | images/s | faces/s | faces/s over Keras | ms/image | "
+             "same faces as in turn on Keras | median box IoU | same label |",
+             "|---|---|---|---|---:|---:|---:|---:|---|---:|---|"]
     for r in result["rows"]:
         c = r["against_default"]
         model = _model_name(r["model"])
-        lines.append(f"| {model} | {r['input']} | {r['variant']} | {r['images_per_s']:.1f} | "
-                     f"{r['faces_per_s']:.1f} | {r['ms_per_image']:.1f} | "
+        ratio = r.get("faces_per_s_vs_keras", "")
+        lines.append(f"| {model} | {r['input']} | {r['variant']} | {r.get('runtime', 'keras')} | "
+                     f"{r['images_per_s']:.1f} | {r['faces_per_s']:.1f} | {ratio} | {r['ms_per_image']:.1f} | "
                      f"{c['same_face_count']}/{c['images']} | {c['median_iou']} | "
                      f"{c['same_label']}/{c['faces_reference']} |")
+    for m in result.get("model_alone", []):
+        lines.append(f"| {_model_name(m['model'])} | photos' faces | model alone: one call on "
+                     f"{m['faces']} faces, median of {m['calls']} | {m['runtime']} | | {m['faces_per_s']:.1f} | "
+                     f"{m.get('faces_per_s_vs_keras', '')} | "
+                     f"{m['ms_per_call']:.1f} per call | | | |")
     for c in result.get("shift_controls", []):
         model = _model_name(c["model"])
         lines.append(f"| {model} | photos | control: in turn's boxes moved {c['shift_px']} px right "
-                     f"and down | | | | | | {c['same_label']}/{c['faces']} |")
+                     f"and down | {c.get('runtime', 'keras')} | | | | | | | {c['same_label']}/{c['faces']} |")
         if "stable" in c:
             lines.append(f"| {model} | photos | stability: in turn's boxes moved {c['shift_px']} px "
-                         f"in each of 8 directions, all keep the label | | | | | | "
+                         f"in each of 8 directions, all keep the label | {c.get('runtime', 'keras')} | | | | | | | "
                          f"{c['stable']}/{c['faces']} |")
     return "\n".join(lines)
 
@@ -254,10 +362,16 @@ def main(argv=None) -> None:
                         help="csa (the default model in the box), vrn (a random VRN baseline), or a "
                              "model in the box by name (default: csa vrn)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--runtimes", nargs="+", choices=list(RUNTIMES), default=default_runtimes(),
+                        help="what runs the model: keras, litert (its TFLite artifact, for the models "
+                             "that ship one) (default: both where ai-edge-litert is installed, else keras)")
     parser.add_argument("--json", action="store_true", help="progress on stderr, then one JSON line")
     args = parser.parse_args(argv)
+    if "litert" in args.runtimes and "litert" not in default_runtimes():
+        parser.error("--runtimes litert needs the LiteRT interpreter: pip install ai-edge-litert")
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else print
-    result = measure(args.photos, args.video_frames, args.repeats, args.models, args.variants, log=log)
+    result = measure(args.photos, args.video_frames, args.repeats, args.models, args.variants,
+                     args.runtimes, log=log)
     print(json.dumps(result) if args.json else markdown(result))
 
 

@@ -221,6 +221,62 @@ def test_predict_pipeline_compares_faces_boxes_and_labels_with_the_reference():
     assert found["same_label"] == 1
 
 
+def test_predict_pipeline_measures_each_variant_on_each_runtime_against_keras_in_turn():
+    """Two photographs and a 2-frame video, the pretrained CSA on Keras and LiteRT, the VRN on Keras."""
+    pytest.importorskip("ai_edge_litert")
+    import predict_pipeline
+
+    lines = []
+    result = predict_pipeline.measure(photos=2, video_frames=2, repeats=1, models=("csa", "vrn"),
+                                      variants=("in turn", "overlapped, min_face 48"),
+                                      runtimes=("keras", "litert"), log=lines.append)
+    result = json.loads(json.dumps(result))
+    assert result["runtimes"] == ["keras", "litert"]
+    keys = [(r["model"], r["input"], r["variant"], r["runtime"]) for r in result["rows"]]
+    assert keys == [(m, i, v, r) for m, runtimes in (("csa", ("keras", "litert")), ("vrn", ("keras",)))
+                    for i in ("photos", "video") for v in ("in turn", "overlapped, min_face 48")
+                    for r in runtimes]
+    for row in result["rows"]:
+        c = row["against_default"]
+        assert row["images"] == c["images"] == 2 and row["faces"] == c["faces"]
+        if row["runtime"] == "litert":
+            keras = next(k for k in result["rows"] if k["runtime"] == "keras" and
+                         (k["model"], k["input"], k["variant"]) == (row["model"], row["input"], row["variant"]))
+            assert row["faces_per_s_vs_keras"] == pytest.approx(row["faces_per_s"] / keras["faces_per_s"],
+                                                                abs=1e-3)
+        else:
+            assert "faces_per_s_vs_keras" not in row
+        if row["variant"] == "in turn":
+            assert c["same_face_count"] == 2 and c["median_iou"] == 1.0
+        if (row["model"], row["variant"]) == ("csa", "in turn"):
+            assert c["same_label"] == c["faces_reference"]  # LiteRT labels the faces Keras found alike
+    assert [(c["model"], c["runtime"]) for c in result["shift_controls"]] == [("csa", "keras"), ("vrn", "keras")]
+    alone = result["model_alone"]
+    assert [(m["model"], m["runtime"], m["faces"], m["calls"]) for m in alone] == [
+        ("csa", "keras", 2, 10), ("csa", "litert", 2, 10), ("vrn", "keras", 2, 10)]
+    assert all(m["faces_per_s"] == pytest.approx(2000 / m["ms_per_call"], rel=0.01) for m in alone)
+    assert alone[1]["faces_per_s_vs_keras"] == pytest.approx(alone[1]["faces_per_s"] / alone[0]["faces_per_s"],
+                                                             abs=1e-3)
+    assert sum(line.startswith(("csa photos", "csa video")) and " litert " in line for line in lines) == 4
+    assert "csa model alone: keras " in "\n".join(lines) and "vrn model alone: keras " in "\n".join(lines)
+    table = predict_pipeline.markdown(result).splitlines()
+    assert table[0].startswith("| model | input | variant | runtime |")
+    assert table[3].startswith("| CSA (pretrained) | photos | in turn | litert |")
+    assert len(table) == 2 + len(keys) + len(alone) + 4
+
+
+def test_predict_pipeline_refuses_litert_without_its_interpreter(monkeypatch, capsys):
+    import predict_pipeline
+
+    monkeypatch.setattr(predict_pipeline, "default_runtimes", lambda: ["keras"])
+    with pytest.raises(SystemExit) as stopped:
+        predict_pipeline.main(["--runtimes", "keras", "litert"])
+    assert stopped.value.code == 2
+    assert "--runtimes litert needs the LiteRT interpreter" in capsys.readouterr().err
+    assert predict_pipeline.model_runtimes("vrn", ["keras", "litert"]) == ["keras"]
+    assert predict_pipeline.model_runtimes("csa", ["keras", "litert"]) == ["keras", "litert"]
+
+
 def test_bfloat16_rows_are_measured_by_default_where_the_cpu_has_bfloat16(monkeypatch):
     from csa_keras.utils import cpu
 
