@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo lint test test-all profile bench clean
+.PHONY: venv demo lint test test-heavy test-all profile bench clean
 
 venv: $(STAMP)
 
@@ -30,8 +30,14 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# The suite in three tiers: make test (what a change is checked with), make test-heavy (integration
+# runs of a minute or more: the VRN's multi-split training, the comparison, notebook 3, the light
+# install; CI runs it after make test), make test-all (everything, the slow tests included).
 test: lint
-	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q -m "not slow and not heavy" --durations=15
+
+test-heavy: venv
+	$(PY) -m pytest -q -m "heavy and not slow" --durations=10
 
 test-all: lint
 	$(PY) -m pytest -q

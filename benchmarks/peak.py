@@ -39,8 +39,10 @@ FLOPS_PER_MAC_INFERENCE = 2
 """The forward pass alone."""
 
 
-def tensorflow_peak(sizes=SIZES, repeats: int = 5, dtypes=("float32", "bfloat16")) -> dict:
-    """``{dtype: {"gflops": best median, "per_size": {n: median GFLOP/s}}}`` of ``tf.linalg.matmul``."""
+def tensorflow_peak(sizes=SIZES, repeats: int = 5, dtypes=("float32", "bfloat16"),
+                    work: float = 2e10) -> dict:
+    """``{dtype: {"gflops": best median, "per_size": {n: median GFLOP/s}}}`` of ``tf.linalg.matmul``,
+    each timing ``work`` floating-point operations' worth of products (at least one)."""
     import tensorflow as tf
 
     result = {}
@@ -50,7 +52,7 @@ def tensorflow_peak(sizes=SIZES, repeats: int = 5, dtypes=("float32", "bfloat16"
             a = tf.random.uniform((n, n), dtype=tf.float32)
             b = tf.random.uniform((n, n), dtype=tf.float32)
             a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-            calls = max(1, int(2e10 // (2 * n ** 3)))
+            calls = max(1, int(work // (2 * n ** 3)))
             run = tf.function(tf.linalg.matmul)
             run(a, b).numpy()
             times = []

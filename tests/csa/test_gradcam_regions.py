@@ -134,12 +134,14 @@ def trained():
     return train_and_hold_out()
 
 
+@pytest.mark.heavy
 def test_classifier_learns_expressions_of_unseen_subjects(trained):
     predicted = trained["model"].predict(trained["faces"], verbose=0).argmax(axis=1)
     assert len(predicted) == 168
     assert np.mean(predicted == trained["labels"]) >= MIN_TEST_ACCURACY
 
 
+@pytest.mark.heavy
 def test_gradcam_at_last_conv_concentrates_on_expressive_regions(trained):
     """enc4_conv (the report's layer): more mass on brows, eyes, nose and mouth than their area, and
     than the untrained network put there."""

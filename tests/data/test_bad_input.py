@@ -99,6 +99,8 @@ HOSTILE = {
     "Ctrl-C while TensorFlow loads": "training/test_interruptions.py::test_ctrl_c_while_tensorflow_loads_is_one_line",
     "Ctrl-C during training":
         "training/test_interruptions.py::test_ctrl_c_during_training_is_one_line_and_the_run_resumes",
+    "Ctrl-C in a training step":
+        "utils/test_interrupt.py::test_ctrl_c_during_a_training_step_stops_training_after_that_step",
     "kill -9 during training": "training/test_resume.py::test_killed_csa_run_resumes_from_its_last_epoch",
     "interruption at any instant":
         "training/test_interruptions.py::test_interruptions_swept_over_a_whole_run_all_resume_to_every_epoch",

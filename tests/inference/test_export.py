@@ -311,6 +311,7 @@ def test_csa_onnx_matches_keras_on_the_run_test_images(csa_run):
     assert float(np.max(np.abs(served - keras_p))) == pytest.approx(record["max_abs_diff"], abs=1e-7)
 
 
+@pytest.mark.heavy
 def test_cli_exports_the_voting_resnet_to_onnx_with_vote_and_crop_logits(vrn_run, tmp_path):
     pytest.importorskip("tf2onnx")
     target = tmp_path / "vrn.onnx"

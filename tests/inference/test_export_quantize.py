@@ -115,9 +115,12 @@ def _not_finite(path, *args):
     ("calibration", ExportError, "the TFLite converter cannot convert the model with quantize='int8': "
                                  "Attempting to resize dimension 1"),
     ("interrupt", KeyboardInterrupt, None),
-    ("other classes", ExportError, r"the int8 artifact picks a class the Keras model ranks more than 0.1 below "
-                                   r"its own on 100.0% of 8 built-in synthetic faces \(fallback\), more than 10%"),
-    ("not finite", ExportError, "the int8 artifact gives non-finite class probabilities"),
+    pytest.param("other classes", ExportError,
+                 r"the int8 artifact picks a class the Keras model ranks more than 0.1 below "
+                 r"its own on 100.0% of 8 built-in synthetic faces \(fallback\), more than 10%",
+                 marks=pytest.mark.heavy),
+    pytest.param("not finite", ExportError, "the int8 artifact gives non-finite class probabilities",
+                 marks=pytest.mark.heavy),
 ])
 def test_a_failed_quantisation_leaves_the_destination_as_it_was(confident_run, tmp_path, monkeypatch, failure,
                                                                 error, message):

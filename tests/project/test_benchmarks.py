@@ -61,6 +61,7 @@ def test_a_peak_that_could_not_be_read_is_reported_as_unknown():
     assert throughput._largest([None, 3.0, None]) == 3.0 and throughput._largest([None]) is None
 
 
+@pytest.mark.heavy
 def test_measure_alternates_keras_and_reference_and_reports_the_median_ratio(tmp_path):
     messages = []
     saved = []
@@ -199,7 +200,7 @@ def test_a_row_whose_precision_has_no_measured_peak_keeps_its_rate_without_a_fra
 def test_the_matrix_product_peak_is_measured_for_both_precisions():
     import peak
 
-    found = peak.tensorflow_peak(sizes=(64, 128), repeats=1)
+    found = peak.tensorflow_peak(sizes=(64, 128), repeats=1, work=2e8)
     for dtype in ("float32", "bfloat16"):
         assert set(found[dtype]["per_size"]) == {64, 128}
         assert found[dtype]["gflops"] == max(found[dtype]["per_size"].values()) > 0

@@ -67,7 +67,7 @@ def test_the_predict_command_runs_without_tensorflow(tmp_path, grace_hopper, ker
     assert refused.returncode != 0
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_the_wheel_installed_without_tensorflow_predicts_from_its_console_script(tmp_path, grace_hopper,
                                                                                  keras_records):
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",

@@ -39,7 +39,8 @@ def code_cells(name):
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.heavy) if n.startswith("03") else n
+                                  for n in NAMES])
 def test_notebook_runs_in_smoke_mode(name, kernel_path, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 

@@ -23,6 +23,7 @@ def comparison(tmp_path_factory):
     return out, config, rows, lines
 
 
+@pytest.mark.heavy
 def test_every_row_is_present_with_intervals_and_p_values(comparison):
     out, _, rows, _ = comparison
     keys = {(r["training"], r["split_after"], r["voting"]) for r in rows}
@@ -65,6 +66,7 @@ def test_every_row_is_present_with_intervals_and_p_values(comparison):
     assert not (out / ".backup").exists()
 
 
+@pytest.mark.heavy
 def test_test_time_rows_cost_no_training_and_fine_tuned_rows_report_their_epochs(comparison):
     rows = comparison[2]
     for row in rows:
@@ -74,6 +76,7 @@ def test_test_time_rows_cost_no_training_and_fine_tuned_rows_report_their_epochs
             assert row["epochs"] > 0 and row["train_images_per_second"] > 0
 
 
+@pytest.mark.heavy
 def test_resume_of_a_finished_comparison_trains_nothing(comparison):
     out, config, rows, _ = comparison
     lines = []
@@ -83,6 +86,7 @@ def test_resume_of_a_finished_comparison_trains_nothing(comparison):
     assert not any("training" in line or "fine-tuning" in line for line in lines)
 
 
+@pytest.mark.heavy
 def test_resume_after_a_lost_row_measures_only_that_row(comparison):
     out, config, rows, _ = comparison
     kept = [r for r in rows if not (r["training"] == "fine-tuned" and r["split_after"] == 3)]
@@ -95,6 +99,7 @@ def test_resume_after_a_lost_row_measures_only_that_row(comparison):
         "fine-tuning the voter after module 3 from the baseline"]
 
 
+@pytest.mark.heavy
 def test_report_is_written_again_from_the_folder_alone(comparison, tmp_path):
     out, _, rows, _ = comparison
     copy = tmp_path / "copy"
@@ -113,6 +118,7 @@ def test_report_is_written_again_from_the_folder_alone(comparison, tmp_path):
         rewrite_report(tmp_path)
 
 
+@pytest.mark.heavy
 def test_the_row_chosen_on_validation_packs_as_a_model_in_the_box(comparison, tmp_path):
     import zipfile
 

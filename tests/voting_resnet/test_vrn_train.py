@@ -122,6 +122,7 @@ def two_split_run(tmp_path_factory):
     return out, metrics
 
 
+@pytest.mark.heavy
 def test_several_split_points_compare_on_val_and_retrain_the_best(two_split_run):
     out, metrics = two_split_run
     rows = metrics["comparison"]
@@ -152,6 +153,7 @@ def test_several_split_points_compare_on_val_and_retrain_the_best(two_split_run)
     assert [p.name for p in out.rglob(".*")] == [".lock"], "temporary or checkpoint files left behind"
 
 
+@pytest.mark.heavy
 def test_reloaded_hard_voting_model_votes_like_numpy(two_split_run):
     out, _ = two_split_run
     model = keras.models.load_model(out / "split3" / "model.keras")
@@ -160,6 +162,7 @@ def test_reloaded_hard_voting_model_votes_like_numpy(two_split_run):
     np.testing.assert_allclose(outputs["vote"], hard_vote(outputs["crop_logits"]), atol=1e-5)
 
 
+@pytest.mark.heavy
 def test_subject_kfold_runs_and_pools_every_fold(tmp_path):
     config = preset("smoke").replace(split_after=(0,), protocol="subject-kfold", folds=2,
                                      gradcam=False)
@@ -341,6 +344,7 @@ def test_cli_two_split_points_at_48_pixels(tmp_path):
     assert np.asarray(metrics["confusion_matrix"]).sum() == metrics["n_test"]
 
 
+@pytest.mark.heavy
 def test_fit_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
     """One Voting ResNet run under MirroredStrategy with two replicas (logical CPUs).
 
@@ -373,6 +377,7 @@ print(json.dumps({{"replicas": run["strategy"]["replicas"], "n_test": metrics["n
     assert np.asarray(report["matrix"]).sum() == report["n_test"]
 
 
+@pytest.mark.heavy
 def test_always_retrain_uses_the_epochs_selected_on_validation(tmp_path):
     """The paper's protocol (§3.3): the epoch is chosen on validation vote accuracy, then the
     model is trained again on train + validation for that many epochs."""
