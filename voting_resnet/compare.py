@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     # After the quiet import: the engine imports TensorFlow itself.
     from csa_keras.training.cli import common_changes
     from csa_keras.training.config import pick_preset
+    from csa_keras.training.rundir import default_output
     from csa_keras.utils.cli import run_main
     from csa_keras.utils.paths import check_outputs
     from voting_resnet.comparison import RECIPES, rewrite_report, run_comparison
@@ -115,8 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.output and not args.resume:
             check_outputs({"output": args.output}, {}, folders=("output",), results=("output",))
         verbose = 0 if args.quiet else ("auto" if sys.stdout.isatty() else 2)
-        rows = run_comparison(config, output=args.output, verbose=verbose, resume=args.resume,
-                              log=lambda line: print(line, file=sys.stderr))
+        output = args.output or default_output("compare")
+        try:
+            rows = run_comparison(config, output=output, verbose=verbose, resume=args.resume,
+                                  log=lambda line: print(line, file=sys.stderr))
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"to continue, run the same command with --output {output} "
+                                    "--resume") from None
         for row in rows:
             print(f"{row['training']:>10}  split {row['split_after']}  {row['voting']:>4}  "
                   f"accuracy {row['accuracy']:.4f}  [{row['ci_low']:.4f}, {row['ci_high']:.4f}]")

@@ -3,7 +3,7 @@ import json
 import shutil
 
 import pytest
-from commands import run_module
+from commands import call_main, run_module
 
 from csa_keras.data.synthetic import make_synthetic_dataset
 from voting_resnet.comparison import RECIPES, TRAININGS, rewrite_report, run_comparison
@@ -192,3 +192,19 @@ def test_a_bad_recipe_is_one_line():
     done = run_module("voting_resnet.compare", "--recipe", "gpu", timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("python -m voting_resnet.compare: error:")
+
+
+def test_ctrl_c_during_a_comparison_says_how_to_go_on(tmp_path, monkeypatch, capsys):
+    import voting_resnet.comparison
+    from voting_resnet.compare import main
+
+    def interrupted(config, output, **kwargs):
+        (tmp_path / "run").mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(voting_resnet.comparison, "run_comparison", interrupted)
+    code, out, err = call_main(main, ["--recipe", "smoke", "--output", tmp_path / "run"], capsys)
+    assert code == 130 and out == ""
+    assert err.splitlines() == [
+        f"python -m voting_resnet.compare: interrupted; to continue, run the same command with "
+        f"--output {tmp_path / 'run'} --resume"]
