@@ -233,9 +233,15 @@ def model_alone(predictors: dict, crops: list, calls: int = MODEL_CALLS) -> dict
                        "faces_per_s": round(len(batch) / statistics.median(t), 1)}
              for runtime, t in times.items()}
     for runtime, row in found.items():
-        if runtime != "keras" and "keras" in found:
-            row["faces_per_s_vs_keras"] = round(row["faces_per_s"] / found["keras"]["faces_per_s"], 3)
+        if runtime != "keras":
+            _versus_keras(row, found.get("keras"))
     return found
+
+
+def _versus_keras(row: dict, keras: dict | None) -> None:
+    """Add ``faces_per_s_vs_keras`` to a non-Keras ``row``: its faces/s over the Keras row's."""
+    if keras and keras["faces_per_s"]:
+        row["faces_per_s_vs_keras"] = round(row["faces_per_s"] / keras["faces_per_s"], 3)
 
 
 def run_once(predictor, inputs) -> tuple[float, list[dict]]:
@@ -308,9 +314,8 @@ def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models
                 found = {key: _row(model_name, input_name, key, n_images, times[key], records[key], reference)
                          for key in predictors}
                 for (variant, runtime), row in found.items():
-                    keras = found.get((variant, "keras"))
-                    if runtime != "keras" and keras and keras["faces_per_s"]:
-                        row["faces_per_s_vs_keras"] = round(row["faces_per_s"] / keras["faces_per_s"], 3)
+                    if runtime != "keras":
+                        _versus_keras(row, found.get((variant, "keras")))
                     rows.append(row)
                     log(f"{model_name} {input_name:<6} {variant:<24} {runtime:<6} {row['images_per_s']:7.1f} "
                         f"images/s {row['faces_per_s']:7.1f} faces/s  same faces: "

@@ -109,14 +109,14 @@ def catalogue_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
             changes.append(f"{kind} {name} added{listed}")
         elif new is None:
             changes.append(f"{kind} {name} removed{listed}")
-        elif (old.get("files"), old.get("bytes")) != (new["files"], new["bytes"]) or (
-                digests_comparable and old.get("digest") != new["digest"]):
+        elif (old["files"], old["bytes"]) != (new["files"], new["bytes"]) or (
+                digests_comparable and old["digest"] != new["digest"]):
             if kind == "file":
-                changes.append(f"file {name} changed ({old.get('bytes')} bytes, now {new['bytes']})")
-            elif new["files"] < old.get("files", 0):
+                changes.append(f"file {name} changed ({old['bytes']} bytes, now {new['bytes']})")
+            elif new["files"] < old["files"]:
                 changes.append(f"{_count(old['files'] - new['files'], 'file')} removed under {name}")
-            elif new["files"] > old.get("files", 0):
-                changes.append(f"{_count(new['files'] - old.get('files', 0), 'file')} added under {name}")
+            elif new["files"] > old["files"]:
+                changes.append(f"{_count(new['files'] - old['files'], 'file')} added under {name}")
             else:
                 changes.append(f"files under {name} changed (same count; names or sizes differ)")
     return changes
