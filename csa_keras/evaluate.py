@@ -28,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(parser)
     parser.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
                         help="a reader setting, repeatable (as for training)")
-    parser.add_argument("--split", help="score one of the data's own splits only (e.g. test)")
+    parser.add_argument("--split", help="score one of the data's own splits only (e.g. test); "
+                                        "with --run: train, val or test of that run")
+    parser.add_argument("--run", metavar="RUN_DIR",
+                        help="score the images a training run kept for --split, read from the "
+                             "data its config.json names (instead of --data): two models compared "
+                             "on the same validation images")
     add_face_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=64,
                         help="faces per model call (default 64)")
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = evaluate_model(model_or_default(args.model), args.data, output=args.output, format=args.format,
                                  detect=args.detect, no_face=args.no_face,
                                  batch_size=args.batch_size, reader_options=options,
-                                 split=args.split,
+                                 split=args.split, run=args.run,
                                  progress=not args.quiet,
                                  log=lambda line: print(line, file=sys.stderr))
         print(f"accuracy {metrics['accuracy']:.4f} [{metrics['accuracy_ci_low']:.4f}, "

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from csa_keras.data.dataset import FaceDataset
 from csa_keras.data.protocols import dedupe, make_splits
 from csa_keras.data.synthetic import make_synthetic_dataset
 from csa_keras.training.config import RunConfig
@@ -65,7 +66,7 @@ def split_indices(split: dict[str, Any], part: str, n_images: int, where: str) -
 
 def _first_split(run: Path, body: dict[str, Any], config: RunConfig, dataset,
                  part: str = "test") -> tuple[str, np.ndarray]:
-    """The name and ``part`` (``train`` or ``test``) indices of the run's first split: from
+    """The name and ``part`` (``train``, ``val`` or ``test``) indices of the run's first split: from
     ``splits.json``, else the protocol.
 
     A run that recorded no ``splits.json`` gets its protocol re-applied with
@@ -88,7 +89,10 @@ def _first_split(run: Path, body: dict[str, Any], config: RunConfig, dataset,
                         test_size=config.test_size)[0]
     if config.dedupe and part == "test":
         first, _ = dedupe(first, dataset.images)
-    return first.name, np.asarray(getattr(first, part), dtype=np.int64)
+    values = getattr(first, part)
+    if values is None:
+        raise ValueError(f"split {first.name!r} of the run's protocol has no {part} images")
+    return first.name, np.asarray(values, dtype=np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,17 +106,18 @@ class RunTestSet:
     source: str
 
 
-def run_test_set(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
-                 max_images: int | None = None, part: str = "test") -> RunTestSet:
-    """The first split's test images of a run and their labels, re-created from its ``config.json``.
+def run_split(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
+              part: str = "test") -> tuple[FaceDataset, str]:
+    """The dataset of a run re-created from its ``config.json`` and narrowed to the ``part``
+    (``train``, ``val`` or ``test``) images of its first split, and where they come from
+    (``"split 'predefined' of the run's dataset (fer2013)"``).
 
     The dataset is loaded as the run loaded it (the same reader settings, or
     the built-in data with the same seed and size), checked against the
-    dataset summary the run recorded, and indexed by the first split.
-    Images have ``input_shape``'s channels; at most ``max_images`` are kept
-    (``None`` or 0: all). ``part="train"`` gives the training images instead
-    (the calibration faces of an int8 export). Raises ``ValueError`` when the data cannot be
-    re-created.
+    dataset summary the run recorded, and indexed by the first split of
+    ``splits.json``; its faces are as the reader stores them (``uint8``),
+    grey or colour as ``input_shape`` asks. Raises ``ValueError`` when the data
+    cannot be re-created.
     """
     run = Path(run_dir)
     path = run / "config.json"
@@ -126,24 +131,37 @@ def run_test_set(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
     if config.data is not None and not os.path.exists(config.data):
         raise ValueError(f"its dataset {config.data} is not there")
     dataset = load_data(config, progress=False, colour=input_shape[-1] == 3)
-    images = as_channels(dataset.images, input_shape[-1])
-    if tuple(images.shape[1:3]) != tuple(input_shape[:2]):
-        raise ValueError(f"its dataset re-creates {images.shape[1]}x{images.shape[2]} images, "
+    shape = dataset.images.shape[1:3]
+    if tuple(shape) != tuple(input_shape[:2]):
+        raise ValueError(f"its dataset re-creates {shape[0]}x{shape[1]} images, "
                          f"the model takes {input_shape[0]}x{input_shape[1]}")
     if recorded and (recorded.get("n_images") != len(dataset)
-                     or list(recorded.get("image_shape", [])[:2]) != list(images.shape[1:3])):
+                     or list(recorded.get("image_shape", [])[:2]) != list(shape)):
         raise ValueError(f"config.json re-creates {len(dataset)} images of "
-                         f"{list(images.shape[1:])}, the run recorded {recorded.get('n_images')} "
-                         f"of {recorded.get('image_shape')}")
-    name, test = _first_split(run, body, config, dataset, part)
-    if len(test) == 0 or test.min() < 0 or test.max() >= len(dataset):
+                         f"{list(dataset.images.shape[1:])}, the run recorded "
+                         f"{recorded.get('n_images')} of {recorded.get('image_shape')}")
+    name, indices = _first_split(run, body, config, dataset, part)
+    if len(indices) == 0 or indices.min() < 0 or indices.max() >= len(dataset):
         raise ValueError(f"its recorded {part} indices do not fit the re-created dataset")
-    if max_images:
-        test = test[:max_images]
-    x = images[test]
+    return dataset.subset(indices), f"split {name!r} of the run's dataset ({dataset.name})"
+
+
+def run_test_set(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],
+                 max_images: int | None = None, part: str = "test") -> RunTestSet:
+    """The first split's test images of a run and their labels, re-created from its ``config.json``
+    (:func:`run_split`).
+
+    Images are ``[0, 1]`` float32 with ``input_shape``'s channels; at most
+    ``max_images`` are kept (``None`` or 0: all). ``part="train"`` gives the
+    training images instead (the calibration faces of an int8 export).
+    Raises ``ValueError`` when the data cannot be re-created.
+    """
+    subset, source = run_split(run_dir, input_shape, part)
+    n = min(max_images or len(subset), len(subset))
+    x = as_channels(subset.images[:n], input_shape[-1])
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    return RunTestSet(x, np.asarray(dataset.labels)[test], list(dataset.class_names),
-                      f"{len(test)} {part} images of split {name!r} of the run's dataset ({dataset.name})")
+    return RunTestSet(x, np.asarray(subset.labels)[:n], list(subset.class_names),
+                      f"{n} {part} images of {source}")
 
 
 def run_test_images(run_dir: str | os.PathLike, input_shape: tuple[int, int, int],

@@ -40,6 +40,7 @@ from csa_keras.evaluation.report import per_class_table, percent, skipped_sectio
 from csa_keras.evaluation.statistics import bootstrap_interval
 from csa_keras.inference.loading import ModelSource
 from csa_keras.inference.predictor import Predictor
+from csa_keras.inference.run_images import run_split
 from csa_keras.training import rundir
 from csa_keras.utils import files
 from csa_keras.utils.messages import one_of
@@ -51,31 +52,54 @@ def shared_classes(model_classes, data_classes) -> list[str]:
     return [name for name in model_classes if name in set(data_classes)]
 
 
+RUN_PARTS = ("train", "val", "test")
+"""The parts of a run's split that ``evaluate_model(run=...)`` scores."""
+
+
 def evaluate_model(model: str | os.PathLike | ModelSource, data: str | os.PathLike | None,
                    output: str | os.PathLike | None = None, format: str = "auto",
                    detect: str = "auto", no_face: str = "skip", batch_size: int = 64,
                    reader_options: dict[str, Any] | None = None, split: str | None = None,
+                   run: str | os.PathLike | None = None,
                    progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Score ``model`` on ``data`` (module docstring) and return the ``metrics.json`` dict.
 
     ``data`` ``None`` is the built-in synthetic faces; ``split`` keeps the
     images of one of the dataset's own splits (``test``: FER2013's
     PublicTest); ``output`` defaults to ``runs/evaluate-<timestamp>``.
+
+    ``run``, a training run's directory, scores the images that run kept for
+    ``split`` (``train``, ``val`` or ``test`` of its ``splits.json``), read
+    from the data its ``config.json`` names and checked against what it
+    recorded: two models compared on the validation images one of them chose
+    its epochs on, the test images never looked at (``data`` must then be
+    ``None``).
     """
     started = time.perf_counter()
     source = ModelSource.resolve(model)
     model_path = source.path
     output = output or rundir.default_output("evaluate")
-    check_outputs({"output": output}, {"data": data, "model": model_path}, folders=("output",),
+    check_outputs({"output": output}, {"data": data, "model": model_path, "run": run}, folders=("output",),
                   results=("output",))
     files.creatable_folder(output, "output")
     predictor = Predictor.from_run(source, detect=detect, no_face=no_face,
                                    batch_size=batch_size)
     settings = FaceSettings(size=predictor.settings.size, colour=predictor.channels == 3,
                             detect=detect, no_face=no_face)
-    dataset = load_dataset(data, format=format, settings=settings, progress=progress,
-                           **(reader_options or {}))
-    if split is not None:
+    if run is not None:
+        if data is not None:
+            raise ValueError(f"data must be None when run is given (the run's config.json names its "
+                             f"data). Received: data={str(data)!r}")
+        if split not in RUN_PARTS:
+            raise ValueError(one_of("split", list(RUN_PARTS), split))
+        dataset, where = run_split(run, (predictor.settings.size, predictor.settings.size,
+                                         predictor.channels), split)
+        if progress:
+            log(f"scoring the {len(dataset)} {split} images of {where}")
+    else:
+        dataset = load_dataset(data, format=format, settings=settings, progress=progress,
+                               **(reader_options or {}))
+    if split is not None and run is None:
         present = [] if dataset.splits is None else sorted(set(dataset.splits))
         if split not in present:
             raise ValueError(one_of("split", present or ["(the data has no splits)"], split))
@@ -104,6 +128,7 @@ def evaluate_model(model: str | os.PathLike | ModelSource, data: str | os.PathLi
         "dataset": dataset.name,
         "protocol": "evaluate",
         "split": split,
+        "run": None if run is None else str(run),
         "class_names": shared,
         "n_test": len(keep),
         **metrics,

@@ -120,3 +120,33 @@ def test_reader_options_reach_the_reader_and_a_bad_pair_is_one_line(csa_run, oth
     code, _, err = call_main(main, ["--model", csa_run, "--data", root, "--reader-option",
                                     "no_such_option=1", "--quiet"], capsys)
     assert code == 2 and "unknown reader option(s) no_such_option" in err
+
+
+def test_a_run_s_own_test_images_give_back_its_test_metrics(csa_run, tmp_path):
+    """``run=`` re-creates the images a run kept for a part of its split: scored on its test part,
+    the run's own model gives back the confusion matrix the training wrote."""
+    trained = json.loads((csa_run / "metrics.json").read_text())
+    splits = json.loads((csa_run / "splits.json").read_text())
+    metrics = evaluate_model(csa_run, None, output=tmp_path / "test", split="test", run=csa_run,
+                             progress=False, log=lambda _: None)
+    assert metrics["run"] == str(csa_run) and metrics["split"] == "test"
+    assert metrics["n_test"] == len(next(iter(splits.values()))["test"])
+    assert metrics["confusion_matrix"] == trained["confusion_matrix"]
+    lines = []
+    val = evaluate_model(csa_run, None, output=tmp_path / "val", split="val", run=csa_run,
+                         progress=True, log=lines.append)
+    assert val["n_test"] == len(next(iter(splits.values()))["val"]) > 0
+    assert lines == [f"scoring the {val['n_test']} val images of split "
+                     f"{next(iter(splits))!r} of the run's dataset (synthetic)"]
+
+
+def test_a_run_s_split_is_refused_with_data_or_an_unknown_part(csa_run, other_data, tmp_path):
+    root, _ = other_data
+    with pytest.raises(ValueError, match="data must be None when run is given"):
+        evaluate_model(csa_run, root, output=tmp_path / "a", split="val", run=csa_run,
+                       progress=False)
+    with pytest.raises(ValueError, match="split must be one of train, val, test. Received: "
+                                         "split='PublicTest'"):
+        evaluate_model(csa_run, None, output=tmp_path / "b", split="PublicTest", run=csa_run,
+                       progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
