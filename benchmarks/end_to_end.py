@@ -24,6 +24,7 @@ Variants of the pipeline (``--variants``):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import statistics
@@ -46,14 +47,32 @@ def _model_only_epoch(model, x, y, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def _compiled(split: int, batch: int, steps: int, epochs: int, seed: int = 0):
-    """The model compiled with the ``converge`` recipe, and one batch of it in memory."""
+@contextlib.contextmanager
+def _policy(precision: str):
+    """The global dtype policy of ``precision`` while the block runs, as a run sets it (so
+    ``fit_model`` builds its model under it too); the one before is restored after. Yields the
+    policy's name."""
+    import keras
+
+    from csa_keras.training.strategy import set_precision
+
+    before = keras.mixed_precision.global_policy().name
+    try:
+        yield set_precision(precision)
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+def _compiled(split: int, batch: int, steps: int, epochs: int, seed: int = 0,
+              precision: str = "auto"):
+    """The model compiled with the ``converge`` recipe under the policy in force (its config
+    saying ``precision``), and one batch of it in memory."""
     from voting_resnet.comparison import RECIPES
     from voting_resnet.models import build_voting_resnet
     from voting_resnet.training import compile_voting_resnet, learning_rate
 
     recipe = RECIPES["converge"].replace(split_after=(split,), batch_size=batch, epochs=epochs,
-                                         precision="float32")
+                                         precision=precision)
     model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=split)
     schedule, _ = learning_rate(recipe, steps, epochs)
     compile_voting_resnet(model, schedule, recipe.weight_decay, recipe.label_smoothing)
@@ -63,24 +82,33 @@ def _compiled(split: int, batch: int, steps: int, epochs: int, seed: int = 0):
     return recipe, model, x, {"crop_logits": labels, "vote": labels}
 
 
-def model_only(split: int = 0, batch: int = 64, steps: int = 5, repeats: int = 5) -> dict:
+def model_only(split: int = 0, batch: int = 64, steps: int = 5, repeats: int = 5,
+               precision: str = "auto") -> dict:
     """The model-only figure alone: median images/s of ``repeats`` runs of ``steps`` steps on one
     batch in memory, after one traced step; to set beside a real run's own history."""
     importlib.import_module("csa_keras")
     from csa_keras.utils.cpu import onednn_state
 
-    _, model, x, y = _compiled(split, batch, steps, 1)
-    _model_only_epoch(model, x, y, 1)
-    rates = [steps * batch / _model_only_epoch(model, x, y, steps) for _ in range(repeats)]
+    with _policy(precision) as policy:
+        _, model, x, y = _compiled(split, batch, steps, 1, precision=precision)
+        _model_only_epoch(model, x, y, 1)
+        rates = [steps * batch / _model_only_epoch(model, x, y, steps) for _ in range(repeats)]
     return {"split": split, "batch": batch, "steps": steps, "repeats": repeats,
             "model_only_images_per_s": round(statistics.median(rates), 2),
-            "runs": [round(r, 2) for r in rates], "onednn": onednn_state()["onednn"]}
+            "runs": [round(r, 2) for r in rates], "onednn": onednn_state()["onednn"],
+            "precision_policy": policy}
 
 
 def measure(split: int = 0, images: int = 1280, epochs: int = 4, batch: int = 64,
-            variants=VARIANTS, seed: int = 0, log=print) -> list[dict]:
-    """One row per variant: end-to-end and model-only images/s, their ratio, every epoch's figure."""
+            variants=VARIANTS, seed: int = 0, precision: str = "auto", log=print) -> list[dict]:
+    """One row per variant: end-to-end and model-only images/s, their ratio, every epoch's figure;
+    under ``precision``'s dtype policy (``precision_policy`` in each row)."""
     importlib.import_module("csa_keras")
+    with _policy(precision) as policy:
+        return _measure(split, images, epochs, batch, variants, seed, precision, policy, log)
+
+
+def _measure(split, images, epochs, batch, variants, seed, precision, policy, log) -> list[dict]:
     import keras
 
     from csa_keras.training.strategy import get_strategy
@@ -91,7 +119,7 @@ def measure(split: int = 0, images: int = 1280, epochs: int = 4, batch: int = 64
     faces = rng.integers(0, 256, (images, 48, 48, 3), dtype=np.uint8)
     labels = rng.integers(0, 7, images)
     steps = images // batch
-    recipe, model, x, y = _compiled(split, batch, steps, epochs, seed)
+    recipe, model, x, y = _compiled(split, batch, steps, epochs, seed, precision)
     strategy = get_strategy("auto")
     _model_only_epoch(model, x, y, 1)
 
@@ -110,21 +138,24 @@ def measure(split: int = 0, images: int = 1280, epochs: int = 4, batch: int = 64
                      "model_only_images_per_s": round(alone, 2), "ratio": round(e2e / alone, 3),
                      "end_to_end_epochs": [round(v, 2) for v in end_to_end],
                      "model_only_epochs": [round(v, 2) for v in alone_epochs],
-                     "onednn": onednn_state()["onednn"], "keras": keras.__version__})
+                     "onednn": onednn_state()["onednn"], "keras": keras.__version__,
+                     "precision_policy": policy})
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | pipeline | batch | end to end img/s | model only img/s | ratio |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = ["| model | precision | pipeline | batch | end to end img/s | model only img/s | ratio |",
+             "|---|---|---|---:|---:|---:|---:|"]
     for r in rows:
         model = "VRN baseline" if r["split"] == 0 else f"VRN split after {r['split']}"
-        lines.append(f"| {model} | {r['variant']} | {r['batch']} | {r['end_to_end_images_per_s']:.2f} "
+        lines.append(f"| {model} | {r.get('precision_policy', 'float32')} | {r['variant']} | "
+                     f"{r['batch']} | {r['end_to_end_images_per_s']:.2f} "
                      f"| {r['model_only_images_per_s']:.2f} | {r['ratio']:.2f} |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
+    from csa_keras.training.config import PRECISIONS
     from voting_resnet.models.resnet18 import SPLIT_POINTS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -136,14 +167,19 @@ def main(argv=None) -> None:
     parser.add_argument("--model-only", type=int, metavar="STEPS",
                         help="measure only the model on a batch in memory: 5 runs of STEPS steps "
                              "(to set beside a real run's history)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="the dtype policy (default auto, as the recipes: mixed_bfloat16 on a "
+                             "CPU with AVX-512 BF16 or AMX, float32 elsewhere)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     if args.model_only:
-        print(json.dumps(model_only(args.split, args.batch, args.model_only)))
+        print(json.dumps(model_only(args.split, args.batch, args.model_only,
+                                    precision=args.precision)))
         return
     if args.epochs < 2 or args.images < args.batch:
         parser.error("--epochs must be at least 2 and --images at least --batch")
-    rows = measure(args.split, args.images, args.epochs, args.batch, args.variants)
+    rows = measure(args.split, args.images, args.epochs, args.batch, args.variants,
+                   precision=args.precision)
     print(markdown(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")

@@ -336,9 +336,26 @@ def test_end_to_end_times_the_training_function_against_the_model_alone():
     assert row["ratio"] == pytest.approx(
         row["end_to_end_images_per_s"] / row["model_only_images_per_s"], abs=2e-3)
     table = end_to_end.markdown(rows)
-    assert table.splitlines()[2].startswith("| VRN baseline | plain | 8 |")
+    assert table.splitlines()[2].startswith(f"| VRN baseline | {row['precision_policy']} | plain | 8 |")
     alone = end_to_end.model_only(split=0, batch=8, steps=1, repeats=3)
     assert len(alone["runs"]) == 3 and alone["model_only_images_per_s"] == sorted(alone["runs"])[1]
+
+
+def test_end_to_end_sets_the_run_s_policy_and_restores_the_one_before():
+    """The benchmark measures under the recipes' ``auto`` policy, as a run trains, and leaves the
+    process's policy as it found it for the benchmarks after it."""
+    import end_to_end
+    import keras
+
+    from csa_keras.training.strategy import resolve_precision
+
+    before = keras.mixed_precision.global_policy().name
+    with end_to_end._policy("mixed_bfloat16") as policy:
+        assert policy == keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == before
+    with end_to_end._policy("auto") as policy:
+        assert policy == resolve_precision("auto")
+    assert keras.mixed_precision.global_policy().name == before
 
 
 def test_label_stability_moves_each_box_in_eight_directions(tmp_path):
