@@ -2,7 +2,7 @@
 
 A thin front end over :func:`csa_keras.inference.scoring.evaluate_model`,
 for a model of any registered task (``--model``: a ``.keras`` file, a run
-directory or a model in the box by name; default the pretrained CSA): the
+directory or a model in the box by name; default ``vrn_fer2013``): the
 data is read by its reader with the model's face preprocessing, the classes
 the model and the data share are scored, and ``metrics.json``,
 ``report.md`` and ``confusion_matrix.png`` are written to ``--output``.

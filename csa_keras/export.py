@@ -3,7 +3,7 @@
 A thin ``argparse`` front end over :func:`csa_keras.inference.export.export_run`:
 the model (``--model``: a run directory, whose task's model file
 ``classifier.keras`` or ``model.keras`` is taken, a ``.keras`` file, or a
-model in the box by name; default the pretrained CSA) becomes, as ``--to``
+model in the box by name; default ``vrn_fer2013``) becomes, as ``--to``
 says, a SavedModel directory, a ``.tflite`` file or an ``.onnx`` file (the
 ``onnx`` extra: tf2onnx, checked on ONNX Runtime),
 checked against the Keras model on the run's test images, with its size,

@@ -2,8 +2,8 @@
 
 A thin ``argparse`` front end over
 :class:`csa_keras.inference.predictor.Predictor`, whose records
-:mod:`csa_keras.inference.outputs` writes and counts. The model is the pretrained
-CSA installed with the package (:data:`csa_keras.inference.loading.PRETRAINED`)
+:mod:`csa_keras.inference.outputs` writes and counts. The model is the default
+model in the box (:data:`csa_keras.inference.loading.DEFAULT_MODEL`, the Voting ResNet)
 unless ``--model`` names another model in the box, a run directory or a
 ``.keras`` file of any registered task. An INPUT that is a model (a
 ``.keras`` file, or a folder holding a task's model file) is refused: the
@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
         description="Detect the faces in photographs, folders, videos or a live camera (Viola-Jones, "
-                    "as in training) and classify the expression of each with the pretrained CSA or a "
-                    "trained model of any registered task (CSA, Voting ResNet); one record per face.",
+                    "as in training) and classify the expression of each with a model in the box (default "
+                    "the Voting ResNet vrn_fer2013) or a trained model of any registered task (CSA, "
+                    "Voting ResNet); one record per face.",
     )
     parser.add_argument("inputs", metavar="INPUT", nargs="*",
                         help="image files, folders (searched recursively) and video files")
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def split_model(args: argparse.Namespace) -> tuple[str | Path, list[str]]:
-    """The model (``--model``, else the pretrained CSA) and the inputs; an INPUT that is a model
+    """The model (``--model``, else the default model in the box) and the inputs; an INPUT that is a model
     is refused in one line (the model is given with ``--model`` only)."""
     from csa_keras.inference import loading
     from csa_keras.inference.inputs import names_a_model

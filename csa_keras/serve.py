@@ -1,6 +1,6 @@
 """Prediction as a service: ``python -m csa_keras.serve`` (or ``csa-keras serve``).
 
-Loads one model (the pretrained CSA unless ``--model`` names another: a
+Loads one model (the default model in the box, ``vrn_fer2013``, unless ``--model`` names another: a
 pretrained name, a run directory or a ``.keras`` file), on Keras or, without
 TensorFlow, as its TFLite artifact on LiteRT (``--runtime``), and answers
 ``POST /predict``, ``GET /health`` and ``GET /models`` on

@@ -61,8 +61,12 @@ PRETRAINED_ROOT = Path(__file__).resolve().parent.parent / "pretrained"
 """Where the package's pretrained models live: one run-like folder each (the task's model file,
 ``config.json``, ``metrics.json`` with the class names, ``MODEL_CARD.md``), named by the model."""
 
-DEFAULT_MODEL = "csa_fer2013"
-"""The pretrained model prediction uses when no model is given."""
+DEFAULT_MODEL = "vrn_fer2013"
+"""The pretrained model prediction uses when no model is given: the one of the box with the best
+accuracy on the same FER2013 validation images (docs/results.md)."""
+
+CSA_MODEL = "csa_fer2013"
+"""The pretrained CSA: the model ``python -m csa_keras.inference.pretrained`` packs by default."""
 
 PRETRAINED = PRETRAINED_ROOT / DEFAULT_MODEL
 """The folder of :data:`DEFAULT_MODEL`."""

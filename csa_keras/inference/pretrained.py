@@ -1,9 +1,10 @@
-"""The model in the box: a finished run packed as the pretrained model the package ships.
+"""The models in the box: a finished run packed as a pretrained model the package ships.
 
-:func:`package_pretrained` turns a training run directory into the small
-folder :data:`~csa_keras.inference.loading.PRETRAINED` that
-``python -m csa_keras.predict photo.jpg`` and :meth:`Predictor.pretrained`
-use when no model is named: the classifier saved without optimizer state (a
+:func:`package_pretrained` turns a training run directory into a small
+folder of :data:`~csa_keras.inference.loading.PRETRAINED_ROOT` (by default
+the CSA's, ``csa_fer2013``; :mod:`voting_resnet.pretrained` packs the Voting
+ResNet's ``vrn_fer2013``) that ``--model NAME`` and
+:meth:`Predictor.pretrained` find by name: the model saved without optimizer state (a
 few MB), the run's ``config.json``, the ``metrics.json`` keys prediction and
 its card need, and a ``MODEL_CARD.md`` that gives the command which trained
 it. Every file is written atomically, into a temporary folder renamed over
@@ -25,7 +26,14 @@ import numpy as np
 
 from csa_keras.evaluation.model_card import write_model_card
 from csa_keras.evaluation.statistics import bootstrap_interval
-from csa_keras.inference.loading import PRETRAINED, load_model, model_preprocessing, resolve_model_path, run_json
+from csa_keras.inference.loading import (
+    CSA_MODEL,
+    PRETRAINED_ROOT,
+    load_model,
+    model_preprocessing,
+    resolve_model_path,
+    run_json,
+)
 from csa_keras.tasks import get_task
 from csa_keras.training.config import RunConfig
 from csa_keras.utils import files
@@ -114,7 +122,7 @@ def store_float16(model_file: str | os.PathLike) -> Path:
 
 
 def package_pretrained(run_dir: str | os.PathLike, command: str, licence: str,
-                       dest: str | os.PathLike = PRETRAINED, weights: str = "float32",
+                       dest: str | os.PathLike = PRETRAINED_ROOT / CSA_MODEL, weights: str = "float32",
                        notes: tuple[str, ...] | list[str] = ()) -> Path:
     """Pack the run in ``run_dir`` into ``dest``; returns ``dest``.
 
@@ -173,9 +181,9 @@ def build_parser() -> Parser:
                         help="the training command that made the run, for the model card")
     parser.add_argument("--data-licence", required=True, metavar="TEXT",
                         help="the training data's licence terms, for the model card")
-    parser.add_argument("--output", default=str(PRETRAINED),
+    parser.add_argument("--output", default=str(PRETRAINED_ROOT / CSA_MODEL),
                         help="the folder to write, replaced whole (default: the package's "
-                             "pretrained model)")
+                             "pretrained CSA, csa_fer2013)")
     parser.add_argument("--weights", choices=WEIGHT_STORAGE, default="float32",
                         help="store the weights as trained (default) or as float16, half the size")
     return parser

@@ -31,7 +31,7 @@ INTERRUPTED = 130
 
 
 MODEL_HELP = ("the model: a .keras file, a run directory of a training command, or the name of a "
-              "model in the box (csa_fer2013, vrn_fer2013); default csa_fer2013")
+              "model in the box (csa_fer2013, vrn_fer2013); default vrn_fer2013")
 """The help of ``--model``, the same in every command that takes one."""
 
 

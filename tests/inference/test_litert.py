@@ -1,4 +1,4 @@
-"""The LiteRT runtime: the model in the box's TFLite artifact answers as its Keras model, without TensorFlow."""
+"""The LiteRT runtime: the models in the box's TFLite artifacts answer as their Keras models, without TensorFlow."""
 import json
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import pytest
 from csa_keras.inference import litert
 from csa_keras.inference.export import PARITY_LIMIT
 from csa_keras.inference.export_record import probabilities_output
-from csa_keras.inference.loading import PRETRAINED
+from csa_keras.inference.loading import CSA_MODEL, PRETRAINED_ROOT
 from csa_keras.inference.predictor import Predictor
 
 BFLOAT16_LIMIT = 0.02
@@ -17,13 +17,16 @@ BFLOAT16_LIMIT = 0.02
 float32 artifact: 0.0095 on the photograph measured; the export checks the artifact against the
 float32 copy of the Keras model, within PARITY_LIMIT."""
 
+CSA = PRETRAINED_ROOT / CSA_MODEL
+"""The pretrained CSA's folder: its artifact is the float32 one."""
+
 
 @pytest.fixture(scope="module")
 def answers(grace_hopper):
     from csa_keras.inference.artifacts import float32_model
 
-    light = Predictor.pretrained(runtime="litert")
-    keras_path = Predictor.pretrained(runtime="keras")
+    light = Predictor.pretrained(CSA_MODEL, runtime="litert")
+    keras_path = Predictor.pretrained(CSA_MODEL, runtime="keras")
     float32 = Predictor(float32_model(keras_path.model), class_names=keras_path.class_names, grey=keras_path.grey)
     return {name: p.predict(grace_hopper) for name, p in
             (("litert", light), ("keras", keras_path), ("float32", float32))}, light, keras_path
@@ -58,10 +61,10 @@ def test_the_light_path_imports_neither_tensorflow_nor_keras(grace_hopper):
 
 
 def test_the_model_in_the_box_ships_its_checked_artifact():
-    artifact = litert.resolve_artifact("csa_fer2013")
-    assert artifact == PRETRAINED / "classifier.tflite"
-    assert litert.resolve_artifact(PRETRAINED) == artifact == litert.resolve_artifact(PRETRAINED / "classifier.keras")
-    record = json.loads((PRETRAINED / "export.json").read_text())["classifier.tflite"]
+    artifact = litert.resolve_artifact(CSA_MODEL)
+    assert artifact == CSA / "classifier.tflite"
+    assert litert.resolve_artifact(CSA) == artifact == litert.resolve_artifact(CSA / "classifier.keras")
+    record = json.loads((CSA / "export.json").read_text())["classifier.tflite"]
     assert record["quantize"] == "none" and record["max_abs_diff"] <= PARITY_LIMIT
     assert record["artifact"] == "classifier.tflite" and record["artifact_bytes"] == artifact.stat().st_size
 
@@ -87,8 +90,8 @@ def test_runtimes_are_chosen_and_refused_in_one_line(tmp_path):
 def test_an_exported_run_is_found_in_its_export_folder(tmp_path):
     run = tmp_path / "run"
     (run / "export").mkdir(parents=True)
-    (run / "classifier.keras").write_bytes((PRETRAINED / "classifier.keras").read_bytes())
-    (run / "export" / "classifier.tflite").write_bytes((PRETRAINED / "classifier.tflite").read_bytes())
+    (run / "classifier.keras").write_bytes((CSA / "classifier.keras").read_bytes())
+    (run / "export" / "classifier.tflite").write_bytes((CSA / "classifier.tflite").read_bytes())
     model = litert.load_artifact(run)
     assert model.path == run / "export" / "classifier.tflite"
     assert model.class_names[0] == "anger" and model.channels == 1 and model.input_shape == (None, 48, 48, 1)

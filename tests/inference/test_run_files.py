@@ -18,6 +18,7 @@ from commands import call_main
 from conftest import TINY_CLASSES
 
 from csa_keras.evaluate import main as evaluate_main
+from csa_keras.inference.loading import DEFAULT_MODEL
 from csa_keras.inference.predictor import Predictor
 from csa_keras.inference.run_images import _first_split, split_indices
 from csa_keras.predict import main as predict_main
@@ -192,5 +193,5 @@ def test_predict_without_model_says_the_model_in_the_box_answered(tmp_path, caps
     shutil.copy(_face(tmp_path / "x.png"), photos / "classifier.keras")
     code, out, err = call_main(predict_main, [photos / "a.png"], capsys)
     assert code == 0, err
-    assert err.strip().splitlines()[-1].endswith("(model csa_fer2013)")
+    assert err.strip().splitlines()[-1].endswith(f"(model {DEFAULT_MODEL})")
     assert len(out.splitlines()) == 1

@@ -22,6 +22,8 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from csa_keras.inference import loading
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -89,7 +91,8 @@ def test_health_and_models(server, tiny_run):
     assert status == 200 and health["status"] == "ok" and health["model"] == str(tiny_run / "classifier.keras")
     models = json.loads(request(server + "/models")[1])
     assert models["serving"]["class_names"] == json.loads((tiny_run / "metrics.json").read_text())["class_names"]
-    assert {"name": "csa_fer2013", "default": True} in models["pretrained"]
+    assert {"name": loading.DEFAULT_MODEL, "default": True} in models["pretrained"]
+    assert {"name": "csa_fer2013", "default": False} in models["pretrained"]
 
 
 def test_predict_answers_the_records_predict_prints(server, tiny_run, grace_hopper):
@@ -232,7 +235,7 @@ def test_a_person_uploads_a_photo_and_sees_the_label(server, grace_hopper, tmp_p
 
 
 def test_the_service_runs_the_model_in_the_box_on_litert(grace_hopper):
-    """``--runtime litert``: the pretrained CSA's TFLite artifact answers, with the Keras path's label."""
+    """``--runtime litert``: the default model's TFLite artifact answers, with the Keras path's label."""
     pytest.importorskip("ai_edge_litert")
     from csa_keras.inference.predictor import Predictor
 
@@ -254,6 +257,6 @@ def test_the_service_runs_the_model_in_the_box_on_litert(grace_hopper):
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert models["serving"]["runtime"] == "litert" and models["serving"]["name"] == "csa_fer2013"
+    assert models["serving"]["runtime"] == "litert" and models["serving"]["name"] == loading.DEFAULT_MODEL
     keras_label = Predictor.pretrained(runtime="keras").predict(grace_hopper.read_bytes())[0]["label"]
     assert status == 200 and answer["records"][0]["label"] == keras_label
