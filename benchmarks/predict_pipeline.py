@@ -152,10 +152,10 @@ def model_runtimes(model_name: str, runtimes) -> list[str]:
     """The runtimes of ``runtimes`` that can run ``model_name``: ``litert`` needs the TFLite artifact
     a model in the box ships (the random VRN baseline has none)."""
     from csa_keras.inference.litert import pretrained_artifacts
-    from csa_keras.inference.loading import DEFAULT_MODEL
+    from csa_keras.inference.loading import CSA_MODEL
 
     shipped = pretrained_artifacts()
-    has_artifact = model_name != "vrn" and (DEFAULT_MODEL if model_name == "csa" else model_name) in shipped
+    has_artifact = model_name != "vrn" and (CSA_MODEL if model_name == "csa" else model_name) in shipped
     return [r for r in runtimes if r != "litert" or has_artifact]
 
 
@@ -165,9 +165,10 @@ def _predictors(model_name: str, variants, runtimes=("keras",)) -> dict:
     from csa_keras.inference.predictor import Predictor
 
     keys = [(v, r) for v in variants for r in runtimes]
-    if model_name == "csa":
-        return {(v, r): Predictor.pretrained(runtime=r, **VARIANTS[v]) for v, r in keys}
     if model_name != "vrn":
+        from csa_keras.inference.loading import CSA_MODEL
+
+        model_name = CSA_MODEL if model_name == "csa" else model_name
         return {(v, r): Predictor.pretrained(model_name, runtime=r, **VARIANTS[v]) for v, r in keys}
     from voting_resnet.models import build_voting_resnet
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from csa_keras.inference.export import PARITY_LIMIT
+from csa_keras.inference.loading import CSA_MODEL, DEFAULT_MODEL
 from csa_keras.inference.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ BFLOAT16_LIMIT = 0.02
 def keras_records(grace_hopper):
     from csa_keras.inference.artifacts import float32_model
 
-    predictor = Predictor.pretrained(runtime="keras")
+    predictor = Predictor.pretrained(CSA_MODEL, runtime="keras")
     float32 = Predictor(float32_model(predictor.model), class_names=predictor.class_names, grey=predictor.grey)
     return predictor.predict(grace_hopper)[0], float32.predict(grace_hopper)[0]
 
@@ -57,11 +58,17 @@ def _absent(python: Path, cwd: Path) -> None:
 def test_the_predict_command_runs_without_tensorflow(tmp_path, grace_hopper, keras_records):
     python = light_install.light_environment(tmp_path)
     _absent(python, tmp_path)
-    done = subprocess.run([str(python), "-m", "csa_keras.predict", str(grace_hopper)],
+    done = subprocess.run([str(python), "-m", "csa_keras.predict", "--model", CSA_MODEL, str(grace_hopper)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     _check_answer(done.stdout, keras_records)
-    assert done.stderr.strip() == "1 face in 1 file (model csa_fer2013)"
+    assert done.stderr.strip() == f"1 face in 1 file (model {CSA_MODEL})"
+    default = subprocess.run([str(python), "-m", "csa_keras.predict", str(grace_hopper)],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert default.returncode == 0, default.stderr[-2000:]
+    assert default.stderr.strip() == f"1 face in 1 file (model {DEFAULT_MODEL})"
+    keras_default = Predictor.pretrained(DEFAULT_MODEL, runtime="keras").predict(grace_hopper)[0]
+    assert json.loads(default.stdout)["label"] == keras_default["label"]
     refused = subprocess.run([str(python), "-m", "csa_keras.predict", "--runtime", "keras", str(grace_hopper)],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert refused.returncode != 0
@@ -82,8 +89,10 @@ def test_the_wheel_installed_without_tensorflow_predicts_from_its_console_script
                                 str(site), str(wheel)], capture_output=True, text=True, timeout=600)
     assert installed.returncode == 0, installed.stderr[-2000:]
     _absent(python, tmp_path)
-    for command in ([str(python), str(site / "bin" / "csa-keras"), "predict", str(grace_hopper)],
-                    [str(python), "-m", "csa_keras.predict", str(grace_hopper), "--quiet"]):
+    for command in ([str(python), str(site / "bin" / "csa-keras"), "predict", "--model", CSA_MODEL,
+                     str(grace_hopper)],
+                    [str(python), "-m", "csa_keras.predict", "--model", CSA_MODEL, str(grace_hopper),
+                     "--quiet"]):
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
         _check_answer(done.stdout, keras_records)
