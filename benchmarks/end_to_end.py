@@ -104,43 +104,39 @@ def measure(split: int = 0, images: int = 1280, epochs: int = 4, batch: int = 64
     """One row per variant: end-to-end and model-only images/s, their ratio, every epoch's figure;
     under ``precision``'s dtype policy (``precision_policy`` in each row)."""
     importlib.import_module("csa_keras")
-    with _policy(precision) as policy:
-        return _measure(split, images, epochs, batch, variants, seed, precision, policy, log)
-
-
-def _measure(split, images, epochs, batch, variants, seed, precision, policy, log) -> list[dict]:
     import keras
 
     from csa_keras.training.strategy import get_strategy
     from csa_keras.utils.cpu import onednn_state
     from voting_resnet.training import fit_model
 
-    rng = np.random.default_rng(seed)
-    faces = rng.integers(0, 256, (images, 48, 48, 3), dtype=np.uint8)
-    labels = rng.integers(0, 7, images)
-    steps = images // batch
-    recipe, model, x, y = _compiled(split, batch, steps, epochs, seed, precision)
-    strategy = get_strategy("auto")
-    _model_only_epoch(model, x, y, 1)
+    with _policy(precision) as policy:
+        rng = np.random.default_rng(seed)
+        faces = rng.integers(0, 256, (images, 48, 48, 3), dtype=np.uint8)
+        labels = rng.integers(0, 7, images)
+        steps = images // batch
+        recipe, model, x, y = _compiled(split, batch, steps, epochs, seed, precision)
+        strategy = get_strategy("auto")
+        _model_only_epoch(model, x, y, 1)
 
-    rows = []
-    for variant in variants:
-        config = recipe.replace(augment=variant == "augment")
-        with tempfile.TemporaryDirectory() as folder:
-            log(f"{variant}: fit on {images} images, {epochs} epochs, batch {batch}")
-            result = fit_model(config, split, faces, labels, 7, Path(folder), strategy, verbose=0)
-        end_to_end = [images / s for s in result.history["epoch_seconds"][1:]]
-        alone_epochs = [steps * batch / _model_only_epoch(model, x, y, steps)
-                        for _ in range(len(end_to_end))]
-        e2e, alone = statistics.median(end_to_end), statistics.median(alone_epochs)
-        rows.append({"split": split, "variant": variant, "batch": batch, "images": images,
-                     "epochs": epochs, "end_to_end_images_per_s": round(e2e, 2),
-                     "model_only_images_per_s": round(alone, 2), "ratio": round(e2e / alone, 3),
-                     "end_to_end_epochs": [round(v, 2) for v in end_to_end],
-                     "model_only_epochs": [round(v, 2) for v in alone_epochs],
-                     "onednn": onednn_state()["onednn"], "keras": keras.__version__,
-                     "precision_policy": policy})
-    return rows
+        rows = []
+        for variant in variants:
+            config = recipe.replace(augment=variant == "augment")
+            with tempfile.TemporaryDirectory() as folder:
+                log(f"{variant}: fit on {images} images, {epochs} epochs, batch {batch}")
+                result = fit_model(config, split, faces, labels, 7, Path(folder), strategy, verbose=0)
+            end_to_end = [images / s for s in result.history["epoch_seconds"][1:]]
+            alone_epochs = [steps * batch / _model_only_epoch(model, x, y, steps)
+                            for _ in range(len(end_to_end))]
+            e2e, alone = statistics.median(end_to_end), statistics.median(alone_epochs)
+            rows.append({"split": split, "variant": variant, "batch": batch, "images": images,
+                         "epochs": epochs, "end_to_end_images_per_s": round(e2e, 2),
+                         "model_only_images_per_s": round(alone, 2), "ratio": round(e2e / alone, 3),
+                         "end_to_end_epochs": [round(v, 2) for v in end_to_end],
+                         "model_only_epochs": [round(v, 2) for v in alone_epochs],
+                         "onednn": onednn_state()["onednn"], "keras": keras.__version__,
+                         "precision_policy": policy})
+        return rows
 
 
 def markdown(rows: list[dict]) -> str:

@@ -148,14 +148,19 @@ def default_runtimes() -> list[str]:
     return list(RUNTIMES) if importlib.util.find_spec("ai_edge_litert") is not None else ["keras"]
 
 
+def _box_name(model_name: str) -> str:
+    """The model in the box a ``--models`` entry names: ``csa`` is the pretrained CSA."""
+    from csa_keras.inference.loading import CSA_MODEL
+
+    return CSA_MODEL if model_name == "csa" else model_name
+
+
 def model_runtimes(model_name: str, runtimes) -> list[str]:
     """The runtimes of ``runtimes`` that can run ``model_name``: ``litert`` needs the TFLite artifact
     a model in the box ships (the random VRN baseline has none)."""
     from csa_keras.inference.litert import pretrained_artifacts
-    from csa_keras.inference.loading import CSA_MODEL
-
     shipped = pretrained_artifacts()
-    has_artifact = model_name != "vrn" and (CSA_MODEL if model_name == "csa" else model_name) in shipped
+    has_artifact = model_name != "vrn" and _box_name(model_name) in shipped
     return [r for r in runtimes if r != "litert" or has_artifact]
 
 
@@ -166,10 +171,8 @@ def _predictors(model_name: str, variants, runtimes=("keras",)) -> dict:
 
     keys = [(v, r) for v in variants for r in runtimes]
     if model_name != "vrn":
-        from csa_keras.inference.loading import CSA_MODEL
-
-        model_name = CSA_MODEL if model_name == "csa" else model_name
-        return {(v, r): Predictor.pretrained(model_name, runtime=r, **VARIANTS[v]) for v, r in keys}
+        return {(v, r): Predictor.pretrained(_box_name(model_name), runtime=r, **VARIANTS[v])
+                for v, r in keys}
     from voting_resnet.models import build_voting_resnet
 
     model = build_voting_resnet(7, input_shape=(48, 48, 3), split_after=0)

@@ -99,11 +99,11 @@ def evaluate_model(model: str | os.PathLike | ModelSource, data: str | os.PathLi
     else:
         dataset = load_dataset(data, format=format, settings=settings, progress=progress,
                                **(reader_options or {}))
-    if split is not None and run is None:
-        present = [] if dataset.splits is None else sorted(set(dataset.splits))
-        if split not in present:
-            raise ValueError(one_of("split", present or ["(the data has no splits)"], split))
-        dataset = dataset.subset(np.flatnonzero(dataset.splits == split))
+        if split is not None:
+            present = [] if dataset.splits is None else sorted(set(dataset.splits))
+            if split not in present:
+                raise ValueError(one_of("split", present or ["(the data has no splits)"], split))
+            dataset = dataset.subset(np.flatnonzero(dataset.splits == split))
     shared = shared_classes(predictor.class_names, dataset.class_names)
     if len(shared) < 2:
         raise ValueError(f"the model's classes ({', '.join(predictor.class_names)}) and the data's "
