@@ -39,7 +39,8 @@ on the same test images, epochs, training images/s and wall time.
 
 Writes comparison.json (row by row), report.md and the confusion matrices of the
 baseline and of the voter chosen on validation. --resume continues a killed or
-stopped comparison from its last finished row and epoch (same options)."""
+stopped comparison from its last finished row and epoch (same options, except that
+--split-after and --scratch-split-after may name more voters: their rows are added)."""
 
 EPILOG = """recipes:
   converge  this project's recipe for a converged baseline (not the paper's): 16 epochs,

@@ -20,7 +20,9 @@ the accuracy, the exact McNemar p-value against the baseline on the same
 test images, the epochs, the training throughput and the wall time. Rows are
 written to ``comparison.json`` as soon as they are measured, and every model
 to its folder, so ``resume`` goes on from the last finished row (and a
-training from its last completed epoch).
+training from its last completed epoch). A resumed comparison may add rows
+(more voters in ``split_after`` or ``scratch_split_after``); every other
+setting must be the run's.
 
 Recipes (:data:`RECIPES`, ``--recipe``): ``paper`` is the paper's RAF-DB schedule for each
 model (40 epochs, batch 135, Adam 2e-4 x 0.95 per epoch; for a GPU);
@@ -35,7 +37,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,6 +75,8 @@ class CompareConfig(VRNConfig):
     (``None``: the whole training set) at ``finetune_lr`` x ``lr_decay`` per
     epoch fine-tune each voter of ``split_after`` from it.
     """
+
+    RESUME_ADDS: ClassVar[tuple[str, ...]] = ("split_after", "scratch_split_after")
 
     split_after: tuple[int, ...] = VOTER_SPLIT_POINTS
     scratch_split_after: tuple[int, ...] = ()

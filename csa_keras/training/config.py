@@ -12,7 +12,7 @@ import json
 import platform
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from csa_keras.data.protocols import PROTOCOLS
 from csa_keras.data.readers.options import reader_kwargs
@@ -36,7 +36,13 @@ def pick_preset(presets: Mapping[str, Any], name: str):
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """Settings every training command shares: the data, the protocol, the run."""
+    """Settings every training command shares: the data, the protocol, the run.
+
+    ``RESUME_ADDS`` names the settings that list pieces of work a resumed run
+    may add to (a comparison's rows); every other setting must match the run's.
+    """
+
+    RESUME_ADDS: ClassVar[tuple[str, ...]] = ()
 
     preset: str = "paper"
     # data

@@ -129,7 +129,8 @@ def start_run(config: RunConfig, output: str | os.PathLike | None, name: str,
     chief = is_chief(strategy)
     output = output or rundir.default_output(name)
     check_outputs({"output": output}, {"data": config.data}, folders=("output",))
-    out = rundir.open_run(output, config.to_dict(), chief, resume, task_id(strategy))
+    out = rundir.open_run(output, config.to_dict(), chief, resume, task_id(strategy),
+                          config.RESUME_ADDS)
     if chief:
         synthetic = {"seed": config.seed, "subjects": config.synthetic_subjects,
                      "images_per_class": config.synthetic_images_per_class}

@@ -80,11 +80,13 @@ RESUME_FREE = ("strategy", "deterministic")
 """Settings a resumed run may change: where and how it runs, not what it computes."""
 
 
-def check_resume(out: Path, config: dict[str, Any]) -> None:
+def check_resume(out: Path, config: dict[str, Any], adds: tuple[str, ...] = ()) -> None:
     """Refuse, in one line, to resume a run that was started with other settings.
 
     A backup restores weights and epochs of a particular model and data; the
-    same command line (plus ``--resume``) is what continues it.
+    same command line (plus ``--resume``) is what continues it. ``adds`` name
+    the settings that list pieces of work (a comparison's rows): a resumed run
+    may add to them, keeping every piece it had, since what was done stays valid.
     """
     saved_path = out / "config.json"
     if not saved_path.exists():
@@ -98,19 +100,27 @@ def check_resume(out: Path, config: dict[str, Any]) -> None:
                          "matched; start it again without resume=True") from None
     current = json.loads(json.dumps(config, default=str))
     differ = [k for k in sorted(set(saved) | set(current))
-              if k not in RESUME_FREE and saved.get(k) != current.get(k)]
+              if k not in RESUME_FREE and saved.get(k) != current.get(k)
+              and not (k in adds and _extends(current.get(k), saved.get(k)))]
     if differ:
         shown = ", ".join(f"{k} {saved.get(k)!r} now {current.get(k)!r}" for k in differ[:3])
         raise ValueError(f"resume=True: {out} was started with other settings ({shown}); "
                          "give the same settings, or another output folder")
 
 
+def _extends(current: Any, saved: Any) -> bool:
+    """Whether the list ``current`` holds every item of the list ``saved``."""
+    return isinstance(current, list) and isinstance(saved, list) and all(
+        item in current for item in saved)
+
+
 def open_run(output: str | os.PathLike, config: dict[str, Any], chief: bool = True,
-             resume: bool = False, worker: int = 0) -> Path:
+             resume: bool = False, worker: int = 0, adds: tuple[str, ...] = ()) -> Path:
     """The folder this process writes: the run directory, or a worker's scratch folder.
 
     The chief (any single-process run) prepares ``output``; with ``resume``
-    it checks the settings against ``config.json`` (:func:`check_resume`).
+    it checks the settings against ``config.json`` (:func:`check_resume`, which
+    lets the settings ``adds`` grow).
     Without ``resume``, a folder holding the training state of an unfinished
     run is refused rather than overwritten: that state is hours of work a
     forgotten ``--resume`` must not throw away. Other workers of a
@@ -122,7 +132,7 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], chief: bool = Tr
     lock(out)
     try:
         if resume:
-            check_resume(out, config)
+            check_resume(out, config, adds)
         elif (out / BACKUP).exists():
             raise ValueError(f"output {out} holds an unfinished run: continue it with resume=True, "
                              f"or remove {out / BACKUP} to start it again")

@@ -212,3 +212,22 @@ def test_the_log_row_of_an_epoch_backed_up_just_before_the_kill_is_rewritten(tmp
                                verbose=0)
     assert len(history["loss"]) == 4
     assert history["loss"][:2] == full["loss"] and history["epoch_seconds"][:2] == full["epoch_seconds"]
+
+
+def test_a_resumed_comparison_may_add_rows_but_not_drop_them_or_change_the_recipe(tmp_path):
+    from csa_keras.training import rundir
+    from csa_keras.training.config import config_json
+    from voting_resnet.comparison import RECIPES
+
+    config = RECIPES["smoke"].replace(scratch_split_after=(3,))
+    (tmp_path / "config.json").write_text(config_json(config))
+    adds = type(config).RESUME_ADDS
+    more = config.replace(scratch_split_after=(3, 2), split_after=(1, 2, 3))
+    rundir.check_resume(tmp_path, more.to_dict(), adds)
+    for changed, name in ((config.replace(scratch_split_after=(2,)), "scratch_split_after"),
+                          (more.replace(epochs=config.epochs + 1), "epochs")):
+        with pytest.raises(ValueError, match=f"resume=True: .*{name}") as error:
+            rundir.check_resume(tmp_path, changed.to_dict(), adds)
+        assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="scratch_split_after"):
+        rundir.check_resume(tmp_path, more.to_dict())
