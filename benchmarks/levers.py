@@ -19,6 +19,10 @@ Variants (a lever is applied in the child before the model is built):
 ``inter_op_1``
     one inter-op thread, so two large convolutions never share the two
     cores (``tf.config.threading.set_inter_op_parallelism_threads(1)``).
+``intra_op_1``
+    one intra-op thread: each op on one core, two ops at once on the two
+    cores (``tf.config.threading.set_intra_op_parallelism_threads(1)``),
+    the other way of never oversubscribing them.
 ``onednn_off``
     ``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow's Eigen kernels instead of oneDNN
     (TensorFlow's own default on an x86 CPU without AVX-512 VNNI, BF16 or AMX).
@@ -57,7 +61,7 @@ from pathlib import Path
 
 import throughput
 
-VARIANTS = ("default", "keras_bn", "inter_op_1", "onednn_off", "onednn_on", "xla", "arena_2",
+VARIANTS = ("default", "keras_bn", "inter_op_1", "intra_op_1", "onednn_off", "onednn_on", "xla", "arena_2",
             "system_allocator", "slices_crop")
 ENVIRONMENT = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "onednn_on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
                "arena_2": {"MALLOC_ARENA_MAX": "2"},
@@ -94,10 +98,11 @@ def apply(variant: str) -> dict:
         unfuse_batch_norm()
     elif variant == "slices_crop":
         slice_crops()
-    elif variant == "inter_op_1":
+    elif variant in ("inter_op_1", "intra_op_1"):
         import tensorflow as tf
 
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        setter = getattr(tf.config.threading, f"set_{variant[:5]}_op_parallelism_threads")
+        setter(1)
     elif variant == "xla":
         return {"jit_compile": True}
     return {}
