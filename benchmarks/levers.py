@@ -48,7 +48,11 @@ at two batches gives the memory per image apart from what every run holds
 
     python benchmarks/levers.py --row csa|vrn0|vrn1|vrn2|vrn3 --mode train|infer
         [--precision float32|mixed_bfloat16] [--variants default keras_bn ...] [--repeats 3] [--steps N]
-        [--batch B]
+        [--batch B] [--isa native|avx2]
+
+``--isa avx2`` caps both the variants' instruction set as ``throughput.py``
+does (oneDNN's ``ONEDNN_MAX_CPU_ISA``), to try a lever for AVX2 CPUs on a
+newer one.
 """
 from __future__ import annotations
 
@@ -129,7 +133,9 @@ def child(variant: str, row: str, mode: str, steps: int, warmup: int, precision:
 
 
 def measure(row: str, mode: str, precision: str, variants, repeats: int, steps: int,
-            log=print, batch: int = 0) -> list[dict]:
+            log=print, batch: int = 0, isa: str = "native") -> list[dict]:
+    """Each variant's images/s, alternated ``repeats`` times; ``isa`` caps the instruction set
+    of every variant alike (``throughput.ISA_CAPS``)."""
     model_name, _ = throughput.ROWS[row]
     warmup = 3 if model_name == "csa" else 1
     runs: dict[str, list[float]] = {v: [] for v in variants}
@@ -140,17 +146,18 @@ def measure(row: str, mode: str, precision: str, variants, repeats: int, steps: 
         for variant in variants:
             command = [sys.executable, str(Path(__file__).resolve()), "--child", variant, row, mode,
                        str(steps), str(warmup), precision, str(batch)]
-            env = {**os.environ, **ENVIRONMENT.get(variant, {})}
+            env = {**os.environ, **throughput.ISA_CAPS.get(isa, {}), **ENVIRONMENT.get(variant, {})}
             line, peak = throughput.run_measured(command, env=env)
             this_round[variant] = line["images_per_s"]
             runs[variant].append(line["images_per_s"])
             rss[variant].append(peak)
-            log(f"{row} {mode} {precision} {variant} run {repeat + 1}/{repeats}: "
+            log(f"{row} {mode} {precision} {isa} {variant} run {repeat + 1}/{repeats}: "
                 f"{line['images_per_s']:.2f} img/s")
         if "default" in this_round:
             for variant, value in this_round.items():
                 ratios[variant].append(value / this_round["default"])
-    return [{"row": row, "mode": mode, "precision": precision, "variant": v,
+    return [{"row": row, "mode": mode, "precision": precision, "isa": throughput.isa_name(isa),
+             "variant": v,
              "batch": batch or throughput.BATCH[model_name],
              "images_per_s": runs[v], "median": statistics.median(runs[v]),
              "median_ratio_to_default": round(statistics.median(ratios[v]), 3) if ratios[v] else None,
@@ -159,13 +166,13 @@ def measure(row: str, mode: str, precision: str, variants, repeats: int, steps: 
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| row | mode | batch | precision | variant | img/s (median) | vs default | peak RSS MB |",
-             "|---|---|---:|---|---|---:|---:|---:|"]
+    lines = ["| row | mode | batch | precision | ISA | variant | img/s (median) | vs default | peak RSS MB |",
+             "|---|---|---:|---|---|---|---:|---:|---:|"]
     for r in results:
         ratio = "" if r["median_ratio_to_default"] is None else f"{r['median_ratio_to_default']:.2f}x"
         rss = "n/a" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}"
         lines.append(f"| {throughput.ROW_LABELS[r['row']]} | {r['mode']} | {r['batch']} | {r['precision']} | "
-                     f"{r['variant']} | {r['median']:.2f} | {ratio} | {rss} |")
+                     f"{r.get('isa', 'native')} | {r['variant']} | {r['median']:.2f} | {ratio} | {rss} |")
     return "\n".join(lines)
 
 
@@ -184,12 +191,16 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, help="timed steps per run (default: throughput.py's)")
     parser.add_argument("--batch", type=int, default=0,
                         help="images per step instead of the row's own (32 for the CSA, 135 for the VRN)")
+    parser.add_argument("--isa", choices=["native", *throughput.ISA_CAPS], default="native",
+                        help="the instruction set of every variant: native, or capped (float32)")
     parser.add_argument("--json-out", help="also write the rows as JSON")
     args = parser.parse_args(argv)
+    if args.isa != "native" and args.precision != "float32":
+        parser.error(f"--isa {args.isa} measures float32 only, got --precision {args.precision}")
     steps = args.steps or (20 if throughput.ROWS[args.row][0] == "csa" else 2)
     results = measure(args.row, args.mode, args.precision, list(dict.fromkeys(args.variants)),
                       args.repeats, steps, log=lambda m: print(m, file=sys.stderr, flush=True),
-                      batch=args.batch)
+                      batch=args.batch, isa=args.isa)
     print(markdown(results))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")

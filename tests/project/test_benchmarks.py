@@ -458,4 +458,10 @@ def test_levers_measures_each_variant_at_the_batch_asked(monkeypatch):
     assert calls[0][1].get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR") == os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR")
     assert [r["batch"] for r in rows] == [27, 27]
     assert rows[1]["median_ratio_to_default"] == 1.2
-    assert "| VRN split after 1 | train | 27 |" in levers.markdown(rows)
+    assert "| VRN split after 1 | train | 27 | float32 |" in levers.markdown(rows)
+    calls.clear()
+    capped = levers.measure("csa", "train", "float32", ["default", "onednn_off"], 1, 1,
+                            log=lambda m: None, isa="avx2")
+    assert [c[1]["ONEDNN_MAX_CPU_ISA"] for c in calls] == ["AVX2", "AVX2"]
+    assert calls[1][1]["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert capped[0]["isa"] == "avx2 (capped)" and "avx2 (capped) | onednn_off" in levers.markdown(capped)
