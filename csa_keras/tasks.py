@@ -89,6 +89,11 @@ class Task(abc.ABC):
 
     # The run's results.
 
+    def describe(self, metrics: dict[str, Any]) -> str:
+        """The model a run's ``metrics`` score, in one line for its model card (default:
+        :attr:`description`)."""
+        return self.description
+
     def aggregate(self, config, outcomes, names, metrics: dict[str, Any]) -> dict[str, Any]:
         """``metrics.json`` over several folds, from the folds' aggregate ``metrics`` (default: as is)."""
         return metrics

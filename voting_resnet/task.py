@@ -69,6 +69,17 @@ class VotingResNetTask(Task):
     packages = ("voting_resnet",)
     presets = PRESETS
 
+    def describe(self, metrics: dict[str, Any]) -> str:
+        """The split point and vote of the model scored (the plain ResNet-18 at split 0)."""
+        split_after = metrics.get("split_after")
+        if split_after == 0:
+            return ("ResNet-18 for 48x48 faces, the Voting ResNet's plain baseline: no crops, no "
+                    "vote (Gómez-Sirvent et al., 2023)")
+        if isinstance(split_after, int) and metrics.get("voting") in VOTING_MODES:
+            return (f"{self.description}; cut after module {split_after}, "
+                    f"{metrics['voting']} voting")
+        return self.description
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("Voting ResNet")
         add_split_points(group, "module(s) after which to crop: 0 baseline, 1, 2, 3 (default 1); "

@@ -160,7 +160,7 @@ def package_pretrained(run_dir: str | os.PathLike, command: str, licence: str,
     files.write_text(work / "config.json", json.dumps(config, indent=2) + "\n")
     files.write_json(work / "metrics.json", kept)
     settings = _run_config(config.get("config", {}))
-    write_model_card(work, task.title, task.description, settings, kept,
+    write_model_card(work, task.title, task.describe(kept), settings, kept,
                      run.get("dataset", {}), subjects_leak=False,
                      licence=licence, recreate=command, notes=notes)
     old = dest.with_name(f".{dest.name}.old")

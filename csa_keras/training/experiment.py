@@ -328,7 +328,7 @@ def _experiment(task: Task, run: Experiment) -> dict[str, Any]:
             metrics["accuracy_ci_low"], metrics["accuracy_ci_high"] = bootstrap_interval(correct)
     if chief:
         task.write_report(out, config, dataset, outcomes, metrics)
-        write_model_card(out, task.title, task.description, config, metrics, dataset.summary(),
+        write_model_card(out, task.title, task.describe(metrics), config, metrics, dataset.summary(),
                          holdout_leaks(run.protocol, dataset))
         files.write_json(out / "metrics.json", metrics)
     return metrics

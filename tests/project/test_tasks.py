@@ -168,3 +168,12 @@ def test_the_options_a_task_takes_are_its_probabilities_keywords(csa_model, vrn_
     with pytest.raises(ValueError, match=r"^voting applies to Voting ResNet models, and csa is a CSA model\. "
                                          r"Received: voting='soft'$"):
         num_classes(csa, csa_model, "csa", voting="soft")
+
+
+def test_a_model_card_describes_the_model_scored_not_only_its_task():
+    vrn, csa = get_task("voting_resnet"), get_task("csa")
+    baseline = vrn.describe({"split_after": 0, "voting": "soft"})
+    assert "plain baseline: no crops, no vote" in baseline and "which vote" not in baseline
+    assert vrn.describe({"split_after": 3, "voting": "hard"}).endswith("cut after module 3, hard voting")
+    assert vrn.describe({"split_after": [1, 2]}) == vrn.description
+    assert csa.describe({"split_after": 0}) == csa.description
