@@ -136,7 +136,8 @@ def recipe(config) -> str:
     if getattr(config, "schedule", "exponential") == "cosine":
         optimizer = (f"AdamW {config.lr:g} (weight decay {config.weight_decay:g})"
                      if config.weight_decay else f"Adam {config.lr:g}")
-        words = (f"{optimizer}, {config.warmup_epochs:g} warm-up epochs then a cosine to zero")
+        plural = "" if config.warmup_epochs == 1 else "s"
+        words = f"{optimizer}, {config.warmup_epochs:g} warm-up epoch{plural} then a cosine to zero"
     else:
         words = f"Adam {config.lr:g} x {config.lr_decay:g} per epoch"
     if getattr(config, "label_smoothing", 0):
@@ -172,9 +173,7 @@ def write_comparison_report(out: Path, config, dataset: dict[str, Any],
         f"{recipe(config)}; voters fine-tuned from the baseline (this project's design) "
         f"{config.finetune_epochs} epochs of {config.finetune_images or 'all'} images at "
         f"{config.finetune_lr:g}"
-        + (f"; voters after module {', '.join(map(str, config.scratch_split_after))} also "
-           "trained from scratch with the baseline's recipe (the paper's design)"
-           if getattr(config, "scratch_split_after", ()) else "")
+        + _scratch_note(config, rows)
         + f"; precision `{config.precision}`; seed {config.seed}",
         "- every model's epoch chosen on validation vote accuracy (ties: lower loss); 95% CI: "
         "percentile bootstrap of the test accuracy; p: exact McNemar test against the baseline, "
@@ -192,3 +191,15 @@ def write_comparison_report(out: Path, config, dataset: dict[str, Any],
     for name, title in figures:
         lines += ["", f"## {title}", "", f"![{title}]({name})"]
     return files.write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+def _scratch_note(config, rows: Sequence[dict[str, Any]]) -> str:
+    """The recipe line's words on the voters trained from scratch, those still to come named."""
+    asked = tuple(getattr(config, "scratch_split_after", ()))
+    if not asked:
+        return ""
+    scored = {r["split_after"] for r in rows if r["training"] == "from-scratch"}
+    missing = [s for s in asked if s not in scored]
+    return (f"; voters after module {', '.join(map(str, asked))} also trained from scratch with "
+            "the baseline's recipe (the paper's design)"
+            + (f", not yet scored after module {', '.join(map(str, missing))}" if missing else ""))

@@ -51,3 +51,15 @@ def test_complete_rows_without_predictions_keeps_the_rest():
         done = complete_rows(rows, predictions)
         assert [r["p_vs_control"] for r in done] == [None, None]
         assert done[1]["p_vs_baseline_holm"] == 0.5 and done[1]["chosen_on_validation"]
+
+
+def test_the_report_names_the_voters_from_scratch_still_to_come():
+    from voting_resnet.comparison import RECIPES
+    from voting_resnet.comparison_report import _scratch_note
+
+    config = RECIPES["smoke"].replace(scratch_split_after=(3, 2))
+    rows = [{"training": "baseline", "split_after": 0}, {"training": "from-scratch", "split_after": 3}]
+    assert _scratch_note(config, rows).endswith("(the paper's design), not yet scored after module 2")
+    rows.append({"training": "from-scratch", "split_after": 2})
+    assert _scratch_note(config, rows).endswith("(the paper's design)")
+    assert _scratch_note(RECIPES["smoke"], rows) == ""
