@@ -136,15 +136,12 @@ def render(report: dict) -> str:
 def _public(args: argparse.Namespace) -> tuple[str, dict]:
     """The command line and settings as recorded: the torch Python as a name, the reference by file
     name (the project's own as its path in the repository), no machine's paths."""
-    settings = {k: v for k, v in vars(args).items() if k != "output"}
+    settings = throughput.public_settings(args, drop=("output",))
     shown = os.path.relpath(args.output)
     words = ["python benchmarks/run.py", "--output",
              Path(args.output).name if shown.startswith("..") else shown]
     if args.torch_python:
-        own = Path(args.reference).resolve() == throughput.DEFAULT_REFERENCE
-        reference = "benchmarks/torch_reference.py" if own else Path(args.reference).name
-        settings.update(torch_python="TORCH_PYTHON", reference=reference)
-        words += ["--torch-python", "TORCH_PYTHON", "--reference", reference]
+        words += ["--torch-python", "TORCH_PYTHON", "--reference", settings["reference"]]
     for flag in ("rows", "modes", "precision", "isa"):
         words += [f"--{flag}", *settings[flag]]
     for flag in ("repeats", "csa_steps", "vrn_steps", "frames"):

@@ -409,6 +409,17 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> str | None:
     return torch_version(args.torch_python) if args.torch_python else None
 
 
+def public_settings(args: argparse.Namespace, drop: tuple[str, ...] = ("json_out",)) -> dict:
+    """The settings as recorded, without a machine's paths: the torch Python as ``TORCH_PYTHON``,
+    the reference by file name (the project's own as its path in the repository)."""
+    settings = {k: v for k, v in vars(args).items() if k not in drop}
+    if args.torch_python:
+        own = Path(args.reference).resolve() == DEFAULT_REFERENCE
+        settings.update(torch_python="TORCH_PYTHON",
+                        reference="benchmarks/torch_reference.py" if own else Path(args.reference).name)
+    return settings
+
+
 def main(argv=None) -> None:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
         name, split, mode, steps, warmup, precision = sys.argv[2:8]
@@ -424,7 +435,8 @@ def main(argv=None) -> None:
                       precisions=args.precision, isas=args.isa)
     print(markdown(results))
     if args.json_out:
-        info = {"machine": {**machine(), "torch": torch}, "settings": vars(args), "rows": results}
+        info = {"machine": {**machine(), "torch": torch}, "settings": public_settings(args),
+                "rows": results}
         Path(args.json_out).write_text(json.dumps(info, indent=2))
 
 

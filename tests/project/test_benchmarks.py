@@ -159,6 +159,11 @@ def test_torch_python_alone_runs_the_projects_reference(tmp_path, capsys):
     assert throughput.check_arguments(parser, args) == "2.13.0+cpu"
     assert Path(args.reference) == BENCHMARKS / "torch_reference.py" and Path(args.reference).is_file()
     assert args.precision == ["mixed_bfloat16", "float32"]
+    args.json_out = str(tmp_path / "rows.json")
+    recorded = throughput.public_settings(args)
+    assert recorded["torch_python"] == "TORCH_PYTHON" and "json_out" not in recorded
+    assert recorded["reference"] == "benchmarks/torch_reference.py"
+    assert str(tmp_path) not in json.dumps(recorded)
     unset = parser.parse_args([])
     throughput.check_arguments(parser, unset)
     assert unset.precision == throughput.default_precisions()
