@@ -52,8 +52,8 @@ def _weights(datasets=(), written=(), external=False) -> bytes:
     return buffer.getvalue()
 
 
-def _archive(path: Path, weights: bytes = b"", extra: int = 0) -> Path:
-    with zipfile.ZipFile(path, "w") as archive:
+def _archive(path: Path, weights: bytes = b"", extra: int = 0, compression: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
         archive.writestr("metadata.json", json.dumps({"keras_version": "3.0.0"}))
         archive.writestr("config.json", CONFIG)
         archive.writestr("model.weights.h5", weights)
@@ -146,6 +146,23 @@ def test_too_many_members_are_refused_before_the_directory_is_parsed(tmp_path):
     path = _archive(tmp_path / "many.keras", extra=MAX_ARCHIVE_MEMBERS)
     with pytest.raises(ValueError, match=f"declares {MAX_ARCHIVE_MEMBERS + 3} members"):
         read_archive_config(path)
+
+
+@pytest.mark.parametrize("spool_bytes", [64 * 2**20, 1024], ids=["in memory", "spilled to disk"])
+def test_a_deflated_archive_is_checked_as_its_stored_twin(tmp_path, monkeypatch, spool_bytes):
+    """A compressed weights member (the shipped Voting ResNet's) declares what the same file stored does,
+    and a hostile one is refused alike."""
+    from csa_keras.inference import archive
+
+    monkeypatch.setattr(archive, "SPOOL_BYTES", spool_bytes)
+    weights = _weights(written=[("0", (64, 64), "float32"), ("1", (64,), "float16")])
+    stored = check_weights(_archive(tmp_path / "stored.keras", weights))
+    deflated = _archive(tmp_path / "deflated.keras", weights, compression=zipfile.ZIP_DEFLATED)
+    assert check_weights(deflated) == stored == 64 * 64 * 4 + 64 * 2
+    lazy = _archive(tmp_path / "lazy.keras", _weights([("0", (4096, 4096), "float32")]),
+                    compression=zipfile.ZIP_DEFLATED)
+    with pytest.raises(ValueError, match="declares 67108864 bytes of arrays"):
+        check_weights(lazy)
 
 
 def test_models_keras_writes_pass_the_bounds(tmp_path):
