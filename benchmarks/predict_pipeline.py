@@ -9,18 +9,17 @@ matplotlib ships, pasted at random scales, positions and brightness, one face
 each) and a 640x480 MJPG video of ``--video-frames`` frames at 25 frames/s
 (the same photograph gliding across a grey background).
 
-Models: the pretrained CSA installed with the package (``csa``), a Voting
-ResNet baseline (``vrn``: 48x48 RGB, random weights: its speed is its
-architecture's, not its training's), or any model in the box by name
-(``csa_fer2013``, ``vrn_fer2013``).
+Models: by default the two models in the box, the CSA (``csa``, short for
+``csa_fer2013``) and the Voting ResNet (``vrn_fer2013``, the package's
+default model); also a Voting ResNet baseline with random weights (``vrn``:
+48x48 RGB, its speed is its architecture's, not its training's).
 
 Runtimes (``--runtimes``): ``keras`` (the ``.keras`` model on TensorFlow)
 and ``litert`` (the model's TFLite artifact on LiteRT,
 ``Predictor(..., runtime="litert")``), both by default where
 ``ai-edge-litert`` is importable, ``keras`` alone otherwise. ``litert`` runs
-for the models that ship an artifact (``csa``: ``classifier.tflite``); the
-VRN baseline (random weights, no artifact) and a model in the box without
-one run on Keras only. Each variant runs once per runtime.
+for the models that ship an artifact (both models in the box do); the VRN
+baseline with random weights has none and runs on Keras only. Each variant runs once per runtime.
 
 Variants, alternated ``--repeats`` times per input with the runtimes
 (every variant on every runtime within each repeat, so all are measured
@@ -51,7 +50,7 @@ diagonals) and classified; a face is stable when all 8 keep its label.
 The command's start-up is ``startup.py``'s.
 
     python benchmarks/predict_pipeline.py [--photos 100] [--video-frames 150] [--repeats 3]
-        [--models csa vrn] [--runtimes keras litert] [--json]
+        [--models csa vrn_fer2013] [--runtimes keras litert] [--json]
 """
 from __future__ import annotations
 
@@ -79,6 +78,8 @@ REFERENCE_VARIANT = "in turn"
 """The variant the others' faces are compared with: the default path, without either lever."""
 REFERENCE_RUNTIME = "keras"
 """The runtime of the reference: the Keras path the project trains and checks against."""
+MODELS = ("csa", "vrn_fer2013")
+"""The models measured by default: the two in the box."""
 RUNTIMES = ("keras", "litert")
 """What runs the model: the ``.keras`` model on TensorFlow, or its TFLite artifact on LiteRT."""
 JITTER_PX = 3
@@ -266,7 +267,7 @@ def _row(model_name: str, input_name: str, key: tuple, n_images: int, times: lis
             "against_default": compare(reference, records)}
 
 
-def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models=("csa", "vrn"),
+def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models=MODELS,
             variants=tuple(VARIANTS), runtimes=None, log=print) -> dict:
     """Every model's variants on every runtime it can run, alternated ``repeats`` times per input.
 
@@ -331,7 +332,7 @@ def measure(photos: int = 100, video_frames: int = 150, repeats: int = 3, models
 
 
 def _model_name(name: str) -> str:
-    return {"csa": "CSA (pretrained)", "vrn": "VRN baseline"}.get(name, f"`{name}`")
+    return "VRN baseline (random weights)" if name == "vrn" else f"`{_box_name(name)}`"
 
 
 def markdown(result: dict) -> str:
@@ -367,9 +368,9 @@ def main(argv=None) -> None:
     parser.add_argument("--photos", type=int, default=100)
     parser.add_argument("--video-frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--models", nargs="+", default=["csa", "vrn"],
-                        help="csa (the default model in the box), vrn (a random VRN baseline), or a "
-                             "model in the box by name (default: csa vrn)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS),
+                        help="csa (the CSA in the box), vrn (a VRN baseline with random weights), or a "
+                             "model in the box by name (default: csa vrn_fer2013)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--runtimes", nargs="+", choices=list(RUNTIMES), default=default_runtimes(),
                         help="what runs the model: keras, litert (its TFLite artifact, for the models "

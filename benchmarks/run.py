@@ -115,7 +115,8 @@ def render(report: dict) -> str:
     if "serve" in sections:
         s = sections["serve"]
         lines += ["## Serving", "",
-                  f"`python -m csa_keras.serve` with the pretrained CSA (up in {s['startup_s']:.1f} s), one "
+                  f"`python -m csa_keras.serve` with `{s.get('model', 'the default model')}` "
+                  f"(up in {s['startup_s']:.1f} s), one "
                   f"640x480 photograph with one face per request, each client waiting for its answer; "
                   f"at most {s['requests']} answers or {s['seconds_bound']:g} s a row, median of "
                   f"{s['repeats']} rounds, the rows alternated.", "", serve.markdown(s), ""]

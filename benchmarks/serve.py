@@ -1,7 +1,7 @@
 """Requests per second of ``python -m csa_keras.serve``: concurrent clients on the loopback interface.
 
-The service is started as a user starts it (the pretrained CSA, its own
-process), warmed up with three requests, and then each row sends the same
+The service is started as a user starts it (the default model in the box
+unless ``--model`` names another, its own process), warmed up with three requests, and then each row sends the same
 640x480 photograph with one face (``face_detection.make_frames``) from
 ``clients`` threads at once, each waiting for its answer before sending the
 next, until ``--requests`` answers have come back or ``--seconds`` have
@@ -133,8 +133,14 @@ def measure(clients=(1, 4), requests: int = 100, seconds: float = 60.0, repeats:
                      "latency_median_ms": statistics.median(r["latency_median_ms"] for r in measured),
                      "latency_p95_ms": statistics.median(r["latency_p95_ms"] for r in measured),
                      "statuses": dict(statuses), "runs": measured})
-    return {"repeats": repeats, "requests": requests, "seconds_bound": seconds,
-            "startup_s": round(startup, 2), "rows": rows}
+    return {"model": model or _default_model(), "repeats": repeats, "requests": requests,
+            "seconds_bound": seconds, "startup_s": round(startup, 2), "rows": rows}
+
+
+def _default_model() -> str:
+    from csa_keras.inference.loading import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
 
 
 def markdown(result: dict) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -267,7 +268,8 @@ def test_predict_pipeline_measures_each_variant_on_each_runtime_against_keras_in
     assert "csa model alone: keras " in "\n".join(lines) and "vrn model alone: keras " in "\n".join(lines)
     table = predict_pipeline.markdown(result).splitlines()
     assert table[0].startswith("| model | input | variant | runtime |")
-    assert table[3].startswith("| CSA (pretrained) | photos | in turn | litert |")
+    assert table[3].startswith("| `csa_fer2013` | photos | in turn | litert |")
+    assert table[10].startswith("| VRN baseline (random weights) | photos | in turn | keras |")
     assert len(table) == 2 + len(keys) + len(alone) + 4
 
 
@@ -392,14 +394,13 @@ def test_label_stability_moves_each_box_in_eight_directions(tmp_path):
     assert found == {"faces": 3, "same_label": 2, "stable": 1, "shift_px": 3, "directions": 8}
 
 
-def test_the_serving_row_counts_answers_by_status_and_reports_medians(tmp_path):
-    """``benchmarks/serve.py``'s load generator against a stand-in HTTP server answering 200, then 503."""
+@contextlib.contextmanager
+def stand_in_service(statuses):
+    """A local HTTP server answering each POST with the next status of ``statuses``: its URL."""
     import http.server
     import threading
 
-    import serve
-
-    answers = iter([200] * 5 + [503] * 100)
+    answers = iter(statuses)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
@@ -414,10 +415,17 @@ def test_the_serving_row_counts_answers_by_status_and_reports_medians(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        row = serve.load(f"http://127.0.0.1:{server.server_address[1]}", b"photo", clients=3, requests=12,
-                         seconds=60)
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+def test_the_serving_row_counts_answers_by_status_and_reports_medians(tmp_path):
+    """``benchmarks/serve.py``'s load generator against a stand-in HTTP server answering 200, then 503."""
+    import serve
+
+    with stand_in_service([200] * 5 + [503] * 100) as url:
+        row = serve.load(url, b"photo", clients=3, requests=12, seconds=60)
     assert row["answers"] == 12 and row["clients"] == 3
     assert row["statuses"] == {"200": 5, "503": 7}
     wall = row["seconds"]  # rounded to the millisecond, so the rate lies within that rounding
@@ -425,6 +433,29 @@ def test_the_serving_row_counts_answers_by_status_and_reports_medians(tmp_path):
     assert row["latency_median_ms"] <= row["latency_p95_ms"]
     table = serve.markdown({"rows": [{**row, "statuses": row["statuses"]}]})
     assert "| 3 |" in table and "200: 5, 503: 7" in table
+
+
+def test_the_serving_section_names_the_model_it_served(monkeypatch):
+    """Without ``--model`` the service runs the package's default model, and the report says which."""
+    import run
+    import serve
+
+    from csa_keras.inference.loading import DEFAULT_MODEL
+
+    class Stopped:
+        def terminate(self):
+            pass
+
+        def wait(self, timeout):
+            return 0
+
+    with stand_in_service([200] * 10) as url:
+        monkeypatch.setattr(serve, "start_service", lambda model: (Stopped(), url, 1.5))
+        result = serve.measure(clients=(1,), requests=2, seconds=10, repeats=1, log=lambda m: None)
+    assert result["model"] == DEFAULT_MODEL and result["rows"][0]["answers"] == 2
+    machine = {"date": "d", "cpu": "c", "cores": 2, "python": "3", "tensorflow": "t", "keras": "k"}
+    text = run.render({"machine": machine, "command": "c", "sections": {"serve": result}})
+    assert f"`python -m csa_keras.serve` with `{DEFAULT_MODEL}` (up in 1.5 s)" in text
 
 
 def test_the_slices_lever_cuts_the_same_views_as_the_gather(monkeypatch):
