@@ -19,7 +19,8 @@ and ``litert`` (the model's TFLite artifact on LiteRT,
 ``Predictor(..., runtime="litert")``), both by default where
 ``ai-edge-litert`` is importable, ``keras`` alone otherwise. ``litert`` runs
 for the models that ship an artifact (both models in the box do); the VRN
-baseline with random weights has none and runs on Keras only. Each variant runs once per runtime.
+baseline with random weights has none and runs on Keras only. Each variant
+runs once per runtime.
 
 Variants, alternated ``--repeats`` times per input with the runtimes
 (every variant on every runtime within each repeat, so all are measured

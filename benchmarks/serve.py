@@ -1,8 +1,8 @@
 """Requests per second of ``python -m csa_keras.serve``: concurrent clients on the loopback interface.
 
-The service is started as a user starts it (the default model in the box
-unless ``--model`` names another, its own process), warmed up with three requests, and then each row sends the same
-640x480 photograph with one face (``face_detection.make_frames``) from
+The service is started as a user starts it (its own process, the default
+model in the box unless ``--model`` names another), warmed up with three
+requests, and then each row sends the same 640x480 photograph with one face (``face_detection.make_frames``) from
 ``clients`` threads at once, each waiting for its answer before sending the
 next, until ``--requests`` answers have come back or ``--seconds`` have
 passed, whichever is first. A row gives the answers per second, the median
@@ -133,14 +133,10 @@ def measure(clients=(1, 4), requests: int = 100, seconds: float = 60.0, repeats:
                      "latency_median_ms": statistics.median(r["latency_median_ms"] for r in measured),
                      "latency_p95_ms": statistics.median(r["latency_p95_ms"] for r in measured),
                      "statuses": dict(statuses), "runs": measured})
-    return {"model": model or _default_model(), "repeats": repeats, "requests": requests,
-            "seconds_bound": seconds, "startup_s": round(startup, 2), "rows": rows}
-
-
-def _default_model() -> str:
     from csa_keras.inference.loading import DEFAULT_MODEL
 
-    return DEFAULT_MODEL
+    return {"model": model or DEFAULT_MODEL, "repeats": repeats, "requests": requests,
+            "seconds_bound": seconds, "startup_s": round(startup, 2), "rows": rows}
 
 
 def markdown(result: dict) -> str:

@@ -230,10 +230,10 @@ def check_weights(path: str | os.PathLike) -> int:
     The HDF5 file is opened inside the zip, its arrays unread (its metadata
     is read through the member as a file), after :func:`read_archive_config`
     has bounded the member's size. A compressed member is first inflated
-    into a spooled temporary file (in memory up to
-    :data:`SPOOL_BYTES`, on disk beyond): HDF5 reads its metadata by seeking
-    back and forth, and each backward seek in a deflated zip member inflates
-    it again from its start (seconds for a ResNet-18's 22 MB). Its arrays may declare at most
+    into a spooled temporary file (in memory up to :data:`SPOOL_BYTES`, on
+    disk beyond): HDF5 reads its metadata by seeking back and forth, and each
+    backward seek in a deflated zip member inflates it again from its start
+    (seconds for a ResNet-18's 22 MB). Its arrays may declare at most
     :data:`MAX_WEIGHTS_BYTES`, and at most :data:`WEIGHTS_EXPANSION` times
     the bytes the file holds plus :data:`WEIGHTS_SLACK`.
     """
