@@ -1,0 +1,193 @@
+"""The published comparisons under docs/results/ hold together, and the docs quote them right.
+
+Each ``comparison.json`` is checked against its own confusion matrices
+(accuracy, macro F1, balanced accuracy and predicted-class counts recomputed
+with scikit-learn), its Holm-corrected p-values against a hand computation
+from the raw ones, its bootstrap intervals against the binomial width, and
+its chosen voter against the validation accuracies. Its ``report.md`` must
+be what the report writer renders from it, and every figure of the Table 3
+quoted in docs/results.md must round from it: adding rows to a comparison
+changes every Holm-corrected value, and these tests say which quote is stale.
+"""
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from voting_resnet.comparison_report import comparison_table, counts_table
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "results"
+COMPARISONS = sorted(RESULTS.glob("*/comparison.json"))
+DOCS = ROOT / "docs" / "results.md"
+CONVERGED = "## Voting ResNet on FER2013: the paper's Table 3 at the converged baseline"
+CPU_BUDGET = "## Voting ResNet on FER2013: the paper's Table 3 at a CPU budget"
+NUMBER = r"\d+(?:\.\d+)?(?:e-?\d+)?"
+
+
+def _rows(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _labels(confusion) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted labels, one per test image, that give ``confusion``."""
+    confusion = np.asarray(confusion)
+    k = len(confusion)
+    true, predicted = np.divmod(np.arange(k * k), k)
+    counts = confusion.ravel()
+    return np.repeat(true, counts), np.repeat(predicted, counts)
+
+
+def _holm(p_values: list) -> list:
+    """Holm (1979) by its definition: the i-th smallest of m times (m - i), running max, capped at 1."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    out, running = [None] * len(p_values), 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        out[i] = running
+    return out
+
+
+def _close(shown: str, value: float, scale: float = 1.0) -> bool:
+    """``shown`` is ``value * scale`` rounded to the digits it shows (at least two significant)."""
+    number = Decimal(shown).as_tuple()
+    unit = 10.0 ** (number.exponent - max(0, 2 - len(number.digits)))
+    return abs(float(shown) - value * scale) <= unit / 2 + 1e-12
+
+
+@pytest.fixture(params=COMPARISONS, ids=[p.parent.name for p in COMPARISONS])
+def comparison(request) -> Path:
+    return request.param
+
+
+def test_results_hold_the_published_comparisons():
+    assert {p.parent.name for p in COMPARISONS} >= {"vrn-compare-fer2013", "vrn-converge-fer2013"}
+
+
+def test_every_row_agrees_with_its_confusion_matrix(comparison):
+    for row in _rows(comparison):
+        true, predicted = _labels(row["confusion_matrix"])
+        classes = list(range(len(row["confusion_matrix"])))
+        assert len(true) == row["n_test"]
+        assert np.mean(true == predicted) == pytest.approx(row["accuracy"], abs=1e-12)
+        assert f1_score(true, predicted, labels=classes, average="macro", zero_division=0) \
+            == pytest.approx(row["f1_macro"], abs=1e-9)
+        assert balanced_accuracy_score(true, predicted) == pytest.approx(row["balanced_accuracy"], abs=1e-9)
+        assert row["predicted_counts"] == np.bincount(predicted, minlength=len(classes)).tolist()
+
+
+def test_every_interval_is_a_bootstrap_of_its_accuracy(comparison):
+    for row in _rows(comparison):
+        p, n = row["accuracy"], row["n_test"]
+        assert row["ci_low"] <= p <= row["ci_high"]
+        binomial = 2 * 1.96 * np.sqrt(p * (1 - p) / n)
+        assert row["ci_high"] - row["ci_low"] == pytest.approx(binomial, rel=0.15)
+
+
+def test_the_holm_corrections_follow_from_the_raw_p_values(comparison):
+    rows = _rows(comparison)
+    for key in ("p_vs_baseline", "p_vs_control"):
+        expected = _holm([r.get(key) for r in rows])
+        assert [r.get(f"{key}_holm") for r in rows] == pytest.approx(expected, abs=1e-15)
+
+
+def test_the_chosen_voter_has_the_best_validation_accuracy(comparison):
+    rows = _rows(comparison)
+    voters = [r for r in rows if r["split_after"] != 0]
+    chosen = [r for r in rows if r["chosen_on_validation"]]
+    assert len(chosen) == 1 and chosen[0]["split_after"] != 0
+    assert chosen[0]["val_accuracy"] == max(r["val_accuracy"] for r in voters)
+
+
+def test_the_report_is_rendered_from_the_comparison(comparison):
+    rows = _rows(comparison)
+    report = (comparison.parent / "report.md").read_text(encoding="utf-8")
+    names = re.search(r"classes ([a-z, ]+);", report).group(1).split(", ")
+    assert len(names) == len(rows[0]["confusion_matrix"])
+    assert comparison_table(rows) in report
+    assert counts_table(rows, names) in report
+
+
+def _table(heading: str) -> list[list[str]]:
+    """The cells of the first table under ``heading`` in docs/results.md, header and rule left out."""
+    section = DOCS.read_text(encoding="utf-8").split(heading, 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def _row(rows: list[dict], training: str, split_after: int) -> dict:
+    voting = "none" if split_after == 0 else "soft"
+    return next(r for r in rows if (r["training"], r["split_after"], r["voting"])
+                == (training, split_after, voting))
+
+
+def _quoted_row(rows: list[dict], model: str, training: str) -> dict:
+    """The comparison row a line of a docs table names (its voters are soft voting)."""
+    if model.startswith("ResNet-18 baseline"):
+        return _row(rows, "baseline", 0)
+    if model.startswith("control"):
+        return _row(rows, "fine-tuned", 0)
+    return _row(rows, training, int(re.fullmatch(r"split after module (\d)", model).group(1)))
+
+
+def _check_accuracy(cell: str, row: dict) -> None:
+    accuracy, low, high = re.fullmatch(rf"({NUMBER})% \[({NUMBER}), ({NUMBER})\].*", cell).groups()
+    assert _close(accuracy, row["accuracy"], 100), (cell, row["accuracy"])
+    assert _close(low, row["ci_low"], 100) and _close(high, row["ci_high"], 100), cell
+
+
+def _check_p(cell: str, row: dict, key: str) -> None:
+    """``raw (Holm)``, or ``raw`` alone, each rounded from the row; empty where the row has none."""
+    if not cell:
+        assert row.get(key) is None or row["training"] == "baseline"
+        return
+    found = re.fullmatch(rf"({NUMBER})(?: \(({NUMBER})\))?", cell)
+    assert found, cell
+    raw, corrected = found.groups()
+    assert _close(raw, row[key]), (cell, key, row[key])
+    if corrected is not None:
+        assert _close(corrected, row[f"{key}_holm"]), (cell, f"{key}_holm", row[f"{key}_holm"])
+
+
+def test_the_converged_table_quotes_its_comparison():
+    rows = _rows(RESULTS / "vrn-converge-fer2013" / "comparison.json")
+    quoted = _table(CONVERGED)
+    assert len(quoted) >= 8
+    for model, training, test, f1, balanced, p_base, p_control, validation in quoted:
+        row = _quoted_row(rows, model, training)
+        _check_accuracy(test, row)
+        assert _close(f1.rstrip("%"), row["f1_macro"], 100), (model, training, f1)
+        assert _close(balanced.rstrip("%"), row["balanced_accuracy"], 100), (model, training, balanced)
+        _check_p(p_base, row, "p_vs_baseline")
+        _check_p(p_control, row, "p_vs_control")
+        assert _close(validation.rstrip("%"), row["val_accuracy"], 100), (model, training, validation)
+
+
+def test_the_cpu_budget_table_quotes_its_comparison():
+    rows = _rows(RESULTS / "vrn-compare-fer2013" / "comparison.json")
+    quoted = _table(CPU_BUDGET)
+    assert len(quoted) == 5
+    for model, test_time, tuned, p_base, p_control in quoted:
+        if test_time:
+            row = _quoted_row(rows, model, "test-time")
+            _check_accuracy(test_time, row)
+            vote_p = re.search(rf"\(p ({NUMBER}) \(({NUMBER})\)\)", test_time)
+            if vote_p:
+                _check_p(f"{vote_p.group(1)} ({vote_p.group(2)})", row, "p_vs_baseline")
+        if tuned:
+            row = _quoted_row(rows, model, "fine-tuned")
+            _check_accuracy(tuned, row)
+            _check_p(p_base, row, "p_vs_baseline")
+            if row["p_vs_control"] is not None:
+                _check_p(p_control, row, "p_vs_control")
+
+
+def test_the_rounding_check_tells_a_double_rounding():
+    assert _close("0.048", 0.04848)
+    assert not _close("0.049", 0.04848)
+    assert _close("1.0e-5", 1.0194e-5) and _close("1", 1.0) and not _close("1", 0.74)
+    assert _close("61.59", 0.615896, 100) and not _close("61.60", 0.615896, 100)
