@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
-from csa_keras.data.readers.folder import checked, is_image_name, require_folder, sorted_entries
+from csa_keras.data.readers.folder import checked, not_an_image, require_folder, sorted_entries
 from csa_keras.utils.paths import special_file
 
 EMOTION_CODES = {
@@ -119,10 +119,9 @@ def read_ckplus(root: str | Path, last_frames: int = 3, first_as_neutral: bool =
             for entry in sorted_entries(seq_dir):
                 if entry.is_dir():
                     continue
-                if not is_image_name(entry.name):
-                    skipped.add("not_an_image_extension", entry.path)
-                elif special_file(entry.path) is not None:
-                    skipped.add("not_a_regular_file", entry.path)
+                reason = not_an_image(Path(entry.path))
+                if reason is not None:
+                    skipped.add(reason, entry.path)
                 else:
                     frames.append(seq_dir / entry.name)
             label_dir = emotion_dir / subject / seq

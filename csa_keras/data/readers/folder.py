@@ -11,7 +11,7 @@ subject-independent protocols work on CK+48.
 
 An image is a file whose extension is one of
 :data:`~csa_keras.data.faces.decode.IMAGE_EXTENSIONS` (any case). The module
-also holds the small pieces every reader shares: the image name check, the
+also holds the small pieces every reader shares: the image file check, the
 CK+ name pattern, the root check and the final "nothing usable" check.
 """
 from __future__ import annotations
@@ -36,6 +36,17 @@ _MANIFEST_PATH_COLUMNS = ("path", "file", "filename")
 def is_image_name(name: str) -> bool:
     """Whether a file name carries one of :data:`IMAGE_EXTENSIONS` (any case)."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def not_an_image(file: Path) -> str | None:
+    """Why ``file`` is skipped before it is read: ``not_an_image_extension``, or
+    ``not_a_regular_file`` for a FIFO, device or socket with an image name (found
+    with ``os.stat``, never opened); ``None`` for a regular image file."""
+    if not is_image_name(file.name):
+        return "not_an_image_extension"
+    if special_file(file) is not None:
+        return "not_a_regular_file"
+    return None
 
 
 def ckplus_subject(name: str) -> tuple[str, str] | None:
@@ -162,11 +173,9 @@ def read_folder(root: str | Path, manifest: str | Path | None = None) -> Catalog
             skipped.add("empty_class_folder", str(folder))
             return
         for file in files:
-            if not is_image_name(file.name):
-                skipped.add("not_an_image_extension", str(file))
-                continue
-            if special_file(file) is not None:
-                skipped.add("not_a_regular_file", str(file))
+            reason = not_an_image(file)
+            if reason is not None:
+                skipped.add(reason, str(file))
                 continue
             rel = file.relative_to(root_path).as_posix()
             subject, sequence = by_path.get(rel) or by_name.get(file.name) or ckplus_subject(file.name) or (None, None)

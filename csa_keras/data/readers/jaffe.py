@@ -13,8 +13,7 @@ import re
 from pathlib import Path
 
 from csa_keras.data.dataset import Catalogue, Sample, SkipLog
-from csa_keras.data.readers.folder import checked, is_image_name, require_folder, sorted_entries
-from csa_keras.utils.paths import special_file
+from csa_keras.data.readers.folder import checked, not_an_image, require_folder, sorted_entries
 
 JAFFE_CODES = {
     "AN": "anger", "DI": "disgust", "FE": "fear", "HA": "happiness",
@@ -60,11 +59,9 @@ def read_jaffe(root: str | Path) -> Catalogue:
     skipped = SkipLog()
     samples: list[Sample] = []
     for file in jaffe_files(root_path):
-        if not is_image_name(file.name):
-            skipped.add("not_an_image_extension", str(file))
-            continue
-        if special_file(file) is not None:
-            skipped.add("not_a_regular_file", str(file))
+        reason = not_an_image(file)
+        if reason is not None:
+            skipped.add(reason, str(file))
             continue
         parsed = parse_jaffe_name(file.name)
         if parsed is None:
