@@ -1,4 +1,4 @@
-"""The published comparisons under docs/results/ hold together, and the docs quote them right.
+"""The published results hold together, and the docs quote them right.
 
 Each ``comparison.json`` is checked against its own confusion matrices
 (accuracy, macro F1, balanced accuracy and predicted-class counts recomputed
@@ -8,9 +8,14 @@ its chosen voter against the validation accuracies. Its ``report.md`` must
 be what the report writer renders from it, and every figure of the Table 3
 quoted in docs/results.md must round from it: adding rows to a comparison
 changes every Holm-corrected value, and these tests say which quote is stale.
+Likewise the benchmark report of record, ``benchmarks/results/performance.md``,
+must be what ``benchmarks/run.py`` renders from its JSON, and the table of
+docs/performance.md that quotes it must round from that JSON.
 """
+import importlib
 import json
 import re
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,6 +31,8 @@ COMPARISONS = sorted(RESULTS.glob("*/comparison.json"))
 DOCS = ROOT / "docs" / "results.md"
 CONVERGED = "## Voting ResNet on FER2013: the paper's Table 3 at the converged baseline"
 CPU_BUDGET = "## Voting ResNet on FER2013: the paper's Table 3 at a CPU budget"
+BENCH = ROOT / "benchmarks" / "results"
+EVERY_ROW = "### Every row in one run"
 NUMBER = r"\d+(?:\.\d+)?(?:e-?\d+)?"
 
 
@@ -112,9 +119,9 @@ def test_the_report_is_rendered_from_the_comparison(comparison):
     assert counts_table(rows, names) in report
 
 
-def _table(heading: str) -> list[list[str]]:
-    """The cells of the first table under ``heading`` in docs/results.md, header and rule left out."""
-    section = DOCS.read_text(encoding="utf-8").split(heading, 1)[1].split("\n## ", 1)[0]
+def _table(heading: str, page: Path = DOCS) -> list[list[str]]:
+    """The cells of the first table under ``heading`` in ``page``, header and rule left out."""
+    section = page.read_text(encoding="utf-8").split(heading, 1)[1].split("\n##", 1)[0]
     lines = [line for line in section.splitlines() if line.startswith("|")]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
@@ -184,6 +191,33 @@ def test_the_cpu_budget_table_quotes_its_comparison():
             _check_p(p_base, row, "p_vs_baseline")
             if row["p_vs_control"] is not None:
                 _check_p(p_control, row, "p_vs_control")
+
+
+def _benchmark(folder: Path) -> dict:
+    return json.loads((folder / "performance.json").read_text(encoding="utf-8"))
+
+
+def test_the_benchmark_report_of_record_is_rendered_from_its_json(monkeypatch):
+    monkeypatch.setattr(sys, "path", [str(ROOT / "benchmarks"), *sys.path])
+    run = importlib.import_module("run")
+    assert run.render(_benchmark(BENCH)) == (BENCH / "performance.md").read_text(encoding="utf-8")
+
+
+def test_the_performance_page_quotes_the_run_of_record():
+    rows = {(r["label"], r["mode"], r["precision"], r["isa"]): r
+            for r in _benchmark(BENCH)["sections"]["models"]["rows"]}
+    avx2 = {(r["label"], r["mode"]): r for r in _benchmark(BENCH / "avx2-zen3")["sections"]["models"]["rows"]}
+    quoted = _table(EVERY_ROW, ROOT / "docs" / "performance.md")
+    assert len(quoted) == 10
+    for label, mode, *cells, zen3 in quoted:
+        runs = [("float32", "avx512 (native)"), ("float32", "avx2 (capped)"),
+                ("mixed_bfloat16", "avx512 (native)")]
+        for (precision, isa), speeds, ratio in zip(runs, cells[::2], cells[1::2]):
+            row = rows[(label, mode, precision, isa)]
+            keras, reference = speeds.split(" / ")
+            assert _close(keras, row["keras_median"]) and _close(reference, row["reference_median"]), speeds
+            assert _close(ratio.rstrip("x"), row["median_ratio"]), (label, mode, precision, isa, ratio)
+        assert _close(zen3.rstrip("x"), avx2[(label, mode)]["median_ratio"]), (label, mode, zen3)
 
 
 def test_the_rounding_check_tells_a_double_rounding():
