@@ -193,6 +193,33 @@ def test_the_cpu_budget_table_quotes_its_comparison():
                 _check_p(p_control, row, "p_vs_control")
 
 
+@pytest.mark.parametrize("name", ["csa_fer2013", "vrn_fer2013"])
+def test_a_model_in_the_box_agrees_with_its_confusion_matrix(name):
+    metrics = json.loads((ROOT / "csa_keras" / "pretrained" / name / "metrics.json").read_text(encoding="utf-8"))
+    true, predicted = _labels(metrics["confusion_matrix"])
+    classes = list(range(len(metrics["class_names"])))
+    assert len(true) == metrics["n_test"]
+    assert np.mean(true == predicted) == pytest.approx(metrics["accuracy"], abs=1e-12)
+    assert balanced_accuracy_score(true, predicted) == pytest.approx(metrics["balanced_accuracy"], abs=1e-9)
+    assert f1_score(true, predicted, labels=classes, average="macro", zero_division=0) \
+        == pytest.approx(metrics["f1_macro"], abs=1e-9)
+    recall = [np.mean(predicted[true == k] == k) for k in classes]
+    assert recall == pytest.approx([metrics["per_class_accuracy"][c] for c in metrics["class_names"]], abs=1e-12)
+    assert metrics["accuracy_ci_low"] <= metrics["accuracy"] <= metrics["accuracy_ci_high"]
+
+
+def test_the_results_page_quotes_the_cards_of_the_models_in_the_box():
+    quoted = {re.search(r"`(\w+_fer2013)`", model).group(1): cells
+              for model, *cells in _table("## The Voting ResNet in the box") if "_fer2013`" in model}
+    assert set(quoted) == {"csa_fer2013", "vrn_fer2013"}
+    for name, (_, test, f1, balanced) in quoted.items():
+        metrics = json.loads((ROOT / "csa_keras" / "pretrained" / name / "metrics.json").read_text(encoding="utf-8"))
+        _check_accuracy(test, {"accuracy": metrics["accuracy"], "ci_low": metrics["accuracy_ci_low"],
+                               "ci_high": metrics["accuracy_ci_high"]})
+        assert _close(f1.rstrip("%"), metrics["f1_macro"], 100), (name, f1)
+        assert _close(balanced.rstrip("%"), metrics["balanced_accuracy"], 100), (name, balanced)
+
+
 def _benchmark(folder: Path) -> dict:
     return json.loads((folder / "performance.json").read_text(encoding="utf-8"))
 
