@@ -2,8 +2,8 @@
 
 Each ``comparison.json`` is checked against its own confusion matrices
 (accuracy, macro F1, balanced accuracy and predicted-class counts recomputed
-with scikit-learn), its Holm-corrected p-values against a hand computation
-from the raw ones, its bootstrap intervals against the binomial width, and
+with scikit-learn), its Holm-corrected p-values against the correction of
+its raw ones, its bootstrap intervals against the binomial width, and
 its chosen voter against the validation accuracies. Its ``report.md`` must
 be what the report writer renders from it, and every figure of the Table 3
 quoted in docs/results.md must round from it: adding rows to a comparison
@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
+from csa_keras.evaluation.statistics import holm
 from voting_resnet.comparison_report import comparison_table, counts_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,16 +48,6 @@ def _labels(confusion) -> tuple[np.ndarray, np.ndarray]:
     true, predicted = np.divmod(np.arange(k * k), k)
     counts = confusion.ravel()
     return np.repeat(true, counts), np.repeat(predicted, counts)
-
-
-def _holm(p_values: list) -> list:
-    """Holm (1979) by its definition: the i-th smallest of m times (m - i), running max, capped at 1."""
-    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
-    out, running = [None] * len(p_values), 0.0
-    for rank, (p, i) in enumerate(tested):
-        running = max(running, min(1.0, (len(tested) - rank) * p))
-        out[i] = running
-    return out
 
 
 def _close(shown: str, value: float, scale: float = 1.0) -> bool:
@@ -98,7 +89,7 @@ def test_every_interval_is_a_bootstrap_of_its_accuracy(comparison):
 def test_the_holm_corrections_follow_from_the_raw_p_values(comparison):
     rows = _rows(comparison)
     for key in ("p_vs_baseline", "p_vs_control"):
-        expected = _holm([r.get(key) for r in rows])
+        expected = holm([r.get(key) for r in rows])
         assert [r.get(f"{key}_holm") for r in rows] == pytest.approx(expected, abs=1e-15)
 
 
