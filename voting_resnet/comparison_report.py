@@ -87,7 +87,8 @@ def counts_table(rows: Sequence[dict[str, Any]], class_names: Sequence[str]) -> 
 
 
 def answers(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """The two questions, answered from the rows in a sentence each."""
+    """The paper's two questions, answered from the rows in a sentence each, then the control's
+    question for the fine-tuned voters and the paper's design for those trained from scratch."""
     base = next((r for r in rows if r["training"] == "baseline"), None)
     control = next((r for r in rows if r["training"] == "fine-tuned" and r["split_after"] == 0), None)
     voters = [r for r in rows if r["split_after"] != 0]
@@ -128,6 +129,18 @@ def answers(rows: Sequence[dict[str, Any]]) -> list[str]:
             f"fine-tuned voter, {_label(top)}, is "
             f"{100 * (top['accuracy'] - control['accuracy']):+.2f} points from it "
             f"(p = {_p_pair(top, 'p_vs_control')}).")
+    scratch = [r for r in voters if r["training"] == "from-scratch"]
+    if scratch:
+        top = max(scratch, key=lambda r: r["accuracy"])
+        verdict = "does not differ from it"
+        if _significant(top, "p_vs_baseline"):
+            verdict = "beats it" if top["accuracy"] > base["accuracy"] else "falls below it"
+        found.append(
+            f"Does the paper's design, a voter trained from scratch with the baseline's recipe and "
+            f"epochs, beat the baseline trained alike? The best, {_label(top)}, scores "
+            f"{percent(top['accuracy'])}, {100 * (top['accuracy'] - base['accuracy']):+.2f} points "
+            f"from the baseline (p = {_p_pair(top, 'p_vs_baseline')}): it {verdict} with p < "
+            f"{SIGNIFICANCE} after Holm's correction.")
     return found
 
 

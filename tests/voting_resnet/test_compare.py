@@ -167,6 +167,23 @@ def test_answers_name_a_significant_winner():
     assert third.endswith("is +3.00 points from it (p = –).")
 
 
+def test_answers_judge_the_papers_design_against_the_baseline():
+    base = {"training": "baseline", "split_after": 0, "voting": "none", "accuracy": 0.60,
+            "p_vs_baseline": None}
+    scratch = [{"training": "from-scratch", "split_after": 3, "voting": v, "accuracy": a,
+                "p_vs_baseline": p, "p_vs_baseline_holm": h}
+               for v, a, p, h in (("soft", 0.57, 0.001, 0.004), ("hard", 0.56, 0.0001, 0.0005))]
+    last = answers([base, *scratch])[-1]
+    assert last.startswith("Does the paper's design")
+    assert "split after module 3, from-scratch, soft voting, scores 57.00%, -3.00 points" in last
+    assert "(p = 0.001 (0.004)): it falls below it" in last
+    scratch[0].update(accuracy=0.61, p_vs_baseline=0.3, p_vs_baseline_holm=1.0)
+    assert "+1.00 points" in answers([base, *scratch])[-1]
+    assert answers([base, *scratch])[-1].endswith("it does not differ from it with p < 0.05 after Holm's correction.")
+    tuned = {**scratch[0], "training": "fine-tuned"}
+    assert not any(a.startswith("Does the paper's design") for a in answers([base, tuned]))
+
+
 def test_answers_judge_significance_after_holm():
     base = {"training": "baseline", "split_after": 0, "voting": "none", "accuracy": 0.50,
             "p_vs_baseline": None}
