@@ -13,7 +13,11 @@ with every model scored on the same test images:
    ones, with soft and hard voting;
 4. the control: the baseline itself fine-tuned with the voters' recipe (a
    ``fine-tuned`` row with ``split_after=0``), so that a voter's gain over
-   the baseline can be told apart from the extra training it had.
+   the baseline can be told apart from the extra training it had;
+5. ``from-scratch`` (``scratch_split_after``, none by default): a voter
+   trained from scratch with exactly the baseline's recipe and epochs, the
+   paper's own design (it trains every architecture with one schedule);
+   fine-tuning from the baseline (3) is this project's.
 
 Every row holds the test accuracy, macro F1, the 95% bootstrap interval of
 the accuracy, the exact McNemar p-value against the baseline on the same
@@ -26,6 +30,8 @@ setting must be the run's.
 
 Recipes (:data:`RECIPES`, ``--recipe``): ``paper`` is the paper's RAF-DB schedule for each
 model (40 epochs, batch 135, Adam 2e-4 x 0.95 per epoch; for a GPU);
+``converge`` this project's recipe for a converged baseline in few images
+(AdamW, a warm-up then a cosine, label smoothing, horizontal flips);
 ``cpu`` a schedule that fits about 2.5 hours on two CPU cores with bfloat16
 (6 baseline epochs at a higher rate, then 2 short epochs of 3,000 images per
 voter); ``smoke`` runs in seconds for tests.
