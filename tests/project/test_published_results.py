@@ -37,8 +37,25 @@ EVERY_ROW = "### Every row in one run"
 NUMBER = r"\d+(?:\.\d+)?(?:e-?\d+)?"
 
 
-def _rows(path: Path) -> list[dict]:
+def _json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _card(name: str) -> dict:
+    """The ``metrics.json`` of a model in the box."""
+    return _json(ROOT / "csa_keras" / "pretrained" / name / "metrics.json")
+
+
+def _check_confusion(record: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A row's or a card's accuracy, macro F1 and balanced accuracy against its confusion matrix."""
+    true, predicted = _labels(record["confusion_matrix"])
+    classes = list(range(len(record["confusion_matrix"])))
+    assert len(true) == record["n_test"]
+    assert np.mean(true == predicted) == pytest.approx(record["accuracy"], abs=1e-12)
+    assert f1_score(true, predicted, labels=classes, average="macro", zero_division=0) \
+        == pytest.approx(record["f1_macro"], abs=1e-9)
+    assert balanced_accuracy_score(true, predicted) == pytest.approx(record["balanced_accuracy"], abs=1e-9)
+    return true, predicted
 
 
 def _labels(confusion) -> tuple[np.ndarray, np.ndarray]:
@@ -67,19 +84,13 @@ def test_results_hold_the_published_comparisons():
 
 
 def test_every_row_agrees_with_its_confusion_matrix(comparison):
-    for row in _rows(comparison):
-        true, predicted = _labels(row["confusion_matrix"])
-        classes = list(range(len(row["confusion_matrix"])))
-        assert len(true) == row["n_test"]
-        assert np.mean(true == predicted) == pytest.approx(row["accuracy"], abs=1e-12)
-        assert f1_score(true, predicted, labels=classes, average="macro", zero_division=0) \
-            == pytest.approx(row["f1_macro"], abs=1e-9)
-        assert balanced_accuracy_score(true, predicted) == pytest.approx(row["balanced_accuracy"], abs=1e-9)
-        assert row["predicted_counts"] == np.bincount(predicted, minlength=len(classes)).tolist()
+    for row in _json(comparison):
+        _, predicted = _check_confusion(row)
+        assert row["predicted_counts"] == np.bincount(predicted, minlength=len(row["confusion_matrix"])).tolist()
 
 
 def test_every_interval_is_a_bootstrap_of_its_accuracy(comparison):
-    for row in _rows(comparison):
+    for row in _json(comparison):
         p, n = row["accuracy"], row["n_test"]
         assert row["ci_low"] <= p <= row["ci_high"]
         binomial = 2 * 1.96 * np.sqrt(p * (1 - p) / n)
@@ -87,14 +98,14 @@ def test_every_interval_is_a_bootstrap_of_its_accuracy(comparison):
 
 
 def test_the_holm_corrections_follow_from_the_raw_p_values(comparison):
-    rows = _rows(comparison)
+    rows = _json(comparison)
     for key in ("p_vs_baseline", "p_vs_control"):
         expected = holm([r.get(key) for r in rows])
         assert [r.get(f"{key}_holm") for r in rows] == pytest.approx(expected, abs=1e-15)
 
 
 def test_the_chosen_voter_has_the_best_validation_accuracy(comparison):
-    rows = _rows(comparison)
+    rows = _json(comparison)
     voters = [r for r in rows if r["split_after"] != 0]
     chosen = [r for r in rows if r["chosen_on_validation"]]
     assert len(chosen) == 1 and chosen[0]["split_after"] != 0
@@ -102,7 +113,7 @@ def test_the_chosen_voter_has_the_best_validation_accuracy(comparison):
 
 
 def test_the_report_is_rendered_from_the_comparison(comparison):
-    rows = _rows(comparison)
+    rows = _json(comparison)
     report = (comparison.parent / "report.md").read_text(encoding="utf-8")
     names = re.search(r"classes ([a-z, ]+);", report).group(1).split(", ")
     assert len(names) == len(rows[0]["confusion_matrix"])
@@ -152,7 +163,7 @@ def _check_p(cell: str, row: dict, key: str) -> None:
 
 
 def test_the_converged_table_quotes_its_comparison():
-    rows = _rows(RESULTS / "vrn-converge-fer2013" / "comparison.json")
+    rows = _json(RESULTS / "vrn-converge-fer2013" / "comparison.json")
     quoted = _table(CONVERGED)
     assert len(quoted) >= 8
     for model, training, test, f1, balanced, p_base, p_control, validation in quoted:
@@ -166,7 +177,7 @@ def test_the_converged_table_quotes_its_comparison():
 
 
 def test_the_cpu_budget_table_quotes_its_comparison():
-    rows = _rows(RESULTS / "vrn-compare-fer2013" / "comparison.json")
+    rows = _json(RESULTS / "vrn-compare-fer2013" / "comparison.json")
     quoted = _table(CPU_BUDGET)
     assert len(quoted) == 5
     for model, test_time, tuned, p_base, p_control in quoted:
@@ -186,15 +197,10 @@ def test_the_cpu_budget_table_quotes_its_comparison():
 
 @pytest.mark.parametrize("name", ["csa_fer2013", "vrn_fer2013"])
 def test_a_model_in_the_box_agrees_with_its_confusion_matrix(name):
-    metrics = json.loads((ROOT / "csa_keras" / "pretrained" / name / "metrics.json").read_text(encoding="utf-8"))
-    true, predicted = _labels(metrics["confusion_matrix"])
-    classes = list(range(len(metrics["class_names"])))
-    assert len(true) == metrics["n_test"]
-    assert np.mean(true == predicted) == pytest.approx(metrics["accuracy"], abs=1e-12)
-    assert balanced_accuracy_score(true, predicted) == pytest.approx(metrics["balanced_accuracy"], abs=1e-9)
-    assert f1_score(true, predicted, labels=classes, average="macro", zero_division=0) \
-        == pytest.approx(metrics["f1_macro"], abs=1e-9)
-    recall = [np.mean(predicted[true == k] == k) for k in classes]
+    metrics = _card(name)
+    assert len(metrics["class_names"]) == len(metrics["confusion_matrix"])
+    true, predicted = _check_confusion(metrics)
+    recall = [np.mean(predicted[true == k] == k) for k in range(len(metrics["class_names"]))]
     assert recall == pytest.approx([metrics["per_class_accuracy"][c] for c in metrics["class_names"]], abs=1e-12)
     assert metrics["accuracy_ci_low"] <= metrics["accuracy"] <= metrics["accuracy_ci_high"]
 
@@ -204,27 +210,24 @@ def test_the_results_page_quotes_the_cards_of_the_models_in_the_box():
               for model, *cells in _table("## The Voting ResNet in the box") if "_fer2013`" in model}
     assert set(quoted) == {"csa_fer2013", "vrn_fer2013"}
     for name, (_, test, f1, balanced) in quoted.items():
-        metrics = json.loads((ROOT / "csa_keras" / "pretrained" / name / "metrics.json").read_text(encoding="utf-8"))
+        metrics = _card(name)
         _check_accuracy(test, {"accuracy": metrics["accuracy"], "ci_low": metrics["accuracy_ci_low"],
                                "ci_high": metrics["accuracy_ci_high"]})
         assert _close(f1.rstrip("%"), metrics["f1_macro"], 100), (name, f1)
         assert _close(balanced.rstrip("%"), metrics["balanced_accuracy"], 100), (name, balanced)
 
 
-def _benchmark(folder: Path) -> dict:
-    return json.loads((folder / "performance.json").read_text(encoding="utf-8"))
-
-
 def test_the_benchmark_report_of_record_is_rendered_from_its_json(monkeypatch):
     monkeypatch.setattr(sys, "path", [str(ROOT / "benchmarks"), *sys.path])
     run = importlib.import_module("run")
-    assert run.render(_benchmark(BENCH)) == (BENCH / "performance.md").read_text(encoding="utf-8")
+    assert run.render(_json(BENCH / "performance.json")) == (BENCH / "performance.md").read_text(encoding="utf-8")
 
 
 def test_the_performance_page_quotes_the_run_of_record():
     rows = {(r["label"], r["mode"], r["precision"], r["isa"]): r
-            for r in _benchmark(BENCH)["sections"]["models"]["rows"]}
-    avx2 = {(r["label"], r["mode"]): r for r in _benchmark(BENCH / "avx2-zen3")["sections"]["models"]["rows"]}
+            for r in _json(BENCH / "performance.json")["sections"]["models"]["rows"]}
+    avx2 = {(r["label"], r["mode"]): r
+            for r in _json(BENCH / "avx2-zen3" / "performance.json")["sections"]["models"]["rows"]}
     quoted = _table(EVERY_ROW, ROOT / "docs" / "performance.md")
     assert len(quoted) == 10
     for label, mode, *cells, zen3 in quoted:
