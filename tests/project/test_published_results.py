@@ -8,10 +8,12 @@ its chosen voter against the validation accuracies. Its ``report.md`` must
 be what the report writer renders from it, and every figure of the Table 3
 quoted in docs/results.md must round from it: adding rows to a comparison
 changes every Holm-corrected value, and these tests say which quote is stale.
+The learning curve quoted there must round from the run's ``history.csv``.
 Likewise the benchmark report of record, ``benchmarks/results/performance.md``,
 must be what ``benchmarks/run.py`` renders from its JSON, and the table of
 docs/performance.md that quotes it must round from that JSON.
 """
+import csv
 import importlib
 import json
 import re
@@ -32,6 +34,7 @@ COMPARISONS = sorted(RESULTS.glob("*/comparison.json"))
 DOCS = ROOT / "docs" / "results.md"
 CONVERGED = "## Voting ResNet on FER2013: the paper's Table 3 at the converged baseline"
 CPU_BUDGET = "## Voting ResNet on FER2013: the paper's Table 3 at a CPU budget"
+IN_THE_BOX = "## The Voting ResNet in the box"
 BENCH = ROOT / "benchmarks" / "results"
 EVERY_ROW = "### Every row in one run"
 NUMBER = r"\d+(?:\.\d+)?(?:e-?\d+)?"
@@ -121,10 +124,13 @@ def test_the_report_is_rendered_from_the_comparison(comparison):
     assert counts_table(rows, names) in report
 
 
-def _table(heading: str, page: Path = DOCS) -> list[list[str]]:
-    """The cells of the first table under ``heading`` in ``page``, header and rule left out."""
+def _table(heading: str, page: Path = DOCS, header: str = "|") -> list[list[str]]:
+    """The cells of the first table under ``heading`` in ``page`` whose header line starts with
+    ``header``, header and rule left out."""
     section = page.read_text(encoding="utf-8").split(heading, 1)[1].split("\n##", 1)[0]
-    lines = [line for line in section.splitlines() if line.startswith("|")]
+    table = re.search(rf"^{re.escape(header)}.*\n(?:\|.*\n?)+", section, re.MULTILINE)
+    assert table, (heading, header)
+    lines = table.group(0).splitlines()
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
@@ -195,6 +201,22 @@ def test_the_cpu_budget_table_quotes_its_comparison():
                 _check_p(p_control, row, "p_vs_control")
 
 
+def test_the_learning_curve_quotes_the_run_history():
+    history = (RESULTS / "vrn-converge-fer2013" / "history.csv").read_text(encoding="utf-8")
+    baseline = {int(r["epoch"]): r for r in csv.DictReader(history.splitlines()) if r["phase"] == "baseline"}
+    per_epoch = _card("vrn_fer2013")["n_train"]
+    quoted = _table(IN_THE_BOX, header="| epoch | images seen")
+    assert [int(cells[0]) for cells in quoted] == sorted(baseline)
+    for epoch, seen, rate, train, validation, seconds, speed in quoted:
+        r = baseline[int(epoch)]
+        assert int(seen.replace(",", "")) == int(epoch) * per_epoch
+        assert _close(rate, float(r["learning_rate"])), (epoch, rate, r["learning_rate"])
+        assert _close(train.rstrip("%"), float(r["vote_accuracy"]), 100), (epoch, train)
+        assert _close(validation.rstrip("%"), float(r["val_vote_accuracy"]), 100), (epoch, validation)
+        assert _close(seconds.replace(",", ""), float(r["epoch_seconds"])), (epoch, seconds)
+        assert _close(speed, per_epoch / float(r["epoch_seconds"])), (epoch, speed)
+
+
 @pytest.mark.parametrize("name", ["csa_fer2013", "vrn_fer2013"])
 def test_a_model_in_the_box_agrees_with_its_confusion_matrix(name):
     metrics = _card(name)
@@ -207,7 +229,7 @@ def test_a_model_in_the_box_agrees_with_its_confusion_matrix(name):
 
 def test_the_results_page_quotes_the_cards_of_the_models_in_the_box():
     quoted = {re.search(r"`(\w+_fer2013)`", model).group(1): cells
-              for model, *cells in _table("## The Voting ResNet in the box") if "_fer2013`" in model}
+              for model, *cells in _table(IN_THE_BOX) if "_fer2013`" in model}
     assert set(quoted) == {"csa_fer2013", "vrn_fer2013"}
     for name, (_, test, f1, balanced) in quoted.items():
         metrics = _card(name)
