@@ -152,7 +152,10 @@ def rewrite_report(output: str | os.PathLike) -> list[dict[str, Any]]:
 
     Reads ``config.json``, ``comparison.json`` and ``predictions.json``
     (without it, ``p_vs_control`` stays empty); a folder without the first
-    two is refused in one line. Returns the completed rows.
+    two is refused in one line. A trained row's ``seconds`` is read again
+    from ``history.csv`` where it holds the row's training: every epoch,
+    those of an earlier process of a resumed run included. Returns the
+    completed rows.
     """
     out = Path(output)
     saved, rows = _read_json(out / "config.json"), _read_rows(out / "comparison.json")
@@ -169,6 +172,11 @@ def rewrite_report(output: str | os.PathLike) -> list[dict[str, Any]]:
         raise ValueError(f"output {out}: config.json names no classes (run.dataset.class_names)")
     dataset.setdefault("name", "?")
     dataset.setdefault("n_images", "?")
+    phases = read_history_csv(out / "history.csv") if (out / "history.csv").is_file() else {}
+    for row in rows:
+        trained = phases.get(model_folder(row["training"], row["split_after"]))
+        if row["training"] in ("fine-tuned", "from-scratch") and trained:
+            row["seconds"] = round(_training_seconds(trained), 1)
     rows = complete_rows(rows, _read_json(out / PREDICTIONS))
     files.write_json(out / "comparison.json", rows)
     write_comparison_report(out, config, dataset, rows)
@@ -359,25 +367,23 @@ def _compare(run: Experiment) -> list[dict[str, Any]]:
     for s in (0, *config.split_after):
         if config.finetune_epochs == 0 or done("fine-tuned", s):
             continue
-        started = time.perf_counter()
         log("fine-tuning the baseline with the voters' recipe (the control)" if s == 0 else
             f"fine-tuning the voter after module {s} from the baseline")
         result = fit(_fine_tuning(config, s, str(baseline_file)), s,
                        out / model_folder("fine-tuned", s), f"finetune{s}", config.finetune_images)
         record(scorer.rows(result.model, s, "fine-tuned",
                            len(result.history.get("loss", [])) * per_epoch / len(train),
-                           time.perf_counter() - started, _throughput(result.history, per_epoch)))
+                           _training_seconds(result.history), _throughput(result.history, per_epoch)))
 
     for s in config.scratch_split_after:
         if done("from-scratch", s):
             continue
-        started = time.perf_counter()
         log(f"training the voter after module {s} from scratch with the baseline's recipe "
             f"(the paper's design) on {len(train)} images for up to {config.epochs} epochs")
         result = fit(config.replace(split_after=(s,)), s, out / model_folder("from-scratch", s),
                        f"scratch{s}")
         record(scorer.rows(result.model, s, "from-scratch", len(result.history.get("loss", [])),
-                           time.perf_counter() - started, _throughput(result.history, len(train))))
+                           _training_seconds(result.history), _throughput(result.history, len(train))))
 
     folders = ["baseline", *(model_folder("fine-tuned", s) for s in (0, *config.split_after)),
                *(model_folder("from-scratch", s) for s in config.scratch_split_after)]

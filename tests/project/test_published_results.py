@@ -146,6 +146,7 @@ def _quoted_row(rows: list[dict], model: str, training: str) -> dict:
         return _row(rows, "baseline", 0)
     if model.startswith("control"):
         return _row(rows, "fine-tuned", 0)
+    training = "from-scratch" if training.startswith("from scratch") else training
     return _row(rows, training, int(re.fullmatch(r"split after module (\d)", model).group(1)))
 
 

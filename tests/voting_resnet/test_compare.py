@@ -6,8 +6,10 @@ import pytest
 from commands import call_main, run_module
 
 from csa_keras.data.synthetic import make_synthetic_dataset
+from csa_keras.evaluation.figures import read_history_csv
 from voting_resnet.comparison import RECIPES, TRAININGS, rewrite_report, run_comparison
 from voting_resnet.comparison_report import answers
+from voting_resnet.comparison_stats import model_folder
 
 
 def tiny_faces():
@@ -68,12 +70,16 @@ def test_every_row_is_present_with_intervals_and_p_values(comparison):
 
 @pytest.mark.heavy
 def test_test_time_rows_cost_no_training_and_fine_tuned_rows_report_their_epochs(comparison):
-    rows = comparison[2]
+    out, _, rows, _ = comparison
     for row in rows:
         if row["training"] == "test-time":
             assert row["epochs"] == 0 and row["train_images_per_second"] is None
         if row["training"] == "fine-tuned":
             assert row["epochs"] > 0 and row["train_images_per_second"] > 0
+        if row["training"] in ("fine-tuned", "from-scratch"):
+            (history,) = read_history_csv(out / model_folder(row["training"], row["split_after"])
+                                          / "history.csv").values()
+            assert row["seconds"] == round(sum(history["epoch_seconds"]), 1)
 
 
 @pytest.mark.heavy
@@ -108,9 +114,16 @@ def test_report_is_written_again_from_the_folder_alone(comparison, tmp_path):
     added = ("p_vs_control", "p_vs_control_holm", "p_vs_baseline_holm", "predicted_counts",
              "chosen_on_validation")
     bare = [{k: v for k, v in r.items() if k not in added} for r in rows]
+    for row in bare:
+        if row["training"] == "from-scratch":
+            row["seconds"] = 1.0
     (copy / "comparison.json").write_text(json.dumps(bare))
-    assert rewrite_report(copy) == rows
-    assert json.loads((copy / "comparison.json").read_text()) == rows
+    phases = read_history_csv(copy / "history.csv")
+    expected = [dict(r, seconds=round(sum(phases[model_folder(r["training"], r["split_after"])]
+                                              ["epoch_seconds"]), 1))
+                if r["training"] in ("fine-tuned", "from-scratch") else r for r in rows]
+    assert rewrite_report(copy) == expected
+    assert json.loads((copy / "comparison.json").read_text()) == expected
     assert "## Predicted classes" in (copy / "report.md").read_text()
     (copy / "predictions.json").unlink()
     assert all(r["p_vs_control"] is None for r in rewrite_report(copy))
