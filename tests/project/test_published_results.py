@@ -13,7 +13,6 @@ Likewise the benchmark report of record, ``benchmarks/results/performance.md``,
 must be what ``benchmarks/run.py`` renders from its JSON, and the table of
 docs/performance.md that quotes it must round from that JSON.
 """
-import csv
 import importlib
 import json
 import re
@@ -25,6 +24,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
+from csa_keras.evaluation.figures import read_history_csv
 from csa_keras.evaluation.statistics import holm
 from voting_resnet.comparison_report import comparison_table, counts_table
 
@@ -203,19 +203,18 @@ def test_the_cpu_budget_table_quotes_its_comparison():
 
 
 def test_the_learning_curve_quotes_the_run_history():
-    history = (RESULTS / "vrn-converge-fer2013" / "history.csv").read_text(encoding="utf-8")
-    baseline = {int(r["epoch"]): r for r in csv.DictReader(history.splitlines()) if r["phase"] == "baseline"}
+    baseline = read_history_csv(RESULTS / "vrn-converge-fer2013" / "history.csv")["baseline"]
     per_epoch = _card("vrn_fer2013")["n_train"]
     quoted = _table(IN_THE_BOX, header="| epoch | images seen")
-    assert [int(cells[0]) for cells in quoted] == sorted(baseline)
+    assert [int(cells[0]) for cells in quoted] == list(range(1, len(baseline["epoch_seconds"]) + 1))
     for epoch, seen, rate, train, validation, seconds, speed in quoted:
-        r = baseline[int(epoch)]
+        r = {key: values[int(epoch) - 1] for key, values in baseline.items()}
         assert int(seen.replace(",", "")) == int(epoch) * per_epoch
-        assert _close(rate, float(r["learning_rate"])), (epoch, rate, r["learning_rate"])
-        assert _close(train.rstrip("%"), float(r["vote_accuracy"]), 100), (epoch, train)
-        assert _close(validation.rstrip("%"), float(r["val_vote_accuracy"]), 100), (epoch, validation)
-        assert _close(seconds.replace(",", ""), float(r["epoch_seconds"])), (epoch, seconds)
-        assert _close(speed, per_epoch / float(r["epoch_seconds"])), (epoch, speed)
+        assert _close(rate, r["learning_rate"]), (epoch, rate, r["learning_rate"])
+        assert _close(train.rstrip("%"), r["vote_accuracy"], 100), (epoch, train)
+        assert _close(validation.rstrip("%"), r["val_vote_accuracy"], 100), (epoch, validation)
+        assert _close(seconds.replace(",", ""), r["epoch_seconds"]), (epoch, seconds)
+        assert _close(speed, per_epoch / r["epoch_seconds"]), (epoch, speed)
 
 
 @pytest.mark.parametrize("name", ["csa_fer2013", "vrn_fer2013"])
