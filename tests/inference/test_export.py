@@ -252,6 +252,26 @@ def test_cli_exports_the_voting_resnet_to_int8_calibrated_on_synthetic_faces(vrn
     np.testing.assert_allclose(outputs["vote"].sum(axis=1), 1.0, atol=SUM_BOUND["int8"])
 
 
+def test_a_hard_voter_converts_to_builtin_int8_tflite_and_votes_like_numpy(tmp_path):
+    """The hard vote lowers to TFLite builtins (int8 allows no others) and still counts the views' maxima."""
+    import keras
+
+    from csa_keras.inference.artifacts import write_tflite
+    from voting_resnet.layers import hard_vote
+    from voting_resnet.models import build_voting_resnet
+
+    keras.utils.set_random_seed(0)
+    model = build_voting_resnet(num_classes=7, input_shape=(16, 16, 3), split_after=3, voting="hard")
+    faces = np.random.default_rng(0).uniform(0, 1, (24, 16, 16, 3)).astype("float32")
+    target = write_tflite(model, tmp_path / "hard_int8.tflite", scratch=tmp_path, quantize="int8",
+                          calibration=faces[:16])
+    outputs = tflite_predictor(target)(faces[16:])
+    expected = hard_vote(outputs["crop_logits"])
+    assert outputs["vote"].shape == (8, 7)
+    np.testing.assert_array_equal(outputs["vote"].argmax(axis=1), expected.argmax(axis=1))
+    np.testing.assert_allclose(outputs["vote"], expected, atol=0.02)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "{missing}"], "--model {missing} does not exist"),
     (["--model", "{empty}"], "no classifier.keras (CSA) or model.keras (Voting ResNet)"),

@@ -140,6 +140,20 @@ def test_hard_vote_follows_the_majority_against_the_soft_score(tmp_path):
                               rtol=0, atol=0).output.argmax() == 1
 
 
+def test_hard_vote_layer_matches_numpy_when_a_views_logits_tie(tmp_path):
+    """Equal maxima within a view count for the first class, as NumPy's arg-max; -0.0 ties 0.0."""
+    rng = np.random.default_rng(3)
+    logits = rng.integers(-2, 3, size=(64, 10, 7)).astype("float32")
+    logits[0, 0] = [-0.0, 0.0, -1.0, -2.0, -0.0, -1.0, -2.0]
+    logits[0, 1] = [-1.0, -0.0, 0.0, -2.0, -1.0, -1.0, -2.0]
+    logits[1] = 1.0
+    ties = (logits == logits.max(axis=-1, keepdims=True)).sum(axis=-1) > 1
+    assert ties.mean() > 0.3
+    result = run_layer_contract(Voting, {"mode": "hard"}, logits, (64, 7), tmp_path, rtol=0, atol=0)
+    np.testing.assert_allclose(result.output, hard_vote(logits), rtol=1e-6)
+    assert result.output[1].argmax() == 0 and result.output[1, 0] == pytest.approx((10 + 0.5 / 7) / 10.5)
+
+
 @pytest.mark.parametrize("num_views", [1, 10])
 def test_regroup_puts_each_images_views_side_by_side(num_views, tmp_path):
     """``(B * V, K) -> (B, V, K)``: row ``b * V + v`` of the input is view ``v`` of image ``b``."""

@@ -6,8 +6,9 @@ After :class:`~voting_resnet.layers.CropAndMirror` the network classifies
 distribution ``(B, K)``:
 
 - ``soft`` (the paper's choice): the mean over the views of the softmax.
-- ``hard``: the majority of the views' arg-maxes, ties broken by the soft
-  score. To stay a distribution whose arg-max is that decision, the output is
+- ``hard``: the majority of the views' arg-maxes (the first of equal
+  logits, as NumPy's), ties between classes broken by the soft score. To
+  stay a distribution whose arg-max is that decision, the output is
   ``(counts + 0.5 * soft) / (V + 0.5)``: the vote counts are integers and
   ``0.5 * soft`` differs by less than 0.5 between classes, so it only
   reorders classes with equal counts, and every row sums to 1.
@@ -67,6 +68,21 @@ class Regroup(keras.layers.Layer):
         return config
 
 
+def _first_max(logits):
+    """One-hot of each row's arg-max (the first of equal maxima, as NumPy's), without ``argmax``.
+
+    Keras's TensorFlow ``argmax`` orders negative zero below zero with a
+    bitwise op that TFLite lacks, so a hard voter built on it does not convert
+    to a builtin-only (int8) TFLite model. Equality with the row's maximum,
+    then the largest ``K - k`` among the maxima, keep to comparisons and
+    reductions that every runtime has.
+    """
+    num_classes = logits.shape[-1]
+    is_max = ops.cast(ops.equal(logits, ops.max(logits, axis=-1, keepdims=True)), "int32")
+    rank = is_max * ops.arange(num_classes, 0, -1, dtype="int32")
+    return ops.equal(rank, ops.max(rank, axis=-1, keepdims=True))
+
+
 @keras.saving.register_keras_serializable(package="voting_resnet")
 class Voting(keras.layers.Layer):
     """Crop logits ``(B, V, K)`` -> vote distribution ``(B, K)`` (module docstring).
@@ -97,8 +113,7 @@ class Voting(keras.layers.Layer):
         soft = ops.mean(ops.softmax(inputs, axis=-1), axis=1)
         if self.mode == "soft":
             return soft
-        num_classes = inputs.shape[-1]
-        counts = ops.sum(ops.one_hot(ops.argmax(inputs, axis=-1), num_classes, dtype=soft.dtype), axis=1)
+        counts = ops.sum(ops.cast(_first_max(inputs), soft.dtype), axis=1)
         views = ops.cast(ops.shape(inputs)[1], soft.dtype)
         return (counts + _TIE_WEIGHT * soft) / (views + _TIE_WEIGHT)
 
