@@ -8,7 +8,7 @@ its chosen voter against the validation accuracies. Its ``report.md`` must
 be what the report writer renders from it, and every figure of the Table 3
 quoted in docs/results.md must round from it: adding rows to a comparison
 changes every Holm-corrected value, and these tests say which quote is stale.
-The learning curve quoted there must round from the run's ``history.csv``.
+The learning curves quoted there must round from the run's ``history.csv``.
 Likewise the benchmark report of record, ``benchmarks/results/performance.md``,
 must be what ``benchmarks/run.py`` renders from its JSON, and the table of
 docs/performance.md that quotes it must round from that JSON.
@@ -202,19 +202,32 @@ def test_the_cpu_budget_table_quotes_its_comparison():
                 _check_p(p_control, row, "p_vs_control")
 
 
-def test_the_learning_curve_quotes_the_run_history():
-    baseline = read_history_csv(RESULTS / "vrn-converge-fer2013" / "history.csv")["baseline"]
+def _check_epoch(history: dict, epoch: str, rate: str, train: str, validation: str, seconds: str,
+                 speed: str, per_epoch: int) -> dict:
+    """One quoted epoch of a learning curve against its row of ``history.csv``."""
+    r = {key: values[int(epoch) - 1] for key, values in history.items()}
+    assert _close(rate, r["learning_rate"]), (epoch, rate, r["learning_rate"])
+    assert _close(train.rstrip("%"), r["vote_accuracy"], 100), (epoch, train)
+    assert _close(validation.rstrip("%"), r["val_vote_accuracy"], 100), (epoch, validation)
+    assert _close(seconds.replace(",", ""), r["epoch_seconds"]), (epoch, seconds)
+    assert _close(speed, per_epoch / r["epoch_seconds"]), (epoch, speed)
+    return r
+
+
+def test_the_learning_curves_quote_the_run_history():
+    history = read_history_csv(RESULTS / "vrn-converge-fer2013" / "history.csv")
+    baseline, scratch = history["baseline"], history["scratch3"]
     per_epoch = _card("vrn_fer2013")["n_train"]
     quoted = _table(IN_THE_BOX, header="| epoch | images seen")
     assert [int(cells[0]) for cells in quoted] == list(range(1, len(baseline["epoch_seconds"]) + 1))
-    for epoch, seen, rate, train, validation, seconds, speed in quoted:
-        r = {key: values[int(epoch) - 1] for key, values in baseline.items()}
+    for epoch, seen, *cells in quoted:
         assert int(seen.replace(",", "")) == int(epoch) * per_epoch
-        assert _close(rate, r["learning_rate"]), (epoch, rate, r["learning_rate"])
-        assert _close(train.rstrip("%"), r["vote_accuracy"], 100), (epoch, train)
-        assert _close(validation.rstrip("%"), r["val_vote_accuracy"], 100), (epoch, validation)
-        assert _close(seconds.replace(",", ""), r["epoch_seconds"]), (epoch, seconds)
-        assert _close(speed, per_epoch / r["epoch_seconds"]), (epoch, speed)
+        _check_epoch(baseline, epoch, *cells, per_epoch)
+    quoted = _table(IN_THE_BOX, header="| epoch | learning rate")
+    assert [int(cells[0]) for cells in quoted] == list(range(1, len(scratch["epoch_seconds"]) + 1))
+    for epoch, rate, train, validation, baseline_validation, seconds, speed in quoted:
+        _check_epoch(scratch, epoch, rate, train, validation, seconds, speed, per_epoch)
+        assert _close(baseline_validation.rstrip("%"), baseline["val_vote_accuracy"][int(epoch) - 1], 100)
 
 
 @pytest.mark.parametrize("name", ["csa_fer2013", "vrn_fer2013"])
