@@ -203,7 +203,7 @@ def test_the_cpu_budget_table_quotes_its_comparison():
 
 
 def _check_epoch(history: dict, epoch: str, rate: str, train: str, validation: str, seconds: str,
-                 speed: str, per_epoch: int) -> dict:
+                 speed: str, per_epoch: int) -> None:
     """One quoted epoch of a learning curve against its row of ``history.csv``."""
     r = {key: values[int(epoch) - 1] for key, values in history.items()}
     assert _close(rate, r["learning_rate"]), (epoch, rate, r["learning_rate"])
@@ -211,7 +211,6 @@ def _check_epoch(history: dict, epoch: str, rate: str, train: str, validation: s
     assert _close(validation.rstrip("%"), r["val_vote_accuracy"], 100), (epoch, validation)
     assert _close(seconds.replace(",", ""), r["epoch_seconds"]), (epoch, seconds)
     assert _close(speed, per_epoch / r["epoch_seconds"]), (epoch, speed)
-    return r
 
 
 def test_the_learning_curves_quote_the_run_history():
